@@ -1,0 +1,63 @@
+"""``semid``: the headless command line over the core.
+
+Each area registers its sub-commands from its own module (``register(subparsers)``), so the
+project, generative and search commands grow independently. Every command returns an exit
+code; user-facing errors (``SemidError``) print one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..core.errors import SemidError
+from ..core.events import Cancelled
+
+#: modules that contribute sub-commands, in the order they appear in --help
+COMMAND_MODULES = [
+    "semid_studio.cli.project_commands",
+    "semid_studio.cli.generative_commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semid",
+        description="SemID Studio: Semantic IDs for generative retrieval, from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"semid {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # an area not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SemidError as exc:
+        print(f"semid {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except Cancelled:
+        print(f"semid {args.command}: cancelled; the project is as it was before this step", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"\nsemid {args.command}: interrupted; the project is as it was before this step", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # python -m semid_studio.cli
+    sys.exit(main())

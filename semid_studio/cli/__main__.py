@@ -1,0 +1,7 @@
+"""``python -m semid_studio.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

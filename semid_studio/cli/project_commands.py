@@ -1,0 +1,247 @@
+"""Project commands: new, import, embed, quantize, info, export, lookup, use-run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.errors import SemidError
+from ..core.store import ProjectStore
+from .common import open_store, parse_key_values, print_json, run_task
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("new", help="create an empty project file")
+    p.add_argument("project", help="path of the new .semid file")
+    p.add_argument("--template", help="text template for item embeddings, e.g. 'Title: {title}; Brand: {brand}'")
+    p.set_defaults(func=cmd_new)
+
+    p = subparsers.add_parser("import", help="import items, interactions, queries or precomputed embeddings")
+    p.add_argument("project")
+    p.add_argument("--items", help="catalogue file (CSV/TSV, JSONL(.gz), Parquet, or a named format's file)")
+    p.add_argument("--interactions", help="interactions file: user, item, timestamp")
+    p.add_argument("--queries", help="search queries file: query text, item")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "csv", "tsv", "jsonl", "parquet", "movielens", "amazon"])
+    p.add_argument("--map", action="append", metavar="TARGET=COLUMN",
+                   help="map a column, e.g. --map item_id=sku --map title=name (repeatable)")
+    p.add_argument("--encoding", help="text encoding of the files (default utf-8)")
+    p.add_argument("--unknown-items", choices=["abort", "skip"], default="abort",
+                   help="interactions/queries naming items not in the catalogue: abort (default) or skip them")
+    p.add_argument("--embeddings", help="precomputed item embeddings (.npy with --embedding-ids, or .parquet)")
+    p.add_argument("--embedding-ids", help="item ids in the row order of the .npy file (one per line)")
+    p.add_argument("--json", action="store_true", help="print the import report as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = subparsers.add_parser("embed", help="embed the catalogue with a sentence-transformers model")
+    p.add_argument("project")
+    p.add_argument("--model", help="model name or local path (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--template", help="text template, e.g. 'Title: {title}; Categories: {categories}'")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_embed)
+
+    p = subparsers.add_parser("quantize", help="fit a residual quantiser and assign Semantic IDs")
+    p.add_argument("project")
+    p.add_argument("--method", choices=["rq-kmeans", "rq-vae"], default="rq-kmeans")
+    p.add_argument("--preset", help="named spec preset of the method (see 'semid quantize --help-presets')")
+    p.add_argument("--levels", type=int, help="semantic levels (default 3)")
+    p.add_argument("--codebook-size", type=int, help="codes per level (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label-field", help="item field to measure prefix purity against, e.g. categories[1]")
+    p.add_argument("--embedding-set", type=int, help="embedding set id (default: the newest)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any spec field (repeatable)")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--json", action="store_true", help="print the run's health as JSON")
+    p.set_defaults(func=cmd_quantize)
+
+    p = subparsers.add_parser("info", help="counts, embedding sets and quantiser runs with their health")
+    p.add_argument("project")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = subparsers.add_parser("export", help="export the SID table (CSV, Parquet, JSON) and codebooks")
+    p.add_argument("project")
+    p.add_argument("out", help="OUT.csv, OUT.parquet or OUT.json")
+    p.add_argument("--run", type=int, help="quantiser run id (default: the active run)")
+    p.add_argument("--with-title", action="store_true", help="add the item title column")
+    p.add_argument("--codebooks", metavar="FILE", help="also write the codebooks to FILE.npy or FILE.safetensors")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser("lookup", help="item -> SID, or SID prefix -> items")
+    p.add_argument("project")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--item", action="append", metavar="ITEM_ID", help="item id (repeatable)")
+    group.add_argument("--prefix", help="SID prefix such as '<a_12><b_3>' or '12,3'")
+    p.add_argument("--run", type=int)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lookup)
+
+    p = subparsers.add_parser("use-run", help="make a quantiser run the project's active SID table")
+    p.add_argument("project")
+    p.add_argument("run", type=int)
+    p.set_defaults(func=cmd_use_run)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    path = Path(args.project)
+    if path.suffix != ".semid":
+        raise SemidError(f"{path}: project files end in .semid")
+    with ProjectStore.create(path) as store:
+        if args.template:
+            store.set_meta("template", args.template)
+    print(f"created {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..core import importing
+
+    if not any([args.items, args.interactions, args.queries, args.embeddings]):
+        raise SemidError("nothing to import: give --items, --interactions, --queries or --embeddings")
+    mapping = parse_key_values(args.map, "--map")
+    with open_store(args.project) as store:
+        if args.items or args.interactions or args.queries:
+            report = run_task(
+                importing.import_data(
+                    store,
+                    items=args.items,
+                    interactions=args.interactions,
+                    queries=args.queries,
+                    format=args.format,
+                    mapping=mapping or None,
+                    encoding=args.encoding,
+                    on_unknown=args.unknown_items,
+                ),
+                quiet=args.json,
+            )
+            if args.json:
+                print_json(report.as_dict())
+            else:
+                print(report.summary())
+        if args.embeddings:
+            set_id = importing.import_embeddings(store, args.embeddings, ids_path=args.embedding_ids)
+            print(f"imported embeddings as set #{set_id}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from ..core.embed import embed_items
+
+    with open_store(args.project) as store:
+        set_id = run_task(embed_items(store, model=args.model, template=args.template, device=args.device,
+                                      batch_size=args.batch_size))
+        emb = store.load_embedding_set(set_id)
+    print(f"embedding set #{emb.id}: {emb.n_items} items x {emb.dim} dims, model {emb.model}")
+    print(f"template: {emb.template}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from ..core import quantize, sids
+
+    overrides = parse_key_values(args.set, "--set")
+    if args.levels is not None:
+        overrides["levels"] = str(args.levels)
+    if args.codebook_size is not None:
+        overrides["codebook_size"] = str(args.codebook_size)
+    overrides["seed"] = str(args.seed)
+    spec = quantize.make_spec(args.method, preset=args.preset, overrides=overrides)
+    with open_store(args.project) as store:
+        run_id = run_task(
+            quantize.quantize_project(store, method=args.method, spec=spec, embedding_set_id=args.embedding_set,
+                                      label_field=args.label_field, name=args.name),
+            quiet=args.json,
+        )
+        run = store.load_quantizer_run(run_id, with_arrays=False)
+    if args.json:
+        print_json({"run": run_id, "method": run.method, "spec": run.spec, "health": run.metrics})
+    else:
+        print(f"quantiser run #{run_id} ({run.method}) is now the active SID table")
+        print(sids.format_health(run.metrics))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..core import sids
+
+    with open_store(args.project) as store:
+        summary = store.summary()
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"project   {summary['path']} (schema v{summary['schema_version']})")
+    print(f"items     {summary['items']:,}")
+    print(f"users     {summary['users']:,} with {summary['interactions']:,} interactions")
+    print(f"queries   {summary['queries']:,}")
+    if summary["template"]:
+        print(f"template  {summary['template']}")
+    print(f"embedding sets ({len(summary['embedding_sets'])}):")
+    for e in summary["embedding_sets"]:
+        print(f"  #{e['id']} {e['name']}: {e['n_items']} x {e['dim']}, model {e['model']}, {e['created']}")
+    print(f"quantiser runs ({len(summary['quantizer_runs'])}):")
+    for r in summary["quantizer_runs"]:
+        active = "  (active)" if r["id"] == summary["active_run"] else ""
+        print(f"  #{r['id']} {r['name']}: {r['method']}, {r['n_levels']} levels, seed {r['seed']}, "
+              f"embedding set #{r['embedding_set_id']}{active}")
+        for line in sids.format_health(r["metrics"]).splitlines():
+            print("      " + line)
+    if summary["models"]:
+        print(f"models ({len(summary['models'])}):")
+        for m in summary["models"]:
+            best = "" if m["best_metric"] is None else f", best validation {m['best_metric']:.4f} at step {m['best_step']}"
+            print(f"  #{m['id']} {m['name']}: {m['kind']}, {m['status']}, step {m['step']}{best}")
+    if summary["evaluations"]:
+        print(f"evaluations ({len(summary['evaluations'])}):")
+        for ev in summary["evaluations"]:
+            print(f"  #{ev['id']} {ev['name']}: {ev['task']} on {ev['split']}, {ev['created']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..core.export import export_codebooks, export_sid_table
+
+    with open_store(args.project) as store:
+        written = export_sid_table(store, args.out, args.run, with_title=args.with_title)
+        if args.codebooks:
+            written.append(export_codebooks(store, args.codebooks, args.run))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from ..core import sids
+
+    with open_store(args.project) as store:
+        run = store.load_quantizer_run(args.run, with_arrays=False)
+        rows = []
+        if args.item:
+            index = store.item_index()
+            for item_id in args.item:
+                if item_id not in index:
+                    raise SemidError(f"item '{item_id}' is not in the catalogue")
+                item = store.get_items([index[item_id]])[0]
+                rows.append({"item_id": item_id, "sid": store.sid_of(run.id, index[item_id]), "title": item["title"]})
+        else:
+            prefix = sids.sid_string(sids.parse_sid(args.prefix))
+            idxs = store.items_with_sid_prefix(run.id, prefix, limit=args.limit)
+            for item in store.get_items(idxs):
+                rows.append({"item_id": item["item_id"], "sid": store.sid_of(run.id, item["idx"]),
+                             "title": item["title"]})
+    if args.json:
+        print_json(rows)
+    else:
+        if not rows:
+            print("no items")
+        for r in rows:
+            print(f"{r['sid']}\t{r['item_id']}\t{r['title'] or ''}")
+    return 0
+
+
+def cmd_use_run(args: argparse.Namespace) -> int:
+    with open_store(args.project) as store:
+        store.set_active_run(args.run)
+    print(f"quantiser run #{args.run} is now the active SID table")
+    return 0

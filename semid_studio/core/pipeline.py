@@ -1,0 +1,78 @@
+"""Whole-project recipes built from the core steps (import -> embed -> quantise).
+
+Used by the app on first start (it opens the bundled sample project), by the test fixtures
+and by the benchmarks, so that all of them build projects the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ProjectError
+from .events import NEVER, CancelToken, Message, TaskGenerator
+from .store import ProjectStore
+
+#: the bundled sample catalogue (written by scripts/make_sample_data.py)
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+SAMPLE_TEMPLATE = "Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}"
+SAMPLE_LABEL_FIELD = "categories"
+
+
+def sample_files(folder: Path = SAMPLE_DATA_DIR) -> dict[str, Path]:
+    files = {
+        "items": folder / "items.jsonl",
+        "interactions": folder / "interactions.csv",
+        "queries": folder / "queries.csv",
+    }
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise ProjectError(
+            f"the bundled sample data is missing ({', '.join(missing)}); "
+            "regenerate it with 'python scripts/make_sample_data.py'"
+        )
+    return files
+
+
+def build_project(
+    path: str | Path,
+    *,
+    items: str | Path,
+    interactions: str | Path | None = None,
+    queries: str | Path | None = None,
+    template: str | None = None,
+    model: str | None = None,
+    label_field: str | None = None,
+    method: str = "rq-kmeans",
+    cancel: CancelToken = NEVER,
+) -> TaskGenerator[Path]:
+    """Create a project at ``path`` and run import -> embed -> quantise on it.
+
+    If any step fails or is cancelled, the half-built file is removed: the user is left with
+    what they had before (nothing).
+    """
+    from . import importing, quantize
+    from .embed import embed_items
+
+    path = Path(path)
+    store = ProjectStore.create(path)
+    try:
+        if template:
+            store.set_meta("template", template)
+        yield Message(f"importing into {path.name}")
+        yield from importing.import_data(store, items=items, interactions=interactions, queries=queries,
+                                         cancel=cancel)
+        yield from embed_items(store, model=model, template=template, cancel=cancel)
+        yield from quantize.quantize_project(store, method=method, label_field=label_field, cancel=cancel)
+    except BaseException:
+        store.close()
+        path.unlink(missing_ok=True)
+        raise
+    store.close()
+    return path
+
+
+def build_sample_project(path: str | Path, *, cancel: CancelToken = NEVER) -> TaskGenerator[Path]:
+    """The bundled sample project: sample_data/ imported, embedded and quantised."""
+    files = sample_files()
+    return (yield from build_project(path, **files, template=SAMPLE_TEMPLATE, label_field=SAMPLE_LABEL_FIELD,
+                                     cancel=cancel))

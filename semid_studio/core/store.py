@@ -1,0 +1,859 @@
+"""The project file: one SQLite database per project (``.semid``), through :class:`ProjectStore`.
+
+Why SQLite: one file that the user can copy, mail or open with any SQLite tool; atomic
+multi-step writes; no server. The schema is versioned with sqlite-utils ``Migrations`` and the
+file is marked with a fixed ``PRAGMA application_id`` so that we never mistake another
+database for a project (or the other way round).
+
+What lives here
+---------------
+- ``items``: the catalogue. ``idx`` is a dense 0-based row number that every array in the
+  project (embeddings, SID codes, model vocabularies) is aligned to; ``item_id`` is the
+  user's own id. Other fields are kept as a JSON object (``attrs``).
+- ``interactions``: (user, item, time); ``id`` keeps the file order, which breaks ties
+  between equal timestamps (Amazon data has day resolution).
+- ``queries``: search queries with the item they should find and their split.
+- ``embedding_sets``: item vectors plus the model, template and strategy that made them.
+- ``quantizer_runs`` + ``sid_assignments``: a quantiser's spec, codebooks, metrics and the SID
+  of every item.
+- ``models`` + ``checkpoints`` and ``evaluations``: for the generative model and its reports.
+
+Arrays are stored as safetensors bytes (dtype and shape included); nothing is ever pickled,
+so opening a project never executes code stored in it.
+
+Threads: a store (its sqlite3 connection) belongs to the thread that opened it. A worker
+thread opens its own store on the same path; WAL mode lets it write while the GUI reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import sqlite_utils
+from safetensors.numpy import load as _st_load
+from safetensors.numpy import save as _st_save
+from sqlite_utils import Migrations
+
+from .errors import ProjectError
+
+#: "SEMD" — marks a file as a SemID Studio project (PRAGMA application_id)
+APPLICATION_ID = 0x53454D44
+SUFFIX = ".semid"
+
+migrations = Migrations("semid_studio")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """Arrays -> safetensors bytes (no pickle; dtype and shape are in the header)."""
+    return _st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+
+
+def decode_arrays(blob: bytes | None) -> dict[str, np.ndarray]:
+    if not blob:
+        return {}
+    return dict(_st_load(bytes(blob)))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _loads(text: str | None, default: Any = None) -> Any:
+    return default if text in (None, "") else json.loads(text)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(
+        """CREATE TABLE items (
+            idx INTEGER PRIMARY KEY,
+            item_id TEXT NOT NULL UNIQUE,
+            title TEXT,
+            attrs TEXT NOT NULL DEFAULT '{}',
+            added_at TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE interactions (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            item_idx INTEGER NOT NULL REFERENCES items(idx),
+            ts REAL NOT NULL,
+            rating REAL
+        )"""
+    )
+    db.execute("CREATE INDEX interactions_user ON interactions(user_id, ts, id)")
+    db.execute("CREATE INDEX interactions_item ON interactions(item_idx)")
+    db.execute(
+        """CREATE TABLE queries (
+            id INTEGER PRIMARY KEY,
+            query_id TEXT,
+            text TEXT NOT NULL,
+            item_idx INTEGER NOT NULL REFERENCES items(idx),
+            split TEXT NOT NULL DEFAULT 'train',
+            user_id TEXT,
+            ts REAL,
+            source TEXT NOT NULL DEFAULT 'imported',
+            protocol TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX queries_item ON queries(item_idx)")
+    db.execute(
+        """CREATE TABLE embedding_sets (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            model TEXT NOT NULL,
+            template TEXT,
+            strategy TEXT NOT NULL DEFAULT 'content',
+            cache_key TEXT NOT NULL,
+            n_items INTEGER NOT NULL,
+            dim INTEGER NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            vectors BLOB NOT NULL,
+            created TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX embedding_sets_key ON embedding_sets(cache_key)")
+    db.execute(
+        """CREATE TABLE quantizer_runs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            embedding_set_id INTEGER NOT NULL REFERENCES embedding_sets(id),
+            method TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            n_items INTEGER NOT NULL,
+            n_levels INTEGER NOT NULL,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            codebooks BLOB,
+            model_state BLOB,
+            codes BLOB NOT NULL,
+            created TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE sid_assignments (
+            run_id INTEGER NOT NULL REFERENCES quantizer_runs(id) ON DELETE CASCADE,
+            item_idx INTEGER NOT NULL REFERENCES items(idx),
+            sid TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_idx)
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX sid_assignments_sid ON sid_assignments(run_id, sid)")
+    db.execute(
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            quantizer_run_id INTEGER REFERENCES quantizer_runs(id),
+            spec TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'new',
+            step INTEGER NOT NULL DEFAULT 0,
+            best_step INTEGER,
+            best_metric REAL,
+            history TEXT NOT NULL DEFAULT '[]',
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            weights BLOB NOT NULL,
+            train_state BLOB,
+            extra TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            UNIQUE (model_id, tag)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            model_id INTEGER REFERENCES models(id) ON DELETE SET NULL,
+            task TEXT NOT NULL,
+            split TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            metrics TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL
+        )"""
+    )
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class EmbeddingSet:
+    id: int
+    name: str
+    model: str
+    template: str | None
+    strategy: str
+    cache_key: str
+    n_items: int
+    dim: int
+    params: dict
+    created: str
+    vectors: np.ndarray | None = None  # (n_items, dim) float32, aligned to items.idx
+
+    def describe(self) -> str:
+        return f"#{self.id} {self.name} ({self.model}, {self.n_items} x {self.dim})"
+
+
+@dataclass
+class QuantizerRun:
+    id: int
+    name: str
+    embedding_set_id: int
+    method: str
+    spec: dict
+    seed: int
+    n_items: int
+    n_levels: int  # semantic levels, without the dedup level
+    metrics: dict
+    created: str
+    codes: np.ndarray | None = None  # (n_items, n_levels + 1) int, last column = dedup code
+    codebooks: dict[str, np.ndarray] = field(default_factory=dict)
+    model_state: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class ModelRecord:
+    id: int
+    name: str
+    kind: str
+    quantizer_run_id: int | None
+    spec: dict
+    status: str
+    step: int
+    best_step: int | None
+    best_metric: float | None
+    history: list
+    created: str
+    updated: str
+
+
+@dataclass
+class Checkpoint:
+    model_id: int
+    tag: str
+    step: int
+    weights: dict[str, np.ndarray]
+    train_state: dict[str, np.ndarray]
+    extra: dict
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class ProjectStore:
+    """Open (or create) a ``.semid`` project file.
+
+    Use :meth:`create` for a new file and :meth:`open` for an existing one; both apply any
+    pending schema migrations. Every multi-step write goes through :meth:`atomic`.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if create:
+            if self.path.exists():
+                raise ProjectError(f"{self.path}: already exists; open it or choose another name")
+            if not self.path.parent.exists():
+                raise ProjectError(f"{self.path}: folder {self.path.parent} does not exist")
+        elif not self.path.exists():
+            raise ProjectError(f"{self.path}: no such project file")
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30)
+            self._check_application_id(conn, create)
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"{self.path}: not a SemID Studio project ({exc})") from None
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        if create:
+            self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._migrate()
+        if create:
+            self.set_meta("created", now_iso())
+
+    @classmethod
+    def create(cls, path: str | Path) -> "ProjectStore":
+        return cls(path, create=True)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "ProjectStore":
+        return cls(path)
+
+    def _check_application_id(self, conn: sqlite3.Connection, create: bool) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if create or app_id == APPLICATION_ID:
+            return
+        n_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        conn.close()
+        kind = "an empty SQLite file" if n_tables == 0 else "another SQLite database"
+        raise ProjectError(f"{self.path}: not a SemID Studio project (it is {kind})")
+
+    def _migrate(self) -> None:
+        known = {m.name for m in migrations._migrations}
+        applied = {m.name for m in migrations.applied(self.db)}
+        if applied - known:
+            raise ProjectError(
+                f"{self.path}: made by a newer SemID Studio (schema steps "
+                f"{sorted(applied - known)}); update the app to open it"
+            )
+        migrations.apply(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db))
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        """Checkpoint the WAL back into the main file so the project is one file again."""
+        if getattr(self, "db", None) is None:
+            return
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError:
+            pass  # another connection still has it open; it will checkpoint on its close
+        self.db.conn.close()
+        self.db = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "ProjectStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save_as(self, target: str | Path) -> Path:
+        """Write a compact copy of the project to ``target`` (``VACUUM INTO``)."""
+        target = Path(target)
+        if target.exists():
+            raise ProjectError(f"{target}: already exists")
+        self.db.execute("VACUUM INTO ?", [str(target)])
+        return target
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator["ProjectStore"]:
+        """All writes inside succeed together or not at all (nested blocks are savepoints)."""
+        with self.db.atomic():
+            yield self
+
+    # -- meta
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.atomic():
+            self.db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, _json(value)],
+            )
+
+    # -- catalogue
+
+    def item_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
+
+    def item_ids(self) -> np.ndarray:
+        """All item ids, in ``idx`` order (position i = item idx i)."""
+        rows = self.db.execute("SELECT item_id FROM items ORDER BY idx").fetchall()
+        return np.array([r[0] for r in rows], dtype=object)
+
+    def item_index(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT item_id, idx FROM items").fetchall())
+
+    def add_items(self, records: Sequence[dict]) -> int:
+        """Append items: dicts with ``item_id``, optional ``title`` and any other fields.
+
+        Returns the idx of the first new item. Ids must be new (the importer checks and
+        reports duplicates with line numbers before calling this).
+        """
+        start = self.item_count()
+        added = now_iso()
+        rows = []
+        for offset, rec in enumerate(records):
+            attrs = {k: v for k, v in rec.items() if k not in ("item_id", "idx")}
+            title = attrs.get("title")
+            rows.append((start + offset, str(rec["item_id"]), None if title is None else str(title),
+                         _json(attrs), added))
+        with self.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO items(idx, item_id, title, attrs, added_at) VALUES (?, ?, ?, ?, ?)", rows
+            )
+        return start
+
+    def get_items(self, idxs: Iterable[int]) -> list[dict]:
+        """Items as dicts (``idx``, ``item_id``, ``title`` and every attribute), in the order asked."""
+        idxs = [int(i) for i in idxs]
+        if not idxs:
+            return []
+        found: dict[int, dict] = {}
+        for chunk_start in range(0, len(idxs), 900):
+            chunk = idxs[chunk_start : chunk_start + 900]
+            marks = ",".join("?" * len(chunk))
+            for idx, item_id, title, attrs in self.db.execute(
+                f"SELECT idx, item_id, title, attrs FROM items WHERE idx IN ({marks})", chunk
+            ):
+                rec = {"idx": idx, "item_id": item_id, **json.loads(attrs)}
+                rec["title"] = title
+                found[idx] = rec
+        missing = [i for i in idxs if i not in found]
+        if missing:
+            raise ProjectError(f"item idx {missing[0]} is not in the catalogue")
+        return [found[i] for i in idxs]
+
+    def items_frame(self, fields: Sequence[str] | None = None) -> pd.DataFrame:
+        """The catalogue as a DataFrame indexed by ``idx`` with item_id, title and attributes.
+
+        ``fields`` limits the attribute columns (all attributes when None).
+        """
+        rows = self.db.execute("SELECT idx, item_id, title, attrs FROM items ORDER BY idx").fetchall()
+        records = []
+        for idx, item_id, title, attrs in rows:
+            a = json.loads(attrs)
+            if fields is not None:
+                a = {k: a.get(k) for k in fields}
+            a.pop("title", None)
+            records.append({"idx": idx, "item_id": item_id, "title": title, **a})
+        frame = pd.DataFrame.from_records(records, columns=None if records else ["idx", "item_id", "title"])
+        return frame.set_index("idx")
+
+    def item_fields(self) -> list[str]:
+        """Attribute names present in the catalogue (from a sample of items)."""
+        names: dict[str, None] = {}
+        for (attrs,) in self.db.execute("SELECT attrs FROM items ORDER BY idx LIMIT 500"):
+            for k in json.loads(attrs):
+                names[k] = None
+        return list(names)
+
+    def search_items(self, text: str, limit: int = 50) -> list[dict]:
+        """Items whose id or title contains ``text`` (case-insensitive)."""
+        pattern = f"%{text}%"
+        rows = self.db.execute(
+            "SELECT idx FROM items WHERE title LIKE ? OR item_id LIKE ? ORDER BY idx LIMIT ?",
+            [pattern, pattern, limit],
+        ).fetchall()
+        return self.get_items(r[0] for r in rows)
+
+    # -- interactions
+
+    def interaction_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM interactions").fetchone()[0]
+
+    def add_interactions(self, frame: pd.DataFrame) -> int:
+        """Append interactions: columns ``user_id``, ``item_idx``, ``ts`` and optional ``rating``."""
+        rating = frame["rating"] if "rating" in frame else pd.Series([None] * len(frame))
+        rows = zip(
+            frame["user_id"].astype(str).tolist(),
+            frame["item_idx"].astype(int).tolist(),
+            frame["ts"].astype(float).tolist(),
+            [None if pd.isna(r) else float(r) for r in rating.tolist()],
+        )
+        with self.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO interactions(user_id, item_idx, ts, rating) VALUES (?, ?, ?, ?)", rows
+            )
+        return len(frame)
+
+    def interactions_frame(self) -> pd.DataFrame:
+        """All interactions sorted by user, time and file order (``user_id, item_idx, ts``)."""
+        return pd.read_sql_query(
+            "SELECT user_id, item_idx, ts FROM interactions ORDER BY user_id, ts, id", self.db.conn
+        )
+
+    def user_history(self, user_id: str) -> list[int]:
+        rows = self.db.execute(
+            "SELECT item_idx FROM interactions WHERE user_id = ? ORDER BY ts, id", [user_id]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def users(self, limit: int | None = None, like: str | None = None) -> list[tuple[str, int]]:
+        """(user_id, number of interactions), most active first."""
+        sql = "SELECT user_id, count(*) AS n FROM interactions"
+        args: list = []
+        if like:
+            sql += " WHERE user_id LIKE ?"
+            args.append(f"%{like}%")
+        sql += " GROUP BY user_id ORDER BY n DESC, user_id"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [(u, n) for u, n in self.db.execute(sql, args).fetchall()]
+
+    # -- queries
+
+    def query_count(self, split: str | None = None) -> int:
+        if split is None:
+            return self.db.execute("SELECT count(*) FROM queries").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM queries WHERE split = ?", [split]).fetchone()[0]
+
+    def add_queries(self, frame: pd.DataFrame, *, source: str = "imported", protocol: dict | None = None) -> int:
+        """Append queries: columns ``text``, ``item_idx`` and optional ``query_id``, ``split``,
+        ``user_id``, ``ts``. ``protocol`` records how generated queries were made."""
+        n = len(frame)
+
+        def col(name: str, default: Any = None) -> list:
+            if name not in frame:
+                return [default] * n
+            return [None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in frame[name].tolist()]
+
+        rows = zip(
+            [None if q is None else str(q) for q in col("query_id")],
+            frame["text"].astype(str).tolist(),
+            frame["item_idx"].astype(int).tolist(),
+            [s or "train" for s in col("split", "train")],
+            [None if u is None else str(u) for u in col("user_id")],
+            [None if t is None else float(t) for t in col("ts")],
+            [source] * n,
+            [None if protocol is None else _json(protocol)] * n,
+        )
+        with self.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO queries(query_id, text, item_idx, split, user_id, ts, source, protocol) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return n
+
+    def queries_frame(self, split: str | None = None, source: str | None = None) -> pd.DataFrame:
+        sql = "SELECT id, query_id, text, item_idx, split, user_id, ts, source FROM queries"
+        where, args = [], []
+        if split is not None:
+            where.append("split = ?")
+            args.append(split)
+        if source is not None:
+            where.append("source = ?")
+            args.append(source)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return pd.read_sql_query(sql + " ORDER BY id", self.db.conn, params=args)
+
+    def delete_queries(self, source: str | None = None) -> int:
+        with self.atomic():
+            if source is None:
+                cur = self.db.execute("DELETE FROM queries")
+            else:
+                cur = self.db.execute("DELETE FROM queries WHERE source = ?", [source])
+        return cur.rowcount
+
+    # -- embedding sets
+
+    def save_embedding_set(
+        self,
+        *,
+        name: str,
+        model: str,
+        template: str | None,
+        strategy: str,
+        cache_key: str,
+        vectors: np.ndarray,
+        params: dict | None = None,
+    ) -> int:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError("vectors must be 2-D")
+        with self.atomic():
+            cur = self.db.execute(
+                "INSERT INTO embedding_sets(name, model, template, strategy, cache_key, n_items, dim, "
+                "params, vectors, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, model, template, strategy, cache_key, int(vectors.shape[0]), int(vectors.shape[1]),
+                 _json(params or {}), encode_arrays({"vectors": vectors}), now_iso()],
+            )
+        return int(cur.lastrowid)
+
+    _EMB_COLS = "id, name, model, template, strategy, cache_key, n_items, dim, params, created"
+
+    def _embedding_from_row(self, row: tuple) -> EmbeddingSet:
+        id_, name, model, template, strategy, key, n, dim, params, created = row
+        return EmbeddingSet(id_, name, model, template, strategy, key, n, dim, _loads(params, {}), created)
+
+    def list_embedding_sets(self) -> list[EmbeddingSet]:
+        rows = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets ORDER BY id").fetchall()
+        return [self._embedding_from_row(r) for r in rows]
+
+    def find_embedding_set(self, cache_key: str) -> EmbeddingSet | None:
+        """The newest set made with this cache key (model + template + strategy), without vectors."""
+        row = self.db.execute(
+            f"SELECT {self._EMB_COLS} FROM embedding_sets WHERE cache_key = ? ORDER BY id DESC LIMIT 1",
+            [cache_key],
+        ).fetchone()
+        return None if row is None else self._embedding_from_row(row)
+
+    def load_embedding_set(self, set_id: int | None = None) -> EmbeddingSet:
+        """An embedding set with its vectors; the newest one when ``set_id`` is None."""
+        if set_id is None:
+            row = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise ProjectError(f"{self.path}: has no embeddings yet; run 'semid embed' first")
+        else:
+            row = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets WHERE id = ?", [set_id]).fetchone()
+            if row is None:
+                raise ProjectError(f"{self.path}: no embedding set #{set_id}")
+        emb = self._embedding_from_row(row)
+        blob = self.db.execute("SELECT vectors FROM embedding_sets WHERE id = ?", [emb.id]).fetchone()[0]
+        emb.vectors = decode_arrays(blob)["vectors"]
+        return emb
+
+    # -- quantiser runs and SIDs
+
+    def save_quantizer_run(
+        self,
+        *,
+        name: str,
+        embedding_set_id: int,
+        method: str,
+        spec: dict,
+        seed: int,
+        codes: np.ndarray,
+        sid_strings: Sequence[str],
+        metrics: dict,
+        codebooks: dict[str, np.ndarray] | None = None,
+        model_state: dict[str, np.ndarray] | None = None,
+    ) -> int:
+        """Store a run and the SID of every item, in one transaction."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or len(sid_strings) != codes.shape[0]:
+            raise ValueError("codes must be (n_items, levels + 1) with one SID string per item")
+        with self.atomic():
+            cur = self.db.execute(
+                "INSERT INTO quantizer_runs(name, embedding_set_id, method, spec, seed, n_items, n_levels, "
+                "metrics, codebooks, model_state, codes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, int(embedding_set_id), method, _json(spec), int(seed), int(codes.shape[0]),
+                 int(codes.shape[1] - 1), _json(metrics),
+                 encode_arrays(codebooks) if codebooks else None,
+                 encode_arrays(model_state) if model_state else None,
+                 encode_arrays({"codes": codes.astype(np.int32)}), now_iso()],
+            )
+            run_id = int(cur.lastrowid)
+            self.db.conn.executemany(
+                "INSERT INTO sid_assignments(run_id, item_idx, sid) VALUES (?, ?, ?)",
+                ((run_id, i, s) for i, s in enumerate(sid_strings)),
+            )
+        return run_id
+
+    _RUN_COLS = "id, name, embedding_set_id, method, spec, seed, n_items, n_levels, metrics, created"
+
+    def _run_from_row(self, row: tuple) -> QuantizerRun:
+        id_, name, emb, method, spec, seed, n, levels, metrics, created = row
+        return QuantizerRun(id_, name, emb, method, _loads(spec, {}), seed, n, levels, _loads(metrics, {}), created)
+
+    def list_quantizer_runs(self) -> list[QuantizerRun]:
+        rows = self.db.execute(f"SELECT {self._RUN_COLS} FROM quantizer_runs ORDER BY id").fetchall()
+        return [self._run_from_row(r) for r in rows]
+
+    def load_quantizer_run(self, run_id: int | None = None, *, with_arrays: bool = True) -> QuantizerRun:
+        """A quantiser run with codes, codebooks and model state; the active run when None."""
+        if run_id is None:
+            run_id = self.active_run_id()
+            if run_id is None:
+                raise ProjectError(f"{self.path}: has no Semantic IDs yet; run 'semid quantize' first")
+        row = self.db.execute(f"SELECT {self._RUN_COLS} FROM quantizer_runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            raise ProjectError(f"{self.path}: no quantiser run #{run_id}")
+        run = self._run_from_row(row)
+        if with_arrays:
+            codes, books, state = self.db.execute(
+                "SELECT codes, codebooks, model_state FROM quantizer_runs WHERE id = ?", [run_id]
+            ).fetchone()
+            run.codes = decode_arrays(codes)["codes"].astype(np.int64)
+            run.codebooks = decode_arrays(books)
+            run.model_state = decode_arrays(state)
+        return run
+
+    def update_run_metrics(self, run_id: int, metrics: dict) -> None:
+        with self.atomic():
+            self.db.execute("UPDATE quantizer_runs SET metrics = ? WHERE id = ?", [_json(metrics), run_id])
+
+    def active_run_id(self) -> int | None:
+        """The run whose SIDs the project uses (the user's choice, else the newest)."""
+        chosen = self.get_meta("active_run")
+        if chosen is not None and self.db.execute(
+            "SELECT 1 FROM quantizer_runs WHERE id = ?", [chosen]
+        ).fetchone():
+            return int(chosen)
+        row = self.db.execute("SELECT max(id) FROM quantizer_runs").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def set_active_run(self, run_id: int) -> None:
+        self.load_quantizer_run(run_id, with_arrays=False)  # raises if unknown
+        self.set_meta("active_run", int(run_id))
+
+    def sid_of(self, run_id: int, item_idx: int) -> str | None:
+        row = self.db.execute(
+            "SELECT sid FROM sid_assignments WHERE run_id = ? AND item_idx = ?", [run_id, item_idx]
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def items_with_sid_prefix(self, run_id: int, prefix: str, limit: int | None = None) -> list[int]:
+        """Item idxs whose SID string starts with ``prefix`` (e.g. ``<a_12><b_200>``)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        sql = "SELECT item_idx FROM sid_assignments WHERE run_id = ? AND sid LIKE ? ESCAPE '\\' ORDER BY sid"
+        args: list = [run_id, escaped + "%"]
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [r[0] for r in self.db.execute(sql, args).fetchall()]
+
+    # -- generative models and checkpoints
+
+    _MODEL_COLS = "id, name, kind, quantizer_run_id, spec, status, step, best_step, best_metric, history, created, updated"
+
+    def create_model(self, *, name: str, kind: str, quantizer_run_id: int | None, spec: dict) -> int:
+        stamp = now_iso()
+        with self.atomic():
+            cur = self.db.execute(
+                "INSERT INTO models(name, kind, quantizer_run_id, spec, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                [name, kind, quantizer_run_id, _json(spec), stamp, stamp],
+            )
+        return int(cur.lastrowid)
+
+    def _model_from_row(self, row: tuple) -> ModelRecord:
+        (id_, name, kind, run, spec, status, step, best_step, best_metric, history, created, updated) = row
+        return ModelRecord(id_, name, kind, run, _loads(spec, {}), status, step, best_step, best_metric,
+                           _loads(history, []), created, updated)
+
+    def list_models(self, kind: str | None = None) -> list[ModelRecord]:
+        sql = f"SELECT {self._MODEL_COLS} FROM models"
+        args = []
+        if kind:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        return [self._model_from_row(r) for r in self.db.execute(sql + " ORDER BY id", args).fetchall()]
+
+    def get_model(self, model_id: int) -> ModelRecord:
+        row = self.db.execute(f"SELECT {self._MODEL_COLS} FROM models WHERE id = ?", [model_id]).fetchone()
+        if row is None:
+            raise ProjectError(f"{self.path}: no model #{model_id}")
+        return self._model_from_row(row)
+
+    def update_model(self, model_id: int, **fields: Any) -> None:
+        allowed = {"name", "status", "step", "best_step", "best_metric", "history", "spec"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update model fields {sorted(bad)}")
+        sets, args = [], []
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            args.append(_json(value) if key in ("history", "spec") else value)
+        sets.append("updated = ?")
+        args.append(now_iso())
+        with self.atomic():
+            self.db.execute(f"UPDATE models SET {', '.join(sets)} WHERE id = ?", [*args, model_id])
+
+    def save_checkpoint(
+        self,
+        model_id: int,
+        tag: str,
+        step: int,
+        weights: dict[str, np.ndarray],
+        train_state: dict[str, np.ndarray] | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        """Replace the model's checkpoint with this tag (``best``, ``last``)."""
+        with self.atomic():
+            self.db.execute(
+                "INSERT INTO checkpoints(model_id, tag, step, weights, train_state, extra, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model_id, tag) DO UPDATE SET step = excluded.step, "
+                "weights = excluded.weights, train_state = excluded.train_state, extra = excluded.extra, "
+                "created = excluded.created",
+                [model_id, tag, int(step), encode_arrays(weights),
+                 encode_arrays(train_state) if train_state else None, _json(extra or {}), now_iso()],
+            )
+
+    def load_checkpoint(self, model_id: int, tag: str = "best") -> Checkpoint | None:
+        row = self.db.execute(
+            "SELECT step, weights, train_state, extra FROM checkpoints WHERE model_id = ? AND tag = ?",
+            [model_id, tag],
+        ).fetchone()
+        if row is None:
+            return None
+        step, weights, state, extra = row
+        return Checkpoint(model_id, tag, step, decode_arrays(weights), decode_arrays(state), _loads(extra, {}))
+
+    # -- evaluations
+
+    def save_evaluation(
+        self, *, name: str, task: str, split: str, settings: dict, metrics: dict, model_id: int | None = None
+    ) -> int:
+        with self.atomic():
+            cur = self.db.execute(
+                "INSERT INTO evaluations(name, model_id, task, split, settings, metrics, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [name, model_id, task, split, _json(settings), _json(metrics), now_iso()],
+            )
+        return int(cur.lastrowid)
+
+    def list_evaluations(self, task: str | None = None) -> list[dict]:
+        sql = "SELECT id, name, model_id, task, split, settings, metrics, created FROM evaluations"
+        args = []
+        if task:
+            sql += " WHERE task = ?"
+            args.append(task)
+        out = []
+        for id_, name, model_id, task_, split, settings, metrics, created in self.db.execute(sql + " ORDER BY id", args):
+            out.append({"id": id_, "name": name, "model_id": model_id, "task": task_, "split": split,
+                        "settings": _loads(settings, {}), "metrics": _loads(metrics, {}), "created": created})
+        return out
+
+    # -- summary
+
+    def summary(self) -> dict:
+        """Counts and the list of embedding sets and quantiser runs (``semid info``)."""
+        return {
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "items": self.item_count(),
+            "interactions": self.interaction_count(),
+            "users": self.db.execute("SELECT count(DISTINCT user_id) FROM interactions").fetchone()[0],
+            "queries": self.query_count(),
+            "template": self.get_meta("template"),
+            "embedding_sets": [
+                {k: v for k, v in vars(e).items() if k != "vectors"} for e in self.list_embedding_sets()
+            ],
+            "quantizer_runs": [
+                {k: v for k, v in vars(r).items() if k not in ("codes", "codebooks", "model_state")}
+                for r in self.list_quantizer_runs()
+            ],
+            "active_run": self.active_run_id(),
+            "models": [vars(m) | {"history": None} for m in self.list_models()],
+            "evaluations": self.list_evaluations(),
+        }

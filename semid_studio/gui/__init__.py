@@ -1,0 +1,1 @@
+"""The PySide6 desktop app: thin panels over the headless core (semid_studio.core)."""

@@ -1,0 +1,131 @@
+"""The project file: creation, identity checks, migrations, atomic writes, arrays without pickle."""
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semid_studio.core.errors import ProjectError
+from semid_studio.core.store import APPLICATION_ID, ProjectStore, decode_arrays, encode_arrays, migrations
+
+
+def make_store(tmp_path, n_items=3):
+    store = ProjectStore.create(tmp_path / "p.semid")
+    store.add_items([{"item_id": f"i{k}", "title": f"Item {k}", "categories": ["A", f"B{k % 2}"]}
+                     for k in range(n_items)])
+    return store
+
+
+def test_create_marks_file_and_reopens(tmp_path):
+    store = make_store(tmp_path)
+    store.close()
+    assert not (tmp_path / "p.semid-wal").exists(), "closing must fold the WAL back into one file"
+    conn = sqlite3.connect(tmp_path / "p.semid")
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    conn.close()
+    with ProjectStore.open(tmp_path / "p.semid") as again:
+        assert list(again.item_ids()) == ["i0", "i1", "i2"]
+        assert again.get_items([2])[0]["categories"] == ["A", "B0"]
+        assert again.schema_version == len(migrations._migrations)
+
+
+def test_create_refuses_to_overwrite_and_open_needs_a_project(tmp_path):
+    make_store(tmp_path).close()
+    with pytest.raises(ProjectError, match="already exists"):
+        ProjectStore.create(tmp_path / "p.semid")
+    with pytest.raises(ProjectError, match="no such project file"):
+        ProjectStore.open(tmp_path / "missing.semid")
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="not a SemID Studio project"):
+        ProjectStore.open(other)
+    junk = tmp_path / "junk.semid"
+    junk.write_bytes(b"this is not sqlite at all" * 50)
+    with pytest.raises(ProjectError, match="not a SemID Studio project"):
+        ProjectStore.open(junk)
+
+
+def test_file_from_a_newer_version_is_refused(tmp_path):
+    make_store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "p.semid")
+    conn.execute("INSERT INTO _sqlite_migrations(migration_set, name, applied_at) "
+                 "VALUES ('semid_studio', 'm999_from_the_future', 'x')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="newer SemID Studio"):
+        ProjectStore.open(tmp_path / "p.semid")
+
+
+def test_atomic_block_rolls_back_everything(tmp_path):
+    store = make_store(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.atomic():
+            store.add_items([{"item_id": "new", "title": "New"}])
+            store.set_meta("template", "{title}")
+            raise RuntimeError("boom")
+    assert store.item_count() == 3
+    assert store.get_meta("template") is None
+    # a duplicate id inside add_items fails as a whole, too
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_items([{"item_id": "x1"}, {"item_id": "i0"}])
+    assert store.item_count() == 3
+    store.close()
+
+
+def test_arrays_round_trip_without_pickle(tmp_path):
+    arrays = {"a": np.arange(12, dtype=np.int32).reshape(3, 4), "b": np.random.default_rng(0).random((2, 5))}
+    blob = encode_arrays(arrays)
+    assert b"pickle" not in blob and not blob.startswith(b"\x80")  # safetensors header, not a pickle
+    back = decode_arrays(blob)
+    for k in arrays:
+        np.testing.assert_array_equal(arrays[k], back[k])
+        assert arrays[k].dtype == back[k].dtype
+
+
+def test_embeddings_runs_sids_models_round_trip(tmp_path):
+    store = make_store(tmp_path)
+    vectors = np.random.default_rng(1).normal(size=(3, 8)).astype(np.float32)
+    emb = store.save_embedding_set(name="e", model="m", template="{title}", strategy="content",
+                                   cache_key="k1", vectors=vectors)
+    assert store.find_embedding_set("k1").id == emb
+    np.testing.assert_array_equal(store.load_embedding_set().vectors, vectors)
+    codes = np.array([[1, 2, 0], [1, 2, 1], [3, 0, 0]])
+    sids = ["<a_1><b_2><c_0>", "<a_1><b_2><c_1>", "<a_3><b_0><c_0>"]
+    run = store.save_quantizer_run(name="r", embedding_set_id=emb, method="rq-kmeans", spec={"levels": 2},
+                                   seed=0, codes=codes, sid_strings=sids, metrics={"unique": np.float64(0.5)},
+                                   codebooks={"level_0": np.ones((4, 8), np.float32)})
+    loaded = store.load_quantizer_run()
+    assert loaded.id == run and loaded.n_levels == 2 and loaded.metrics == {"unique": 0.5}
+    np.testing.assert_array_equal(loaded.codes, codes)
+    assert store.items_with_sid_prefix(run, "<a_1>") == [0, 1]
+    assert store.items_with_sid_prefix(run, "<a_1><b_2><c_1>") == [1]
+    assert store.sid_of(run, 2) == "<a_3><b_0><c_0>"
+    model = store.create_model(name="t", kind="tiger", quantizer_run_id=run, spec={"d": 8})
+    store.save_checkpoint(model, "best", 10, {"w": np.ones(3, np.float32)}, {"opt": np.zeros(2)}, {"loss": 1.0})
+    store.save_checkpoint(model, "best", 20, {"w": np.full(3, 2, np.float32)})
+    ckpt = store.load_checkpoint(model, "best")
+    assert ckpt.step == 20 and ckpt.weights["w"][0] == 2 and ckpt.train_state == {}
+    store.update_model(model, status="done", best_step=20, best_metric=0.5, history=[{"step": 20}])
+    assert store.get_model(model).history == [{"step": 20}]
+    store.close()
+
+
+def test_save_as_writes_a_compact_copy(tmp_path):
+    store = make_store(tmp_path)
+    store.add_interactions(pd.DataFrame({"user_id": ["u", "u"], "item_idx": [0, 2], "ts": [1.0, 2.0]}))
+    copy = store.save_as(tmp_path / "copy.semid")
+    store.close()
+    with ProjectStore.open(copy) as again:
+        assert again.interaction_count() == 2 and again.user_history("u") == [0, 2]
+
+
+def test_interactions_keep_file_order_for_equal_times(tmp_path):
+    store = make_store(tmp_path)
+    store.add_interactions(pd.DataFrame({"user_id": ["u"] * 3, "item_idx": [2, 0, 1], "ts": [5.0, 5.0, 1.0]}))
+    assert store.user_history("u") == [1, 2, 0]
+    assert store.interactions_frame()["item_idx"].tolist() == [1, 2, 0]
+    store.close()
