@@ -34,7 +34,7 @@ def run_task(gen: TaskGenerator[T], *, quiet: bool = False) -> T:
                 return
             bar = bars.get(event.stage)
             if bar is None:
-                bar = bars[event.stage] = tqdm(total=event.total, desc=event.stage, file=sys.stderr,
+                bar = bars[event.stage] = tqdm(total=event.total, desc=event.stage, file=sys.stderr, disable=None,
                                                leave=False, dynamic_ncols=True)
             if event.total is not None and bar.total != event.total:
                 bar.total = event.total

@@ -1,0 +1,118 @@
+"""Precomputed item embeddings: .npy + ids (text or CSV) and Parquet (list column or one column per
+dimension), reordered to the project's idx order; every mismatch is a clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semid_studio.core.errors import InputError, ProjectError
+from semid_studio.core.importing import import_embeddings
+from semid_studio.core.store import ProjectStore
+
+IDS = ["0123", "B00X", "7806397051", "z9"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ProjectStore.create(tmp_path / "p.semid")
+    s.add_items([{"item_id": i, "title": f"Item {i}"} for i in IDS])
+    yield s
+    s.close()
+
+
+def vectors_for(ids):
+    """A distinct, recognisable vector per id (its position in IDS in every component)."""
+    return np.array([[IDS.index(i) + 0.25 * d for d in range(3)] for i in ids], dtype=np.float32)
+
+
+def expected():
+    return vectors_for(IDS)  # idx order = IDS order
+
+
+def test_npy_with_ids_file_is_reordered(store, tmp_path):
+    order = ["z9", "0123", "7806397051", "B00X"]
+    np.save(tmp_path / "emb.npy", vectors_for(order))
+    (tmp_path / "ids.txt").write_text("item_id\n" + "\n".join(order) + "\n")
+    set_id = import_embeddings(store, tmp_path / "emb.npy", ids_path=tmp_path / "ids.txt", model_name="my-model")
+    emb = store.load_embedding_set(set_id)
+    assert emb.strategy == "imported" and emb.model == "my-model" and emb.template is None
+    assert emb.cache_key.startswith("imported-") and emb.params["ids"] == "ids.txt"
+    np.testing.assert_array_equal(emb.vectors, expected())
+    # the same files again: the same set, not a copy
+    assert import_embeddings(store, tmp_path / "emb.npy", ids_path=tmp_path / "ids.txt") == set_id
+
+
+def test_npy_with_csv_ids_found_beside_it(store, tmp_path):
+    order = ["B00X", "z9", "7806397051", "0123"]
+    np.save(tmp_path / "vecs.npy", vectors_for(order).astype(np.float64))
+    pd.DataFrame({"row": range(4), "asin": order}).to_csv(tmp_path / "vecs_ids.csv", index=False)
+    emb = store.load_embedding_set(import_embeddings(store, tmp_path / "vecs.npy"))
+    np.testing.assert_array_equal(emb.vectors, expected())
+    assert emb.vectors.dtype == np.float32
+
+
+def test_parquet_list_column_and_numeric_columns(store, tmp_path):
+    order = ["7806397051", "0123", "z9", "B00X"]
+    vecs = vectors_for(order)
+    pd.DataFrame({"item_id": order, "embedding": list(vecs)}).to_parquet(tmp_path / "a.parquet")
+    emb = store.load_embedding_set(import_embeddings(store, tmp_path / "a.parquet", name="from parquet"))
+    np.testing.assert_array_equal(emb.vectors, expected())
+    assert emb.name == "from parquet"
+    wide = pd.DataFrame(vecs, columns=["d0", "d1", "d2"])
+    wide.insert(0, "product_id", order)
+    wide.to_parquet(tmp_path / "b.parquet")
+    emb = store.load_embedding_set(import_embeddings(store, tmp_path / "b.parquet"))
+    np.testing.assert_array_equal(emb.vectors, expected())
+
+
+def test_missing_unknown_and_duplicate_ids(store, tmp_path):
+    np.save(tmp_path / "three.npy", vectors_for(IDS[:3]))
+    (tmp_path / "three.txt").write_text("\n".join(IDS[:3]) + "\n")
+    with pytest.raises(InputError, match=r"1 of 4 catalogue items have no vector \(e.g. 'z9'\)"):
+        import_embeddings(store, tmp_path / "three.npy", ids_path=tmp_path / "three.txt")
+    np.save(tmp_path / "five.npy", np.zeros((5, 3), dtype=np.float32))
+    (tmp_path / "five.txt").write_text("\n".join(IDS + ["nope"]) + "\n")
+    with pytest.raises(InputError, match=r"1 of 5 ids are not items of the project \(e.g. 'nope'\)") as info:
+        import_embeddings(store, tmp_path / "five.npy", ids_path=tmp_path / "five.txt")
+    assert info.value.file == str(tmp_path / "five.txt") and info.value.line == 5
+    (tmp_path / "dup.txt").write_text("\n".join(IDS + ["0123"]) + "\n")
+    with pytest.raises(InputError, match="duplicate item id '0123' \\(first at line 1\\)") as info:
+        import_embeddings(store, tmp_path / "five.npy", ids_path=tmp_path / "dup.txt")
+    assert info.value.line == 5
+    assert store.list_embedding_sets() == []
+
+
+def test_shape_content_and_file_errors(store, tmp_path):
+    np.save(tmp_path / "e.npy", vectors_for(IDS))
+    (tmp_path / "short.txt").write_text("\n".join(IDS[:2]) + "\n")
+    with pytest.raises(InputError, match="2 ids for a matrix of 4 rows"):
+        import_embeddings(store, tmp_path / "e.npy", ids_path=tmp_path / "short.txt")
+    with pytest.raises(InputError, match="needs the item ids"):
+        import_embeddings(store, tmp_path / "e.npy")
+    bad = vectors_for(IDS)
+    bad[2, 1] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    (tmp_path / "ids.txt").write_text("\n".join(IDS) + "\n")
+    with pytest.raises(InputError, match="row 3 has NaN"):
+        import_embeddings(store, tmp_path / "nan.npy", ids_path=tmp_path / "ids.txt")
+    np.save(tmp_path / "obj.npy", np.array([[{"a": 1}]] * 4, dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="cannot read the matrix"):  # never unpickled
+        import_embeddings(store, tmp_path / "obj.npy", ids_path=tmp_path / "ids.txt")
+    np.save(tmp_path / "flat.npy", np.zeros(4, dtype=np.float32))
+    with pytest.raises(InputError, match="expected a 2-D matrix"):
+        import_embeddings(store, tmp_path / "flat.npy", ids_path=tmp_path / "ids.txt")
+    pd.DataFrame({"item_id": IDS, "v": [[1.0, 2.0]] * 3 + [[1.0]]}).to_parquet(tmp_path / "ragged.parquet")
+    with pytest.raises(InputError, match="row 4: vector has 1 values"):
+        import_embeddings(store, tmp_path / "ragged.parquet")
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(InputError, match="expected a .npy matrix"):
+        import_embeddings(store, tmp_path / "x.txt")
+    assert store.list_embedding_sets() == []
+
+
+def test_empty_catalogue(tmp_path):
+    with ProjectStore.create(tmp_path / "empty.semid") as empty:
+        with pytest.raises(ProjectError, match="catalogue is empty"):
+            import_embeddings(empty, tmp_path / "whatever.npy")
