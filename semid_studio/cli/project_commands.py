@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("quantize", help="fit a residual quantiser and assign Semantic IDs")
     p.add_argument("project")
     p.add_argument("--method", choices=["rq-kmeans", "rq-vae"], default="rq-kmeans")
-    p.add_argument("--preset", help="named spec preset of the method (see 'semid quantize --help-presets')")
+    p.add_argument("--preset", help="named spec preset of the method (list them with 'semid presets')")
     p.add_argument("--levels", type=int, help="semantic levels (default 3)")
     p.add_argument("--codebook-size", type=int, help="codes per level (default 256)")
     p.add_argument("--seed", type=int, default=0)
@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--json", action="store_true", help="print the run's health as JSON")
     p.set_defaults(func=cmd_quantize)
+
+    p = subparsers.add_parser("presets", help="list the quantiser spec presets and their settings")
+    p.add_argument("--method", choices=["rq-kmeans", "rq-vae"])
+    p.set_defaults(func=cmd_presets)
 
     p = subparsers.add_parser("info", help="counts, embedding sets and quantiser runs with their health")
     p.add_argument("project")
@@ -160,6 +164,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     else:
         print(f"quantiser run #{run_id} ({run.method}) is now the active SID table")
         print(sids.format_health(run.metrics))
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from ..core import quantize
+
+    print(quantize.describe_presets(args.method))
     return 0
 
 
