@@ -19,6 +19,7 @@ from ..core.events import Cancelled
 COMMAND_MODULES = [
     "semid_studio.cli.project_commands",
     "semid_studio.cli.generative_commands",
+    "semid_studio.cli.search_commands",
 ]
 
 

@@ -211,6 +211,23 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_embedding_artifacts(db: sqlite_utils.Database) -> None:
+    # What an embedding set needs beyond its vectors: a fine-tuned encoder's weights (so the
+    # query side can be encoded with the same encoder later), the ids of the training queries
+    # it saw (leakage audits), projections of fused sets. Arrays as safetensors bytes.
+    db.execute(
+        """CREATE TABLE embedding_artifacts (
+            embedding_set_id INTEGER NOT NULL REFERENCES embedding_sets(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            arrays BLOB NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            PRIMARY KEY (embedding_set_id, name)
+        )"""
+    )
+
+
 # --------------------------------------------------------------------------- records
 
 

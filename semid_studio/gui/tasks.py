@@ -211,7 +211,13 @@ class TaskRunner(QObject):
             job.cancel()
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Cancel every job and wait for its thread; True when all threads have stopped."""
+        """Cancel every job and wait for its thread; True when all threads have stopped.
+
+        The jobs' callbacks are dropped: a result that arrives while closing must not start
+        follow-up work (a callback that submits a new job would leave a thread running).
+        """
+        for job in self._jobs.values():
+            job.superseded = True
         self.cancel_all()
         ok = True
         for thread, _worker in list(self._threads.values()):
