@@ -28,3 +28,7 @@ def no_thread_left_running(qapp):
     QCoreApplication.sendPostedEvents(None, 0)
     running = TaskRunner.live_threads()
     assert not running, f"worker threads still running after the test: {[t.objectName() for t in running]}"
+
+
+# Shared GUI fixtures (projects, source files, the main window) live in fixtures.py.
+from .fixtures import gui_project, gui_project_master, opened, source_files, window  # noqa: E402,F401

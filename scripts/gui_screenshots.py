@@ -1,0 +1,194 @@
+"""Take the README's screenshots of every main view from the real app (offscreen).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/gui_screenshots.py PROJECT.semid docs/screenshots
+
+The project is copied to a temporary folder first (the script fits an extra quantiser run to
+show live training curves and a run comparison), then the window is driven as a person would:
+select an item, open a branch of the tree, type a query, load a user's history. Each view is
+saved as a PNG (reduced to a small palette so each file stays well under 300 KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+
+def wait(app, condition, timeout: float = 600.0) -> None:
+    """Process events until ``condition()`` holds (raises after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not become ready in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app, window, seconds: float = 0.4) -> None:
+    wait(app, window.is_idle)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # let debounced inputs and 10 Hz plots catch up
+        app.processEvents()
+        time.sleep(0.01)
+    wait(app, window.is_idle)
+
+
+def save(window, out: Path, name: str) -> Path:
+    from PySide6.QtGui import QImage
+
+    path = out / f"{name}.png"
+    from PySide6.QtCore import Qt
+
+    image = window.grab().toImage()
+    # an 8-bit palette without dithering: a UI has few colours, and dither noise compresses badly
+    flags = Qt.ImageConversionFlag.ThresholdDither | Qt.ImageConversionFlag.AvoidDither
+    image = image.convertToFormat(QImage.Format_Indexed8, flags)
+    image.save(str(path), "PNG")
+    print(f"{path}  {path.stat().st_size // 1024} KB")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("project", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--query", default="long lasting red lipstick")
+    parser.add_argument("--size", default="1400x860")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtWidgets import QApplication
+
+    from semid_studio.gui.app import configure_threads
+    from semid_studio.gui.main_window import MainWindow
+
+    configure_threads()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName("SemID Studio Screenshots")
+    app.setApplicationName("SemID Studio Screenshots")
+    tmp = Path(tempfile.mkdtemp(prefix="semid-shots-"))
+    project = tmp / args.project.name
+    shutil.copyfile(args.project, project)
+    window = MainWindow(persist=False)
+    w, h = (int(v) for v in args.size.split("x"))
+    window.resize(w, h)
+    window.show()
+    try:
+        assert window.open_project(project), window.errors
+        settle(app, window)
+        wait(app, lambda: window.context.projection is not None)
+
+        # catalogue: an item selected, its details on the right
+        window.show_view("catalogue")
+        window.catalogue.view.selectRow(2)
+        settle(app, window)
+        save(window, args.out, "catalogue")
+
+        # the import wizard on the bundled sample files: columns found, every row checked
+        from semid_studio.core.pipeline import sample_files
+
+        window.new_project()
+        wizard = window.wizard
+        for kind, path in sample_files().items():
+            wizard.files_page.paths[kind].setText(str(path))
+        wizard.next()
+        wait(app, lambda: not wizard.preview_page.checking and wizard.preview_page.isComplete())
+        settle(app, window)
+        save(wizard, args.out, "import_wizard")
+        wizard.reject()
+
+        # training: a small RQ-VAE fit for live curves (also a second run to compare)
+        window.show_view("training")
+        form = window.training.form
+        form.method_combo.setCurrentText("rq-vae")
+        form.preset_combo.setCurrentText("tiny")
+        form.size_spin.setValue(64)
+        # nearest codes at the last level too, so that this run has collision groups to show
+        form.overrides_edit.setText("unique_last_level=false")
+        form.name_edit.setText("rq-vae tiny (screenshot)")
+        window.training.start()
+        wait(app, lambda: not window.training.running)
+        settle(app, window)
+        save(window, args.out, "training")
+
+        # the new run's collision groups
+        window.show_view("tree")
+        wait(app, lambda: window.context.inspection is not None and window.context.inspection.run.method == "rq-vae")
+        settle(app, window)
+        window.sid_tree.tabs.setCurrentIndex(1)
+        settle(app, window)
+        save(window, args.out, "sid_tree_collisions")
+
+        # the tree: the biggest level-1 branch opened, one of its children selected
+        window.show_view("tree")
+        tree = window.sid_tree
+        first_run = min(r.id for r in window.context.store.list_quantizer_runs())
+        window.context.set_active_run(first_run)
+        settle(app, window)
+        wait(app, lambda: window.context.projection is not None)
+        model = tree.model
+        root_counts = model.children_counts(tree.tree.rootIndex())
+        biggest = max(range(len(root_counts)), key=root_counts.__getitem__)
+        parent = model.index(biggest, 0)
+        tree.tree.expand(parent)
+        settle(app, window)
+        model.load_children(parent, all=True)
+        counts = model.children_counts(parent)
+        child = model.index(max(range(len(counts)), key=counts.__getitem__), 0, parent)
+        tree.tree.expand(child)
+        tree.tree.setCurrentIndex(child)
+        settle(app, window)
+        save(window, args.out, "sid_tree")
+        for tab, name in ((2, "code_usage"), (3, "embedding_map")):
+            tree.tabs.setCurrentIndex(tab)
+            settle(app, window)
+            save(window, args.out, name)
+        tree.tabs.setCurrentIndex(4)
+        tree.compare_runs()
+        settle(app, window)
+        save(window, args.out, "compare_runs")
+
+        # playground: a query, and a real user's history
+        window.show_view("playground")
+        pg = window.playground
+        if pg.user_combo.count():
+            pg.user_combo.setCurrentIndex(0)
+            pg.load_user_history()
+        pg.query_edit.setText(args.query)
+        wait(app, lambda: pg.results.rowCount() > 0, timeout=300)
+        settle(app, window)
+        save(window, args.out, "playground")
+        window.show_view("tree")
+        tree.tabs.setCurrentIndex(0)
+        tree.reveal_item(pg.result_items[0])
+        settle(app, window)
+        save(window, args.out, "sid_tree_highlight")
+
+        window.show_view("evaluation")
+        settle(app, window)
+        save(window, args.out, "evaluation")
+        window.show_view("export")
+        export = window.export
+        export.table_format.setCurrentIndex(export.table_format.findData(".parquet"))
+        export.with_titles.setChecked(True)
+        export.table_path.setText(str(tmp / "sample_sids.parquet"))
+        export.export_table()
+        wait(app, lambda: "Wrote" in export.status.text())
+        settle(app, window)
+        save(window, args.out, "export")
+    finally:
+        window.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

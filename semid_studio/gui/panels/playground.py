@@ -1,0 +1,444 @@
+"""PlaygroundPanel: type a query or build a history, and read the top-K items live.
+
+Queries are ranked by embedding similarity (:class:`semid_studio.core.analysis.SimilaritySearch`)
+until the project has a joint search model, and the panel says so. Every change of the inputs
+is debounced, computed in a worker and tagged with a request number: a result that is not the
+latest is dropped. The result items' paths are highlighted in the SID tree.
+
+The history builder (add by search, from the tree or catalogue by drag and drop, reorder,
+remove, or load a real user's history) is the input of the generative recommender; its
+results appear here once the project has a trained generative model.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.analysis import SimilaritySearch, find_items, format_value
+from ..context import ProjectContext, freeze_long_lived, gc_paused
+from ..models.common import items_from_mime
+from ..models.sid_tree import sid_text
+from ..models.tables import RecordsTableModel
+from ..widgets import debounce
+
+
+class HistoryList(QListWidget):
+    """The history being built: accepts items dropped from other views, reorders by dragging."""
+
+    def __init__(self, panel: "PlaygroundPanel") -> None:
+        super().__init__()
+        self._panel = panel
+        self.setDragDropMode(QAbstractItemView.DragDrop)
+        self.setDefaultDropAction(Qt.MoveAction)
+        self.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.setAcceptDrops(True)
+
+    def _external(self, event) -> list[int]:
+        if event.source() is self:
+            return []
+        return items_from_mime(event.mimeData())
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._external(event):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if self._external(event):
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        items = self._external(event)
+        if not items:
+            super().dropEvent(event)  # a reorder inside the list
+            self._panel.history_changed()
+            return
+        row = self.indexAt(event.position().toPoint()).row()
+        self._panel.add_to_history(items, at=None if row < 0 else row)
+        event.acceptProposedAction()
+
+
+class PlaygroundPanel(QWidget):
+    """Query and history in, top-K items out."""
+
+    def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self._requests = itertools.count(1)
+        self._latest_request = 0
+        self._searcher: SimilaritySearch | None = None
+        self._searcher_loading = False
+        self.results_request = 0  # the request whose results are shown (tests wait on this)
+
+        # -- query
+        self.query_edit = QLineEdit()
+        self.query_edit.setPlaceholderText("Describe what you are looking for…")
+        self.query_edit.setClearButtonEnabled(True)
+        self.query_note = QLabel("")
+        self.query_note.setWordWrap(True)
+        self.query_note.setStyleSheet("color: #555")
+        query_box = QGroupBox("Search query")
+        ql = QVBoxLayout(query_box)
+        ql.addWidget(self.query_edit)
+        ql.addWidget(self.query_note)
+
+        # -- history
+        self.history = HistoryList(self)
+        self.history.model().rowsMoved.connect(self.history_changed)
+        self.add_edit = QLineEdit()
+        self.add_edit.setPlaceholderText("Add an item by id or title, then Enter…")
+        self.add_matches = QListWidget()
+        self.add_matches.setMaximumHeight(110)
+        self.add_matches.hide()
+        self.remove_button = QPushButton("Remove")
+        self.up_button = QPushButton("Up")
+        self.down_button = QPushButton("Down")
+        self.clear_button = QPushButton("Clear")
+        self.user_combo = QComboBox()
+        self.user_combo.setEditable(True)
+        self.user_combo.setToolTip("A user of the project's interactions (the most active first); type any user id")
+        self.user_combo.setMinimumWidth(160)
+        self.load_user_button = QPushButton("Load history")
+        history_box = self.history_box = QGroupBox("")
+        hl = QVBoxLayout(history_box)
+        hl.addWidget(self.history, 1)
+        buttons = QHBoxLayout()
+        for b in (self.up_button, self.down_button, self.remove_button, self.clear_button):
+            buttons.addWidget(b)
+        hl.addLayout(buttons)
+        hl.addWidget(self.add_edit)
+        hl.addWidget(self.add_matches)
+        user_row = QHBoxLayout()
+        user_row.addWidget(QLabel("User"))
+        user_row.addWidget(self.user_combo, 1)
+        user_row.addWidget(self.load_user_button)
+        hl.addLayout(user_row)
+
+        # -- generation controls
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(1, 200)
+        self.k_spin.setValue(10)
+        self.beam_spin = QSpinBox()
+        self.beam_spin.setRange(1, 256)
+        self.beam_spin.setValue(20)
+        self.temperature_spin = QDoubleSpinBox()
+        self.temperature_spin.setRange(0.1, 5.0)
+        self.temperature_spin.setSingleStep(0.1)
+        self.temperature_spin.setValue(1.0)
+        self.constrained_check = QCheckBox("Constrained to valid SIDs")
+        self.constrained_check.setChecked(True)
+        controls = QGroupBox("Results")
+        form = QFormLayout(controls)
+        form.addRow("Top K", self.k_spin)
+        form.addRow("Beam width", self.beam_spin)
+        form.addRow("Temperature", self.temperature_spin)
+        form.addRow("", self.constrained_check)
+        self._model_controls = (self.beam_spin, self.temperature_spin, self.constrained_check)
+
+        # -- results
+        self.results_label = QLabel("")
+        self.results_label.setWordWrap(True)
+        self.results = RecordsTableModel(["Rank", "Title", "SID", "Score"], self, drag_items=True)
+        self.results_view = QTableView()
+        self.results_view.setModel(self.results)
+        self.results_view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.results_view.setDragEnabled(True)
+        self.results_view.verticalHeader().hide()
+        self.results_view.setWordWrap(False)
+        header = self.results_view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        self.results_view.doubleClicked.connect(self._on_result_activated)
+        self.recommend_label = QLabel("")
+        self.recommend_label.setWordWrap(True)
+        self.recommend_label.setStyleSheet("color: #555")
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(query_box)
+        left_layout.addWidget(history_box, 1)
+        left_layout.addWidget(controls)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.results_label)
+        right_layout.addWidget(self.results_view, 1)
+        right_layout.addWidget(self.recommend_label)
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        self._debounce = debounce(self, 250, self.update_results)
+        self.query_edit.textChanged.connect(self._debounce.start)
+        self.k_spin.valueChanged.connect(self._debounce.start)
+        self.add_edit.returnPressed.connect(self._find_to_add)
+        self.add_matches.itemActivated.connect(self._on_add_match)
+        self.add_matches.itemClicked.connect(self._on_add_match)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.clear_button.clicked.connect(self.clear_history)
+        self.up_button.clicked.connect(lambda: self._move_selected(-1))
+        self.down_button.clicked.connect(lambda: self._move_selected(+1))
+        self.load_user_button.clicked.connect(self.load_user_history)
+        self.user_combo.lineEdit().returnPressed.connect(self.load_user_history)
+
+        context.projectOpened.connect(self._on_project_opened)
+        context.projectClosed.connect(self._on_project_closed)
+        context.inspectionChanged.connect(self._refresh_result_sids)
+        context.contentChanged.connect(self._update_model_state)
+        context.addToHistory.connect(self.add_to_history)
+        self._on_project_closed()
+
+    # -- project
+
+    @Slot()
+    def _on_project_opened(self) -> None:
+        store = self.context.store
+        self._searcher = None
+        self.user_combo.clear()
+        for user, n in store.users(limit=500):
+            self.user_combo.addItem(f"{user}", user)
+            self.user_combo.setItemData(self.user_combo.count() - 1, f"{n} interactions", Qt.ToolTipRole)
+        self.user_combo.setEditText("")
+        has_embeddings = bool(store.list_embedding_sets())
+        self.query_edit.setEnabled(has_embeddings)
+        self.query_note.setText(
+            "No joint search model in this project yet: the query is ranked by embedding similarity "
+            "(cosine between the encoded query and the item embeddings)." if has_embeddings else
+            "This project has no item embeddings yet, so queries cannot be ranked.")
+        for w in (self.add_edit, self.user_combo, self.load_user_button):
+            w.setEnabled(True)
+        self._update_model_state()
+        self.update_results()
+
+    @Slot()
+    def _on_project_closed(self) -> None:
+        self._searcher = None
+        self._latest_request = next(self._requests)  # drop anything still on its way
+        self.history.clear()
+        self.history_changed()
+        self.results.set_rows([])
+        self.results_label.setText("Open a project to try queries and histories.")
+        self.query_note.setText("")
+        for w in (self.query_edit, self.add_edit, self.user_combo, self.load_user_button):
+            w.setEnabled(False)
+        self._update_model_state()
+
+    @Slot()
+    def _update_model_state(self) -> None:
+        store = self.context.store
+        has_model = bool(store is not None and store.list_models())
+        for w in self._model_controls:
+            w.setEnabled(has_model)
+            w.setToolTip("" if has_model else "Used by the generative model; this project has none trained yet")
+        if store is None:
+            self.recommend_label.setText("")
+        elif not has_model:
+            self.recommend_label.setText(
+                "Recommendations from the history need a trained generative model; this project has none yet.")
+
+    # -- query results
+
+    @Slot()
+    def update_results(self) -> None:
+        """Recompute the results from the current inputs (debounced caller; latest wins)."""
+        self._debounce.stop()
+        request = next(self._requests)
+        self._latest_request = request
+        text = self.query_edit.text().strip()
+        if not self.context.is_open:
+            return
+        if not text:
+            self.results.set_rows([])
+            self.results_request = request
+            self.results_label.setText("Type a query to rank the catalogue; build a history on the left.")
+            self.context.highlightItems.emit([])
+            return
+        k = self.k_spin.value()
+        if self._searcher is None:
+            self._load_searcher()
+            self.results_label.setText("Loading the embedding model…")
+            return
+        searcher = self._searcher
+        self.results_label.setText(f"Ranking by embedding similarity to “{text}”…")
+        self.context.runner.submit(
+            "Ranking items", lambda cancel: searcher.query(text, k), key="playground-query",
+            on_result=lambda result: self._on_results(request, text, result),
+            on_error=self.context.report_error,
+        )
+
+    def _load_searcher(self) -> None:
+        if self._searcher_loading:
+            return
+        self._searcher_loading = True
+
+        def load(store, cancel):
+            with gc_paused():  # importing transformers: see context.gc_paused
+                searcher = SimilaritySearch.from_store(store)
+                searcher.encode("warm up")  # loads the encoder here, not in the first query
+            return searcher
+
+        self.context.submit("Loading the embedding model", load, key="playground-searcher",
+                            on_result=self._on_searcher, on_done=self._on_searcher_done)
+
+    def _on_searcher(self, searcher: SimilaritySearch) -> None:
+        freeze_long_lived()  # loading the encoder imported transformers: keep GC passes short
+        if self.context.is_open:
+            self._searcher = searcher
+            self.update_results()
+
+    def _on_searcher_done(self) -> None:
+        self._searcher_loading = False
+
+    def _on_results(self, request: int, text: str, result: list[tuple[int, float]]) -> None:
+        if request != self._latest_request or not self.context.is_open:
+            return  # the inputs changed since this was asked: a newer result is coming
+        self.results_request = request
+        inspection = self.context.inspection
+        rows, keys = [], []
+        for rank, (idx, score) in enumerate(result, start=1):
+            sid = sid_text(inspection.run.codes[idx]) if inspection is not None and idx < inspection.run.n_items else ""
+            rows.append((rank, format_value(self.context.item_title(idx)), sid, round(score, 4)))
+            keys.append(idx)
+        self.results.set_rows(rows, keys)
+        self.results_label.setText(
+            f"Top {len(rows)} items for “{text}”, ranked by embedding similarity (cosine) — no joint search "
+            "model yet. Their paths are highlighted in the SID tree.")
+        self.context.highlightItems.emit(keys)
+
+    @Slot()
+    def _refresh_result_sids(self) -> None:
+        if self.results.rowCount() and self.context.inspection is not None:
+            self.update_results()
+
+    @property
+    def result_items(self) -> list[int]:
+        return self.results.keys
+
+    def _on_result_activated(self, index) -> None:
+        idx = self.results.key(index.row())
+        if idx is not None:
+            self.context.revealItem.emit(int(idx))
+
+    # -- history
+
+    @property
+    def history_items(self) -> list[int]:
+        return [int(self.history.item(r).data(Qt.UserRole)) for r in range(self.history.count())]
+
+    @Slot(list)
+    def add_to_history(self, items: list[int], at: int | None = None) -> None:
+        if not self.context.is_open:
+            return
+        records = self.context.store.get_items(items)
+        row = self.history.count() if at is None else at
+        for rec in records:
+            entry = QListWidgetItem(f"{rec['item_id']}  {format_value(rec.get('title'))}")
+            entry.setData(Qt.UserRole, int(rec["idx"]))
+            self.history.insertItem(row, entry)
+            row += 1
+        self.history_changed()
+
+    def remove_selected(self) -> None:
+        for entry in self.history.selectedItems():
+            self.history.takeItem(self.history.row(entry))
+        self.history_changed()
+
+    def clear_history(self) -> None:
+        self.history.clear()
+        self.history_changed()
+
+    def _move_selected(self, step: int) -> None:
+        row = self.history.currentRow()
+        target = row + step
+        if row < 0 or not 0 <= target < self.history.count():
+            return
+        entry = self.history.takeItem(row)
+        self.history.insertItem(target, entry)
+        self.history.setCurrentRow(target)
+        self.history_changed()
+
+    @Slot()
+    def load_user_history(self) -> None:
+        """Replace the history with a real user's interactions (oldest first)."""
+        if not self.context.is_open:
+            return
+        user = self.user_combo.currentData()
+        text = self.user_combo.currentText().strip()
+        if user is None or self.user_combo.itemText(self.user_combo.currentIndex()) != text:
+            user = text
+        if not user:
+            return
+        items = self.context.store.user_history(str(user))
+        if not items:
+            self.context.report_error(f"user '{user}' has no interactions in this project")
+            return
+        self.history.clear()
+        self.add_to_history(items)
+
+    def history_changed(self) -> None:
+        """The history changed: say how long it is (a generative model's recommendations follow it)."""
+        n = self.history.count()
+        self.history_box.setTitle(f"History: {n} item{'s' if n != 1 else ''}, oldest first "
+                                  "(drop items here from the tree or the catalogue)")
+        self._update_model_state()
+
+    # -- add by search
+
+    @Slot()
+    def _find_to_add(self) -> None:
+        text = self.add_edit.text().strip()
+        self.add_matches.clear()
+        self.add_matches.hide()
+        if not text or not self.context.is_open:
+            return
+        self.context.submit("Finding items", lambda store, cancel: find_items(store, text, limit=30),
+                            key="history-find", on_result=self._on_add_found)
+
+    def _on_add_found(self, matches: list[tuple[int, str, str]]) -> None:
+        if len(matches) == 1:
+            self.add_to_history([matches[0][0]])
+            self.add_edit.clear()
+            return
+        if not matches:
+            self.results_label.setText(f"No item matches “{self.add_edit.text().strip()}”.")
+            return
+        for idx, item_id, title in matches:
+            entry = QListWidgetItem(f"{item_id}  {format_value(title)}")
+            entry.setData(Qt.UserRole, idx)
+            self.add_matches.addItem(entry)
+        self.add_matches.show()
+
+    def _on_add_match(self, entry: QListWidgetItem) -> None:
+        self.add_to_history([int(entry.data(Qt.UserRole))])
+        self.add_matches.hide()
+        self.add_edit.clear()
