@@ -168,8 +168,6 @@ def pump(app, condition, timeout: float = 600.0) -> float:
 
 
 def measure(app, path: Path, fit_seconds: float) -> dict:
-    from PySide6.QtCore import QModelIndex
-
     from semid_studio.gui.main_window import MainWindow
 
     win = MainWindow(persist=False)

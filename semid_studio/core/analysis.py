@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import SemidError
-from .store import EmbeddingSet, ProjectStore
+from .store import EmbeddingSet, ProjectStore, QuantizerRun
 
 #: fields tried, in order, when a run does not say which field to measure purity against
 LABEL_FIELD_CANDIDATES = ("categories", "category", "genres", "genre", "tags", "brand")

@@ -43,6 +43,10 @@ def build_project(
     items: str | Path,
     interactions: str | Path | None = None,
     queries: str | Path | None = None,
+    format: str = "auto",
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    on_unknown: str = "abort",
     template: str | None = None,
     model: str | None = None,
     label_field: str | None = None,
@@ -52,8 +56,10 @@ def build_project(
 ) -> TaskGenerator[Path]:
     """Create a project at ``path`` and run import -> embed -> quantise on it.
 
-    If any step fails or is cancelled, the half-built file is removed: the user is left with
-    what they had before (nothing).
+    The import options are those of :func:`importing.import_data`; ``spec`` (default: the
+    method's default preset) is passed to :func:`quantize.quantize_project`. If any step fails
+    or is cancelled, the half-built file is removed: the user is left with what they had
+    before (nothing).
     """
     from . import importing, quantize
     from .embed import embed_items
@@ -64,14 +70,17 @@ def build_project(
         if template:
             store.set_meta("template", template)
         yield Message(f"importing into {path.name}")
-        yield from importing.import_data(store, items=items, interactions=interactions, queries=queries,
-                                         cancel=cancel)
-        yield from embed_items(store, model=model, template=template, cancel=cancel)
-        yield from quantize.quantize_project(store, method=method, spec=spec, label_field=label_field,
-                                             cancel=cancel)
+        report = yield from importing.import_data(
+            store, items=items, interactions=interactions, queries=queries, format=format, mapping=mapping,
+            encoding=encoding, on_unknown=on_unknown, cancel=cancel)
+        yield Message(report.summary())
+        set_id = yield from embed_items(store, model=model, template=template, cancel=cancel)
+        yield from quantize.quantize_project(store, method=method, spec=spec, embedding_set_id=set_id,
+                                             label_field=label_field, cancel=cancel)
     except BaseException:
         store.close()
-        path.unlink(missing_ok=True)
+        for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
         raise
     store.close()
     return path

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QWizard
 
 from semid_studio.core.store import ProjectStore
 
-from .fixtures import OFFSCREEN_NOISE, sample_data_available, wait_idle
+from .fixtures import OFFSCREEN_NOISE, wait_idle
 
 pytestmark = OFFSCREEN_NOISE
 
@@ -262,10 +262,6 @@ def test_the_app_starts_on_the_sample_project(qtbot, window, gui_project, user_d
 
 def test_the_first_start_builds_the_sample_project_with_progress_and_cancel(qtbot, window, user_data):
     window.start()
-    if not sample_data_available():
-        qtbot.waitUntil(lambda: bool(window.errors), timeout=60000)
-        assert "sample data is missing" in window.errors[-1] and not user_data.exists()
-        return
     assert window.runner.is_busy("sample")
     jobs = window.jobs
     assert jobs.cancel_button.isVisible() and "sample project" in jobs.label.text()

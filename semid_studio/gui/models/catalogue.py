@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ...core.analysis import ItemRow, format_value, item_rows
 from ...core.store import ProjectStore
@@ -150,6 +150,6 @@ class CatalogueTableModel(QAbstractTableModel):
 
         return [ITEMS_MIME]
 
-    def mimeData(self, indexes) -> "QMimeData":  # noqa: F821 - Qt type in the signature only
+    def mimeData(self, indexes) -> QMimeData:
         rows = sorted({i.row() for i in indexes if i.isValid()})
         return items_mime(self.idx_at(r) for r in rows)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ...core.analysis import LabelCodes, NodeSummary, TermIndex, format_value, summarize_node
@@ -444,7 +444,7 @@ class SidTreeModel(QAbstractItemModel):
     def mimeTypes(self) -> list[str]:
         return [ITEMS_MIME]
 
-    def mimeData(self, indexes) -> "QMimeData":  # noqa: F821
+    def mimeData(self, indexes) -> QMimeData:
         items = []
         for index in indexes:
             if index.isValid() and index.column() == 0:

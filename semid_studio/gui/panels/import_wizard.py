@@ -37,10 +37,11 @@ from PySide6.QtWidgets import (
 
 from ...core import importing, quantize
 from ...core.analysis import format_value
-from ...core.embed import BUNDLED_MODEL, default_template, embed_items
+from ...core.embed import BUNDLED_MODEL, default_template
 from ...core.errors import InputError, SemidError, UnknownItemsError
-from ...core.events import CancelToken, Message
-from ...core.store import SUFFIX, ProjectStore
+from ...core.events import Message
+from ...core.pipeline import build_project
+from ...core.store import SUFFIX
 from ..models.tables import RecordsTableModel
 from ..tasks import TaskRunner
 from ..widgets import PathEdit
@@ -62,30 +63,6 @@ def _cell(value) -> str:
 def problem_row(problem: InputError) -> tuple:
     return (Path(problem.file).name if problem.file else "", problem.line or "", problem.field or "",
             problem.message + (f" ({problem.hint})" if problem.hint else ""))
-
-
-def create_project(path: Path, *, files: dict[str, str | None], format: str, mapping: dict, encoding: str | None,
-                   on_unknown: str, template: str | None, model: str | None, spec, label_field: str | None,
-                   cancel: CancelToken):
-    """Create ``path`` and run import -> embed -> quantise; remove the file if any step fails."""
-    store = ProjectStore.create(path)
-    try:
-        if template:
-            store.set_meta("template", template)
-        yield Message(f"importing into {path.name}")
-        report = yield from importing.import_data(store, **files, format=format, mapping=mapping, encoding=encoding,
-                                                  on_unknown=on_unknown, cancel=cancel)
-        yield Message(report.summary())
-        set_id = yield from embed_items(store, model=model, template=template, cancel=cancel)
-        yield from quantize.quantize_project(store, spec=spec, embedding_set_id=set_id, label_field=label_field,
-                                             cancel=cancel)
-    except BaseException:
-        store.close()
-        for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-        raise
-    store.close()
-    return path
 
 
 class FilesPage(QWizardPage):
@@ -490,7 +467,7 @@ class RunPage(QWizardPage):
         files = w.files_page.files()
         settings = w.settings_page
         target = settings.target()
-        kwargs = dict(files=files, format=w.files_page.format_combo.currentText(), mapping=w.preview_page.mapping(),
+        kwargs = dict(**files, format=w.files_page.format_combo.currentText(), mapping=w.preview_page.mapping(),
                       encoding=w.files_page.encoding_edit.text() or None, on_unknown=w.preview_page.on_unknown(),
                       template=settings.template_edit.text().strip() or None,
                       model=settings.model_edit.text().strip() or None, spec=settings.spec(),
@@ -498,7 +475,7 @@ class RunPage(QWizardPage):
         self.stage.setText(f"Creating {target}…")
         self.cancel_button.setEnabled(True)
         self.job = self.runner.submit(f"Creating {target.name}",
-                                      lambda cancel: create_project(target, cancel=cancel, **kwargs),
+                                      lambda cancel: build_project(target, cancel=cancel, **kwargs),
                                       key="wizard-create", on_event=self._on_event, on_result=self._on_created,
                                       on_error=self._on_error, on_done=self._on_done)
         # no going back while the file is being built (QWizard enables Back after this returns)
