@@ -577,6 +577,9 @@ def _kmeans_centroids(x: np.ndarray, k: int, spec: RQKMeansSpec, seed: int) -> n
     return np.array(km.centroids, dtype=np.float32)
 
 
+_BALANCE_BLOCK = 8192
+
+
 def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05, n_iter: int = 100,
                     candidates: int | None = None) -> np.ndarray:
     """Assignment with (close to) equal cluster sizes, by Sinkhorn's entropic transport.
@@ -592,10 +595,17 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
 
     n, k = len(x), len(centroids)
     m = min(k, candidates or BALANCE_CANDIDATES)
-    d = sq_distances(x, centroids)
-    cand = np.argpartition(d, m - 1, axis=1)[:, :m] if m < k else np.tile(np.arange(k), (n, 1))
-    gap = np.take_along_axis(d, cand, axis=1)
-    gap -= gap.min(axis=1, keepdims=True)  # per-row shift: the plan is unchanged, exp() stays in range
+    cand = np.empty((n, m), dtype=np.int64)
+    gap = np.empty((n, m), dtype=np.float32)
+    # in row blocks: bounds memory, and keeps each GIL-holding numpy call short so a GUI
+    # thread beside this one stays responsive on big catalogues
+    for start in range(0, n, _BALANCE_BLOCK):
+        d = sq_distances(x[start : start + _BALANCE_BLOCK], centroids)
+        c = np.argpartition(d, m - 1, axis=1)[:, :m] if m < k else np.tile(np.arange(k), (len(d), 1))
+        g = np.take_along_axis(d, c, axis=1)
+        g -= g.min(axis=1, keepdims=True)  # per-row shift: the plan is unchanged, exp() stays in range
+        cand[start : start + len(d)] = c
+        gap[start : start + len(d)] = g
     eps = eps_rel * max(float(gap.mean()), 1e-12)
     weights = np.exp(-gap.astype(np.float64) / eps)
     kernel = sparse.csr_matrix((weights.ravel(), cand.ravel(), np.arange(0, n * m + 1, m)), shape=(n, k))
