@@ -1,0 +1,338 @@
+"""TIGER benchmark on Amazon 2014 Beauty (leave-one-out, full catalogue): quality and speed.
+
+    .venv/bin/python benchmarks/bench_tiger.py [--preset laptop] [--minutes 60] [--seeds 0,1,2]
+        [--embeddings out/cache/beauty_minilm.npy] [--sasrec tune|default|none]
+        [--curve 5,10,15,30,45,60] [--project out/bench/beauty.semid] [--json out/bench_tiger.json]
+
+What it does, through the same core functions as the CLI:
+
+1. builds (once) a Beauty project: items and interactions imported from ../shared/data,
+   items embedded with the bundled all-MiniLM-L6-v2 and the template
+   ``Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}`` (or read from
+   ``--embeddings``, a .npy in the order of items.jsonl.gz), default RQ-KMeans SIDs;
+2. trains the generative model for ``--minutes`` per seed (checkpoint chosen on validation),
+   and tests the best-so-far checkpoint at each ``--curve`` time (quality against time);
+3. evaluates on the test split (Recall / NDCG @ 5, 10, 20) next to popularity, the
+   first-order Markov chain and SASRec (``tune``: a small grid chosen on validation);
+4. measures speed: training targets per second, constrained top-10 with beam 20 for one
+   history (median ms, ``paper`` preset and the trained model), users per second batched,
+   the invalid-SID rate with and without the trie, peak memory.
+
+Figures taken on a shared machine are pessimistic; the printed table says which device and
+how many threads ran them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BEAUTY = REPO / ".." / "shared" / "data" / "amazon2014_beauty_5core"
+TEMPLATE = "Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}"
+PAPER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}
+SASREC_GRID = [
+    {"d_model": 64, "dropout": 0.5},
+    {"d_model": 64, "dropout": 0.3},
+    {"d_model": 128, "dropout": 0.5},
+    {"d_model": 128, "dropout": 0.3, "weight_decay": 0.01},
+]
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def build_project(path: Path, data: Path, embeddings: str | None):
+    from semid_studio.core import embed, importing, quantize
+    from semid_studio.core.events import drive
+    from semid_studio.core.store import ProjectStore
+
+    if path.exists():
+        return ProjectStore.open(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = ProjectStore.create(path)
+    try:
+        store.set_meta("template", TEMPLATE)
+        drive(importing.import_data(store, items=data / "items.jsonl.gz", interactions=data / "interactions.tsv.gz"))
+        if embeddings:
+            vectors = np.load(embeddings).astype(np.float32)
+            if len(vectors) != store.item_count():
+                sys.exit(f"{embeddings}: {len(vectors)} rows, catalogue has {store.item_count()} items")
+            ids_file = Path(embeddings).with_name(Path(embeddings).stem + "_ids.csv")
+            if ids_file.exists():
+                listed = [x.strip() for x in ids_file.read_text().splitlines() if x.strip()]
+                listed = listed[1:] if listed and listed[0] == "item_id" else listed
+                if listed != list(store.item_ids()):
+                    sys.exit(f"{ids_file}: ids are not in catalogue order")
+            model, _ = embed.resolve_model(None)
+            store.save_embedding_set(name="all-MiniLM-L6-v2 / content (cached)", model=model, template=TEMPLATE,
+                                     strategy="content", cache_key=embed.cache_key(model, TEMPLATE), vectors=vectors,
+                                     params={"source": str(embeddings)})
+        else:
+            drive(embed.embed_items(store, template=TEMPLATE))
+        drive(quantize.quantize_project(store))
+    except BaseException:
+        store.close()
+        path.unlink(missing_ok=True)
+        raise
+    return store
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def fmt_row(name: str, summary: dict, ks=(5, 10, 20)) -> str:
+    cells = []
+    for k in ks:
+        for m in ("recall", "ndcg"):
+            v = summary.get(f"{m}@{k}")
+            if v is None:
+                cells.append("".rjust(16))
+            elif isinstance(v, dict):
+                cells.append((f"{v['mean']:.4f}" + (f"±{v['std']:.4f}" if v.get("n", 1) > 1 else "")).rjust(16))
+            else:
+                cells.append(f"{v:.4f}".rjust(16))
+    return name.ljust(28) + "".join(cells)
+
+
+def train_seed(store, spec, preset, minutes, curve, device):
+    """Train one seed; snapshot the best-so-far checkpoint at each curve time."""
+    from semid_studio.core.events import PartialResult, drive
+    from semid_studio.core.generative import train_model
+
+    snapshots: dict[float, dict] = {}
+    pending = sorted(c for c in curve if c <= minutes + 1e-9)
+    box = {"model_id": None}
+
+    def on_event(event):
+        if isinstance(event, PartialResult) and event.kind == "checkpoint":
+            box["model_id"] = event.payload["model_id"]
+            rec = store.get_model(event.payload["model_id"])
+            elapsed_min = rec.history[-1]["elapsed_s"] / 60 if rec.history else 0.0
+            log(f"  step {rec.step:6d}  {elapsed_min:6.1f} min  valid ndcg@10 {event.payload['ndcg@10']:.4f}  "
+                f"recall@10 {event.payload['recall@10']:.4f}")
+            while pending and elapsed_min >= pending[0] - 1e-9:
+                ckpt = store.load_checkpoint(event.payload["model_id"], "best")
+                snapshots[pending.pop(0)] = {"weights": ckpt.weights, "step": ckpt.step, "at_min": elapsed_min}
+
+    model_id = drive(train_model(store, spec, resume=False, preset=preset, device=device, max_minutes=minutes),
+                     on_event)
+    rec = store.get_model(model_id)
+    for c in pending:  # the run ended before this time: its final best is what that budget gets
+        ckpt = store.load_checkpoint(model_id, "best")
+        snapshots[c] = {"weights": ckpt.weights, "step": ckpt.step, "at_min": rec.history[-1]["elapsed_s"] / 60}
+    return model_id, snapshots
+
+
+def curve_points(store, model_id, snapshots, split, beam):
+    from semid_studio.core.events import drive
+    from semid_studio.core.generative.evaluate import load_model, rank_probes
+    from semid_studio.core.generative.metrics import ranking_metrics
+
+    lm = load_model(store, model_id)
+    out = []
+    for minute in sorted(snapshots):
+        snap = snapshots[minute]
+        lm.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in snap["weights"].items()})
+        ranked = drive(rank_probes(lm, split.test, k=20, beam=beam))
+        m = ranking_metrics(ranked, split.test.targets, (5, 10, 20))
+        out.append({"minutes": minute, "best_step": snap["step"], **m})
+        log(f"  curve {minute:5.1f} min (best step {snap['step']}): R@10 {m['recall@10']:.4f} N@10 {m['ndcg@10']:.4f}")
+    return out
+
+
+def speed(store, model_id, split, preset_name: str, device: str, n_latency: int = 200):
+    """Latency (batch of one), batched throughput and invalid rates."""
+    from semid_studio.core.generative import make_spec
+    from semid_studio.core.generative.decode import beam_search
+    from semid_studio.core.generative.evaluate import load_model
+    from semid_studio.core.generative.model import TigerModel
+    from semid_studio.core.generative.train import make_vocab
+    from semid_studio.core.generative.trie import SidTrie
+
+    lm = load_model(store, model_id, device=device)
+    hists = [split.test.history(i) for i in range(len(split.test))]
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(hists), n_latency, replace=False)
+
+    def latency(model, trie):
+        times = []
+        for i in pick:
+            t0 = time.perf_counter()
+            beam_search(model, trie, [hists[i]], beam=20, k=10)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1000), float(np.percentile(times, 90) * 1000)
+
+    with torch.inference_mode():
+        beam_search(lm.model, lm.trie, hists[:4], beam=20, k=10)  # warm-up
+        result = {"trained_model": preset_name}
+        result["latency_ms_trained"], result["latency_p90_ms_trained"] = latency(lm.model, lm.trie)
+        # the paper-size model: latency depends on the architecture only, not on training
+        run = store.load_quantizer_run(lm.record.quantizer_run_id)
+        paper_spec = make_spec("paper")
+        vocab = make_vocab(paper_spec, run.codes)
+        torch.manual_seed(0)
+        paper = TigerModel(paper_spec, vocab).to(lm.model.tokens.weight.device).eval()
+        paper.set_catalogue(run.codes)
+        ptrie = SidTrie.build(run.codes, vocab.level_sizes).to(lm.model.tokens.weight.device)
+        beam_search(paper, ptrie, hists[:4], beam=20, k=10)
+        result["latency_ms_paper"], result["latency_p90_ms_paper"] = latency(paper, ptrie)
+        # batched
+        n = min(len(hists), 4096)
+        t0 = time.perf_counter()
+        constrained = []
+        for s in range(0, n, 256):
+            constrained.append(beam_search(lm.model, lm.trie, hists[s:s + 256], beam=20, k=10))
+        result["users_per_s_batched"] = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for s in range(0, n, 256):
+            beam_search(paper, ptrie, hists[s:s + 256], beam=20, k=10)
+        result["users_per_s_batched_paper"] = n / (time.perf_counter() - t0)
+        result["invalid_rate_constrained"] = float(np.mean([d.invalid_rate for d in constrained]))
+        free = [beam_search(lm.model, lm.trie, hists[s:s + 256], beam=20, k=20, constrained=False)
+                for s in range(0, min(n, 2048), 256)]
+        result["invalid_rate_unconstrained_top20"] = float(np.mean([d.invalid_rate for d in free]))
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(BEAUTY))
+    ap.add_argument("--project", default=str(REPO / "out" / "bench" / "beauty.semid"))
+    ap.add_argument("--embeddings", help="cached MiniLM vectors (.npy, rows in items.jsonl.gz order)")
+    ap.add_argument("--preset", default="laptop")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--minutes", type=float, default=60.0, help="training budget per seed")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--curve", default="5,10,15,30,45,60", help="minutes at which the best checkpoint is tested")
+    ap.add_argument("--sasrec", choices=["tune", "default", "none"], default="tune")
+    ap.add_argument("--sasrec-minutes", type=float, default=15.0, help="budget per SASRec fit")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    ap.add_argument("--models", help="skip training: evaluate these model ids (comma list)")
+    ap.add_argument("--json", help="write all figures to this file")
+    args = ap.parse_args(argv)
+
+    data = Path(args.data)
+    if not (data / "interactions.tsv.gz").exists():
+        print(f"{data}: Beauty data not found; skipping", file=sys.stderr)
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from dataclasses import replace
+
+    from semid_studio.core.events import drive
+    from semid_studio.core.generative import evaluate_model, make_spec
+    from semid_studio.core.generative.baselines import SASRec, SASRecSpec, tune_sasrec
+    from semid_studio.core.generative.metrics import ranking_metrics, summarise_runs
+    from semid_studio.core.generative.train import load_split
+
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    curve = [float(c) for c in args.curve.split(",") if c.strip()]
+    overrides = dict(s.split("=", 1) for s in args.set)
+    t_start = time.monotonic()
+    store = build_project(Path(args.project), data, args.embeddings)
+    seqs, split = load_split(store, "loo")
+    log(f"project {args.project}: {store.item_count()} items; {split.describe()}")
+    env = {"device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+           "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+           "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    log(f"device {env['device']}, {env['threads']} threads, torch {env['torch']}"
+        + ("" if env["gpu"] else "; no GPU available on this machine"))
+
+    results: dict = {"env": env, "preset": args.preset, "overrides": overrides, "minutes": args.minutes,
+                     "seeds": seeds}
+    model_ids, curves = [], []
+    if args.models:
+        model_ids = [int(m) for m in args.models.split(",")]
+    else:
+        for seed in seeds:
+            spec = make_spec(args.preset, {**overrides, "seed": seed})
+            log(f"training seed {seed} ({args.preset}, {args.minutes:g} min) ...")
+            model_id, snaps = train_seed(store, spec, args.preset, args.minutes, curve, args.device)
+            model_ids.append(model_id)
+            curves.append(curve_points(store, model_id, snaps, split, beam=20))
+    results["model_ids"] = model_ids
+    results["curve"] = curves
+    histories = [store.get_model(m).history for m in model_ids]
+    results["train_targets_per_s"] = float(np.mean([np.mean([h["targets_per_s"] for h in hist[1:] or hist])
+                                                    for hist in histories]))
+    results["valid_history"] = histories
+
+    report = drive(evaluate_model(store, model_ids, ks=(5, 10, 20), baselines=("popularity", "markov"),
+                                  device=args.device))
+    results["report"] = report["models"]
+    results["evaluation_id"] = report.get("evaluation_id")
+
+    if args.sasrec != "none":
+        n_items = store.item_count()
+        if args.sasrec == "tune":
+            log("tuning SASRec on validation ...")
+            best, trials = drive(tune_sasrec(split, n_items, SASREC_GRID, max_minutes_each=args.sasrec_minutes,
+                                             device=env["device"]), lambda e: None)
+            results["sasrec_trials"] = trials
+            spec = best.spec
+        else:
+            spec = SASRecSpec()
+        runs = []
+        for seed in seeds:
+            model = drive(SASRec(n_items, replace(spec, seed=seed), env["device"]).fit(
+                split, max_minutes=args.sasrec_minutes))
+            runs.append(ranking_metrics(model.recommend(split.test, 20), split.test.targets, (5, 10, 20)))
+        results["report"]["sasrec"] = {"per_seed": runs, "summary": summarise_runs(runs),
+                                       "spec": {k: v for k, v in vars(spec).items()}}
+
+    results["speed"] = speed(store, model_ids[0], split, args.preset, args.device or "cpu")
+    results["peak_rss_mb"] = peak_rss_mb()
+    results["wall_minutes"] = (time.monotonic() - t_start) / 60
+
+    print(f"\nTIGER on Beauty (leave-one-out, full catalogue of {store.item_count()} items, "
+          f"{len(split.test)} test users); device {env['device']}, {env['threads']} threads"
+          + ("" if env["gpu"] else " (no GPU available)"))
+    print(f"ours: preset {args.preset} {overrides or ''}, {args.minutes:g} min training per seed, seeds {seeds}, "
+          f"checkpoint chosen on validation NDCG@10")
+    print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
+    print(fmt_row("TIGER (paper)", PAPER))
+    names = {"tiger": "TIGER-ours (SID model)", "popularity": "popularity", "markov": "Markov (1st order)",
+             "sasrec": "SASRec (tuned, ours)"}
+    for key, entry in results["report"].items():
+        print(fmt_row(names.get(key, key), entry["summary"]))
+    if curves:
+        print("\nquality against training time (test, best-on-validation checkpoint so far):")
+        for seed, pts in zip(seeds, curves):
+            for p in pts:
+                print(f"  seed {seed}  {p['minutes']:5.1f} min  R@5 {p['recall@5']:.4f}  N@5 {p['ndcg@5']:.4f}  "
+                      f"R@10 {p['recall@10']:.4f}  N@10 {p['ndcg@10']:.4f}")
+    sp = results["speed"]
+    print("\nspeed:")
+    print(f"  training: {results['train_targets_per_s']:.0f} target items / s ({args.preset})")
+    print(f"  constrained top-10, beam 20, one history: median {sp['latency_ms_paper']:.1f} ms (paper preset), "
+          f"{sp['latency_ms_trained']:.1f} ms ({args.preset})")
+    print(f"  batched (256 users per call): {sp['users_per_s_batched']:.0f} users / s ({args.preset}), "
+          f"{sp['users_per_s_batched_paper']:.0f} users / s (paper preset)")
+    print(f"  invalid SIDs: {sp['invalid_rate_constrained']:.4f} constrained, "
+          f"{sp['invalid_rate_unconstrained_top20']:.4f} of top-20 unconstrained")
+    print(f"  peak memory (RSS): {results['peak_rss_mb']:.0f} MB; wall time {results['wall_minutes']:.1f} min")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Generative recommender commands: train, evaluate, recommend (TIGER on the project's SIDs).
+
+Resume behaviour of ``semid train``: by default it continues the newest unfinished model
+trained with exactly the same settings (same preset, overrides, split and seed) — e.g. after
+Ctrl+C or a ``--max-minutes`` budget; ``--new`` always starts a fresh model and
+``--resume ID`` continues a given one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..core.errors import SemidError
+from .common import open_store, parse_key_values, print_json, run_task
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise SemidError(f"--k expects comma-separated integers such as 5,10,20, got '{text}'") from None
+    if not ks or min(ks) <= 0:
+        raise SemidError(f"--k expects positive integers, got '{text}'")
+    return ks
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train the generative recommender (TIGER) on the active SIDs")
+    p.add_argument("project")
+    p.add_argument("--preset", default="laptop", help="paper, laptop (default) or tiny")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a spec field, e.g. --set dropout=0.3 (repeatable)")
+    p.add_argument("--split", choices=["loo", "temporal"], help="evaluation split (default: leave-one-out)")
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after N minutes (resumable)")
+    p.add_argument("--max-steps", type=int, help="length of the training schedule in steps")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="a name for the model")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--new", action="store_true", help="start a new model even if one can be resumed")
+    group.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue training model MODEL_ID")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("evaluate", help="Recall@K / NDCG@K on the test split, with baselines")
+    p.add_argument("project")
+    p.add_argument("--split", choices=["loo", "temporal"], help="default: the split the model was trained on")
+    p.add_argument("--k", default="5,10,20", help="cut-offs (default 5,10,20)")
+    p.add_argument("--model", type=int, action="append", metavar="MODEL_ID",
+                   help="model(s) to evaluate (default: the newest and its other seeds)")
+    p.add_argument("--beam", type=int, help="beam width (default max(20, K))")
+    p.add_argument("--baselines", default="popularity,markov",
+                   help="comma list of popularity, markov, sasrec ('' for none)")
+    p.add_argument("--sasrec-minutes", type=float, help="time budget for each SASRec fit")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser("recommend", help="next items for a history of item ids")
+    p.add_argument("project")
+    p.add_argument("--history", required=True, metavar="ID[,ID...]", help="item ids, oldest first")
+    p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("--beam", type=int, default=20, help="beam width (default 20)")
+    p.add_argument("--temperature", type=float, help="sample K distinct items with this temperature instead")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling")
+    p.add_argument("--exclude-history", action="store_true", help="never recommend an item of the history")
+    p.add_argument("--skip-unknown", action="store_true", help="ignore history ids not in the catalogue")
+    p.add_argument("--model", type=int, metavar="MODEL_ID", help="default: the newest trained model")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..core.generative import make_spec, train_model
+
+    overrides = parse_key_values(args.set, "--set")
+    overrides["seed"] = str(args.seed)
+    if args.split:
+        overrides["split"] = args.split
+    if args.max_steps is not None:
+        overrides["max_steps"] = str(args.max_steps)
+    spec = make_spec(args.preset, overrides)
+    resume: int | bool | None = None
+    if args.new:
+        resume = False
+    elif args.resume is not None:
+        resume = args.resume
+    with open_store(args.project) as store:
+        try:
+            model_id = run_task(train_model(store, spec, resume=resume, name=args.name, preset=args.preset,
+                                            device=args.device, max_minutes=args.max_minutes), quiet=args.json)
+        except KeyboardInterrupt:
+            print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
+                  "command again to resume", flush=True)
+            return 130
+        rec = store.get_model(model_id)
+    if args.json:
+        print_json({"model_id": model_id, "status": rec.status, "step": rec.step, "best_step": rec.best_step,
+                    "best_metric": rec.best_metric, "history": rec.history})
+    else:
+        best = "n/a" if rec.best_metric is None else f"{rec.best_metric:.4f} at step {rec.best_step}"
+        print(f"model #{model_id}: {rec.status} at step {rec.step}; best validation "
+              f"{rec.spec['spec']['select_metric']} {best}")
+        if rec.status in ("stopped", "interrupted"):
+            print("run the same command again to continue training")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..core.generative import evaluate_model
+
+    ks = _ks(args.k)
+    baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
+    with open_store(args.project) as store:
+        report = run_task(evaluate_model(store, args.model, split=args.split, ks=ks, beam=args.beam,
+                                         baselines=baselines, sasrec_minutes=args.sasrec_minutes,
+                                         device=args.device), quiet=args.json)
+    if args.json:
+        print_json(report)
+        return 0
+    s = report["settings"]
+    print(f"split {s['split']}, {s['n_test']} test users, {s['n_items']} items (full catalogue), beam {s['beam']}, "
+          f"models {s['model_ids']} (seeds {s['seeds']})")
+    header = "model".ljust(12) + "".join(f"R@{k}".rjust(17) + f"N@{k}".rjust(17) for k in s["ks"])
+    print(header)
+    for name, entry in report["models"].items():
+        summ = entry["summary"]
+        cells = []
+        for k in s["ks"]:
+            for m in ("recall", "ndcg"):
+                v = summ[f"{m}@{k}"]
+                cells.append((f"{v['mean']:.4f}" + (f" ± {v['std']:.4f}" if v["n"] > 1 else "")).rjust(17))
+        print(name.ljust(12) + "".join(cells))
+    print(f"saved as evaluation #{report.get('evaluation_id')}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from ..core.generative import recommend
+
+    history = [h for h in args.history.split(",")]
+    with open_store(args.project) as store:
+        rows = recommend(store, history, model_id=args.model, k=args.k, beam=args.beam,
+                         temperature=args.temperature, seed=args.seed, exclude_history=args.exclude_history,
+                         skip_unknown=args.skip_unknown, device=args.device)
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['rank']:>3}  {r['score']:9.3f}  {r['sid']}  {r['item_id']}  {r['title'] or ''}")
+    return 0

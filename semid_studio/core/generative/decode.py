@@ -1,0 +1,228 @@
+"""Decoding Semantic IDs: batched beam search, temperature sampling and exact scoring.
+
+- :func:`beam_search` is real beam search: batched over users, deterministic, distinct beams
+  (every beam is a distinct SID prefix), scores are summed log-probabilities, a key-value cache
+  means each step runs the decoder on one new token per beam. With ``constrained=True`` the
+  trie (:mod:`.trie`) masks every step, so every result is a real item; without it, SIDs that
+  map to no item are reported as invalid (-1).
+- :func:`sample` draws K distinct items per user with temperature (stochastic beam search,
+  Kool et al. 2019: sampling without replacement over whole SIDs), for diversity.
+- :func:`exact_scores` computes the log-likelihood of *every* item's SID for a history (a
+  check on beam search: the beam's top results must be the exact top results).
+
+Scores in constrained mode are the model's log-probability with each step normalised over
+the valid next codes only — the same quantity the constrained training loss optimises and
+that :func:`exact_scores` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import pad_histories
+from .model import TigerModel
+from .trie import SidTrie
+
+
+@dataclass
+class Decoded:
+    """Top-K per user: item idx (-1 = an SID no item has, only when unconstrained)."""
+
+    items: np.ndarray  # (B, K) int64
+    scores: np.ndarray  # (B, K) float: summed log-probabilities (or perturbed keys when sampling)
+    codes: np.ndarray  # (B, K, L + 1) the generated SIDs
+
+    @property
+    def invalid_rate(self) -> float:
+        """Share of returned slots whose SID is not a catalogue item."""
+        filled = np.isfinite(self.scores)
+        return float(((self.items < 0) & filled).sum() / max(1, filled.sum()))
+
+
+def _masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    if valid is None:
+        return F.log_softmax(logits, dim=-1)
+    any_valid = valid.any(dim=-1, keepdim=True)
+    masked = logits.masked_fill(~valid, float("-inf")).masked_fill(~any_valid, 0.0)
+    return F.log_softmax(masked, dim=-1).masked_fill(~valid, float("-inf"))
+
+
+def _gumbel_children(parent_key: torch.Tensor, phi: torch.Tensor, generator: torch.Generator | None
+                     ) -> torch.Tensor:
+    """Stochastic beam search keys: Gumbel-perturb the children's log-probabilities ``phi``
+    (R, C), conditioned on their maximum being the parent's key (R, 1)."""
+    u = torch.rand(phi.shape, generator=generator, device=phi.device).clamp_(1e-12, 1 - 1e-7)
+    g = phi - torch.log(-torch.log(u))
+    z = g.max(dim=-1, keepdim=True).values
+    # key = -log(exp(-T) - exp(-Z) + exp(-G)), written stably (Kool et al. 2019, appendix)
+    v = parent_key - g + torch.log1p(-torch.exp((g - z).clamp(max=-1e-7)))
+    key = parent_key - v.clamp_min(0) - torch.log1p(torch.exp(-v.abs()))
+    return torch.where(torch.isfinite(phi), key, torch.full_like(phi, float("-inf")))
+
+
+def _prepare(model: TigerModel, histories: list[np.ndarray], users: np.ndarray | None):
+    items, lengths = pad_histories(histories, model.spec.max_history)
+    device = model.tokens.weight.device
+    items_t = torch.from_numpy(items).to(device)
+    users_t = None if users is None else torch.as_tensor(users, device=device)
+    memory = model.encode(items_t, users_t, causal=model.spec.train_targets == "all")
+    offset = memory.shape[1] - items.shape[1]
+    return memory, torch.from_numpy(lengths).to(device) + offset
+
+
+@torch.no_grad()
+def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, beam: int = 20, k: int = 10,
+                constrained: bool = True, temperature: float | None = None, sample: bool = False,
+                generator: torch.Generator | None = None, exclude: list[np.ndarray] | None = None,
+                users: np.ndarray | None = None) -> Decoded:
+    """Top-``k`` items for each history by beam search of width ``beam`` (>= k).
+
+    Parameters
+    ----------
+    model, trie
+        A trained model and the trie of the catalogue to recommend from (cold-start items
+        included if the trie was built with them).
+    histories
+        One array of item idx per user (oldest first; the last ``max_history`` are used).
+    constrained
+        Restrict every step to the trie's children of the beam's prefix (results are always
+        real items). Unconstrained decoding may return SIDs no item has; those slots get -1.
+    temperature, sample
+        ``temperature`` divides the logits; ``sample=True`` draws the beams at random without
+        replacement (stochastic beam search) instead of keeping the most likely ones.
+    exclude
+        Per user, items that must not be returned (e.g. the history itself); constrained only.
+    users
+        Hashed user tokens (only for models trained with ``user_bins > 0``).
+    """
+    if beam < k:
+        raise ValueError(f"beam width {beam} must be >= k {k}")
+    model.eval()
+    B = len(histories)
+    L1 = trie.n_levels
+    memory, lengths = _prepare(model, histories, users)
+    device = memory.device
+    state = model.decode_start(memory, lengths)
+    blocked = trie.blocked_nodes(exclude, device) if (exclude is not None and constrained) else None
+    scores = torch.zeros(B, 1, device=device)  # summed log-probs of the live beams
+    keys = torch.zeros(B, 1, device=device)  # sampling keys (== scores without sampling)
+    nodes = torch.zeros(B, 1, dtype=torch.long, device=device)  # trie node of each beam's prefix (-1 = none)
+    codes = torch.zeros(B, 1, 0, dtype=torch.long, device=device)
+    for level in range(L1):
+        W = scores.shape[1]
+        modelled = level < model.n_steps
+        h = model.decode_step(state) if modelled else None  # (B * W, d)
+        if constrained:
+            cand_nodes, cand_codes = trie.children(level, nodes.reshape(-1))  # (B * W, C)
+            valid = cand_nodes >= 0
+            if blocked is not None and blocked[level].shape[1] > 0:
+                per_user = blocked[level].repeat_interleave(W, dim=0)  # (B * W, H)
+                valid = valid & ~(cand_nodes[:, :, None] == per_user[:, None, :]).any(-1)
+            if modelled:
+                logits = model.child_logits(h, level, cand_codes, cand_nodes).float()
+            else:  # an unmodelled dedup level: the items of the tuple share its probability
+                logits = torch.zeros(cand_codes.shape, device=device)
+        else:
+            size = trie.level_sizes[level]
+            cand_codes = torch.arange(size, device=device).expand(B * W, size)
+            cand_nodes = None
+            valid = None
+            if modelled:
+                logits = model.full_logits(h, level).float()
+            else:  # unmodelled dedup level without a trie: the first item of the tuple
+                logits = torch.full((B * W, size), float("-inf"), device=device)
+                logits[:, 0] = 0.0
+        if modelled and temperature is not None and temperature != 1.0:
+            logits = logits / temperature
+        logp = _masked_log_softmax(logits, valid)
+        C = logp.shape[1]
+        phi = scores.reshape(B * W, 1) + logp
+        cand = phi.reshape(B, W * C)
+        if sample:
+            cand_keys = _gumbel_children(keys.reshape(B * W, 1), phi, generator).reshape(B, W * C)
+        else:
+            cand_keys = cand
+        n_keep = min(beam, W * C)
+        top_keys, top = torch.topk(cand_keys, n_keep, dim=1)
+        parent, slot = top // C, top % C
+        rows = (torch.arange(B, device=device)[:, None] * W + parent).reshape(-1)
+        scores = torch.gather(cand, 1, top)
+        keys = top_keys
+        new_codes = cand_codes[rows, slot.reshape(-1)].reshape(B, n_keep)
+        if constrained:
+            nodes = cand_nodes[rows, slot.reshape(-1)].reshape(B, n_keep)
+        codes = torch.cat([torch.gather(codes, 1, parent[:, :, None].expand(-1, -1, codes.shape[2])),
+                           new_codes[:, :, None]], dim=2)
+        if level + 1 < model.n_steps:
+            model.reorder(state, rows)
+            model.feed(state, new_codes.reshape(-1), level)  # the next step reads this level's code
+    final = keys if sample else scores
+    order = torch.argsort(final, dim=1, descending=True)[:, :k]
+    out_scores = torch.gather(final, 1, order)
+    out_codes = torch.gather(codes, 1, order[:, :, None].expand(-1, -1, L1)).cpu().numpy()
+    if constrained:
+        out_nodes = torch.gather(nodes, 1, order)
+        items = torch.where(out_nodes >= 0, trie.leaf_item.to(device)[out_nodes.clamp_min(0)],
+                            torch.full_like(out_nodes, -1)).cpu().numpy()
+    else:
+        items = trie.lookup(out_codes)
+    out_scores = out_scores.cpu().numpy()
+    items = np.where(np.isfinite(out_scores), items, -1)
+    return Decoded(items, out_scores, out_codes)
+
+
+def sample(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, k: int = 10,
+           temperature: float = 1.0, seed: int = 0, beam: int | None = None,
+           exclude: list[np.ndarray] | None = None) -> Decoded:
+    """``k`` distinct items per user drawn with temperature (stochastic beam search).
+
+    Deterministic for a given ``seed``. Higher temperature -> more diverse lists.
+    """
+    generator = torch.Generator(device=model.tokens.weight.device).manual_seed(seed)
+    return beam_search(model, trie, histories, beam=beam or k, k=k, constrained=True, temperature=temperature,
+                       sample=True, generator=generator, exclude=exclude)
+
+
+@torch.no_grad()
+def exact_scores(model: TigerModel, trie: SidTrie, history: np.ndarray, *, chunk: int = 2048) -> np.ndarray:
+    """Log-likelihood of every catalogue item's SID after ``history`` (``(n_items,)`` over
+    the trie's items, indexed by item idx; items outside the trie get -inf).
+
+    Teacher-forced in one pass per chunk of items (no beam, no cache), with each level
+    normalised over the real children of the item's prefix — the quantity constrained beam
+    search ranks by — so it is an independent check of :func:`beam_search`.
+    """
+    model.eval()
+    memory, lengths = _prepare(model, [np.asarray(history)], None)
+    device = memory.device
+    state = memory[0, lengths[0] - 1][None, None, :]
+    L1 = trie.n_levels
+    cross = model.spec.decoder_context == "cross"
+    kv = model._cross_kv(memory) if cross else None
+    mask = (torch.arange(memory.shape[1], device=device) < lengths[0])[None, None, None, :] if cross else None
+    all_codes = torch.from_numpy(trie.codes).to(device)
+    items = torch.from_numpy(trie.items).to(device)
+    paths = trie.item_path.to(device)[items]  # (n_rows, L1) node ids
+    out = torch.full((int(trie.items.max()) + 1,), float("-inf"), device=device)
+    for start in range(0, len(items), chunk):
+        sl = slice(start, min(len(items), start + chunk))
+        c = all_codes[sl]
+        N = c.shape[0]
+        h = model.decode_full(state.expand(1, N, -1), c[None], memory if cross else None, mask, kv=kv)[0]
+        total = torch.zeros(N, device=device)
+        for level in range(L1):
+            parents = torch.zeros(N, dtype=torch.long, device=device) if level == 0 else paths[sl, level - 1]
+            nodes, child_codes = trie.children(level, parents)
+            if level < model.n_steps:
+                logits = model.child_logits(h[:, level], level, child_codes, nodes).float()
+            else:  # unmodelled dedup level: uniform over the items of the tuple
+                logits = torch.zeros(nodes.shape, device=device)
+            logp = _masked_log_softmax(logits, nodes >= 0)
+            slot = paths[sl, level] - trie.first[level].to(device)[parents]
+            total += logp.gather(1, slot[:, None])[:, 0]
+        out[items[sl]] = total
+    return out.cpu().numpy()

@@ -1,0 +1,418 @@
+"""The TIGER-style encoder-decoder, built from torch's own layers and scaled-dot-product
+attention.
+
+What it computes
+----------------
+- **Encoder** over the history, one position per item (sum of its level-code embeddings and,
+  optionally, its item-id embedding; see :mod:`.tokens`). It is *causal*: position ``t`` sees
+  items ``0..t``, so one pass over a user's sequence yields the state after every prefix and
+  every position is a training target at once (SASRec's trick, here for a generative model).
+  ``train_targets="last"`` gives TIGER's original bidirectional encoder with one target per
+  history, for comparison.
+- **Decoder** over the target's SID tokens ``[start, c_a, c_b, ...]``, predicting level ``l``
+  at position ``l``. The start token carries the encoder state of the last history item; with
+  ``decoder_context="cross"`` every decoder layer also cross-attends to the history states
+  (only those up to the target's own position while training).
+- **Output**: per-level logits over that level's codes, by default tied to the level's input
+  embeddings.
+
+Attention heads may be wider than ``d_model / n_heads`` (TIGER: 6 heads x 64 on d_model
+128), so attention is our own small module over ``F.scaled_dot_product_attention``.
+Decoding keeps a key-value cache: each beam step runs the decoder on one new token only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .spec import GenerativeSpec
+from .tokens import BOS, PAD, UNK_ITEM, SidVocab
+
+
+def random_bytes(shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """Uniform random uint8 values of ``shape``, drawn 7 per 64-bit random number.
+
+    torch's CPU ``bernoulli_`` (behind ``F.dropout``) costs about 30 elementwise operations
+    per element; this is ~4x cheaper and comes from the same (seeded, checkpointed) generator.
+    The top byte of ``random_()`` on int64 is never >= 128, so only the low 7 bytes are used.
+    """
+    n = int(np.prod(shape)) if len(shape) else 1
+    words = torch.empty((n + 6) // 7, dtype=torch.int64, device=device).random_()
+    return words.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:n].view(shape)
+
+
+class Dropout(nn.Module):
+    """Inverted dropout with a cheap mask (see :func:`random_bytes`); keep-probability is
+    quantised to 1/256."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.threshold = int(round(p * 256))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.threshold == 0:
+            return x
+        keep = random_bytes(x.shape, x.device) >= self.threshold
+        scale = 256.0 / (256 - self.threshold)
+        return x * keep.to(x.dtype).mul_(scale)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with ``n_heads x head_dim`` inner width (may differ from d_model)."""
+
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, dropout: float, cross: bool) -> None:
+        super().__init__()
+        inner = n_heads * head_dim
+        self.n_heads, self.head_dim, self.cross = n_heads, head_dim, cross
+        if cross:
+            self.q = nn.Linear(d_model, inner)
+            self.kv = nn.Linear(d_model, 2 * inner)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * inner)
+        self.out = nn.Linear(inner, d_model)
+        self.dropout = dropout
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, T, D = x.shape
+        return x.transpose(1, 2).reshape(B, T, H * D)
+
+    def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of a memory, ``(B, H, T, D)`` each (cached once per decode)."""
+        k, v = self.kv(memory).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
+    def forward(self, x: torch.Tensor, *, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        p = self.dropout if self.training else 0.0
+        if self.cross:
+            q = self._split(self.q(x))
+            k, v = kv  # type: ignore[misc]
+        else:
+            q, k, v = (self._split(t) for t in self.qkv(x).chunk(3, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
+        return self.out(self._merge(y))
+
+    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Self-attention of one new token ``(B, 1, d)`` over the cached ones plus itself."""
+        q, k, v = (self._split(t) for t in self.qkv(x).chunk(3, dim=-1))
+        if cache is not None:
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(self._merge(y)), (k, v)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float, activation: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.act = nn.GELU() if activation == "gelu" else nn.ReLU()
+        self.drop = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm Transformer encoder layer."""
+
+    def __init__(self, s: GenerativeSpec) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(s.d_model)
+        self.attn = Attention(s.d_model, s.n_heads, s.head_dim, s.dropout, cross=False)
+        self.norm2 = nn.LayerNorm(s.d_model)
+        self.ff = FeedForward(s.d_model, s.d_ff, s.dropout, s.activation)
+        self.drop = Dropout(s.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), mask=mask, is_causal=is_causal))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm decoder layer: causal self-attention, optional cross-attention, MLP."""
+
+    def __init__(self, s: GenerativeSpec) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(s.d_model)
+        self.self_attn = Attention(s.d_model, s.n_heads, s.head_dim, s.dropout, cross=False)
+        self.use_cross = s.decoder_context == "cross"
+        if self.use_cross:
+            self.norm2 = nn.LayerNorm(s.d_model)
+            self.cross_attn = Attention(s.d_model, s.n_heads, s.head_dim, s.dropout, cross=True)
+        self.norm3 = nn.LayerNorm(s.d_model)
+        self.ff = FeedForward(s.d_model, s.d_ff, s.dropout, s.activation)
+        self.drop = Dropout(s.dropout)
+
+    def forward(self, x: torch.Tensor, kv, cross_mask: torch.Tensor | None, n_tok: int) -> torch.Tensor:
+        """``x``: (B, Q * n_tok, d) — Q targets of n_tok tokens each, per batch row."""
+        B, QN, d = x.shape
+        h = self.norm1(x).reshape(B * QN // n_tok, n_tok, d)
+        x = x + self.drop(self.self_attn(h, is_causal=True).reshape(B, QN, d))
+        if self.use_cross:
+            x = x + self.drop(self.cross_attn(self.norm2(x), kv=kv, mask=cross_mask))
+        return x + self.drop(self.ff(self.norm3(x)))
+
+    def step(self, x: torch.Tensor, cache, kv, cross_mask):
+        """One new token per beam ``(B * W, 1, d)`` with the self-attention cache.
+
+        All W beams of a user share that user's history, so the cross-attention runs once per
+        user with the beams as its query positions: the history keys / values are never copied
+        per beam.
+        """
+        h, cache = self.self_attn.step(self.norm1(x), cache)
+        x = x + h
+        if self.use_cross:
+            BW, _, d = x.shape
+            B = kv[0].shape[0]
+            c = self.cross_attn(self.norm2(x).reshape(B, BW // B, d), kv=kv, mask=cross_mask)
+            x = x + c.reshape(BW, 1, d)
+        return x + self.ff(self.norm3(x)), cache
+
+
+class TigerModel(nn.Module):
+    """Generative recommender: history of items -> the next item's Semantic ID."""
+
+    def __init__(self, spec: GenerativeSpec, vocab: SidVocab) -> None:
+        super().__init__()
+        self.spec, self.vocab = spec, vocab
+        d = spec.d_model
+        self.tokens = nn.Embedding(vocab.size, d, padding_idx=PAD)
+        n_pos = spec.max_history + (1 if spec.user_bins > 0 else 0)
+        self.pos = nn.Embedding(n_pos, d)
+        self.emb_drop = Dropout(spec.emb_dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(spec) for _ in range(spec.encoder_layers))
+        self.enc_norm = nn.LayerNorm(d)
+        self.start = nn.Linear(d, d)  # encoder state -> decoder start token
+        self.decoder = nn.ModuleList(DecoderLayer(spec) for _ in range(spec.decoder_layers))
+        self.dec_norm = nn.LayerNorm(d)
+        # decoder steps: one per SID level, minus the dedup level when it is not modelled
+        self.n_steps = vocab.n_levels if vocab.model_dedup else vocab.n_levels - 1
+        sizes = vocab.level_sizes[: self.n_steps]
+        if spec.tie_output:
+            self.out_bias = nn.ParameterList(nn.Parameter(torch.zeros(s)) for s in sizes)
+        else:
+            self.heads = nn.ModuleList(nn.Linear(d, s) for s in sizes)
+        # optional item-level signal on the output side: one embedding per trie node of levels
+        # 1.. (a prefix of length >= 2, i.e. nearly an item), added to the code's logit; the
+        # last row of each table stays zero for prefixes the model never saw (cold start)
+        self.node_emb = nn.ModuleList()
+        if spec.node_output:
+            counts = list(vocab.node_counts)
+            if len(counts) < self.n_steps:
+                raise ValueError("node_output needs the training trie's node counts in the vocabulary")
+            for level in range(1, self.n_steps):
+                self.node_emb.append(nn.Embedding(counts[level] + 1, d, padding_idx=counts[level]))
+        self._node_maps: list[torch.Tensor | None] = [None] * vocab.n_levels
+        self.register_buffer("level_offsets", torch.tensor(vocab.level_offsets), persistent=False)
+        self.register_buffer("item_feats", torch.zeros(1, vocab.n_levels + 1, dtype=torch.long), persistent=False)
+        self.register_buffer("codes", torch.zeros(1, vocab.n_levels, dtype=torch.long), persistent=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=0.02)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            self.tokens.weight[PAD].zero_()
+
+    # -- catalogue
+
+    def set_catalogue(self, codes: np.ndarray) -> None:
+        """Attach the SID table (row = item idx); items beyond the vocabulary's ``n_items``
+        (cold start) are encoded by their codes plus the 'unknown item' token."""
+        feats = self.vocab.item_features(codes)
+        device = self.tokens.weight.device
+        self.item_feats = torch.from_numpy(feats).to(device)
+        self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(device)
+
+    @property
+    def n_catalogue(self) -> int:
+        return self.item_feats.shape[0] - 1
+
+    # -- encoder
+
+    def embed_history(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) item idx, -1 = padding -> (B, T', d) input vectors (T' = T + 1 with a user token)."""
+        feats = self.item_feats[items.masked_fill(items < 0, self.n_catalogue)]
+        if self.training and self.spec.item_dropout > 0:
+            # replace some item-id tokens by 'unknown': the model must also read the SID codes,
+            # which is what lets it recommend cold-start items with no id embedding of their own
+            drop = torch.rand(items.shape, device=items.device) < self.spec.item_dropout
+            ids = feats[..., -1]
+            feats = feats.clone()
+            feats[..., -1] = torch.where(drop & (ids != PAD), torch.full_like(ids, UNK_ITEM), ids)
+        if not self.spec.item_embedding:
+            feats = feats[..., :-1]
+        x = self.tokens(feats).sum(dim=2)
+        if users is not None and self.spec.user_bins > 0:
+            x = torch.cat([self.tokens(users)[:, None, :], x], dim=1)
+        T = x.shape[1]
+        x = x + self.pos.weight[:T][None]
+        return self.emb_drop(x)
+
+    def encode(self, items: torch.Tensor, users: torch.Tensor | None = None, *, causal: bool = True
+               ) -> torch.Tensor:
+        """History states ``(B, T', d)``.
+
+        Right padding: with a causal encoder, real positions never see the padding after them.
+        The bidirectional variant masks padded keys.
+        """
+        x = self.embed_history(items, users)
+        mask = None
+        if not causal:
+            valid = items >= 0
+            if x.shape[1] != items.shape[1]:
+                valid = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
+            mask = valid[:, None, None, :]
+        for layer in self.encoder:
+            x = layer(x, mask, causal)
+        return self.enc_norm(x)
+
+    # -- decoder (training / scoring: whole SIDs at once)
+
+    def _cross_kv(self, memory: torch.Tensor):
+        return [layer.cross_attn.project_kv(memory) if layer.use_cross else None for layer in self.decoder]
+
+    def decode_full(self, states: torch.Tensor, codes: torch.Tensor, memory: torch.Tensor | None,
+                    cross_mask: torch.Tensor | None, kv=None) -> torch.Tensor:
+        """Decoder output states for Q targets per row, teacher-forced: ``(B, Q, n_steps, d)``.
+
+        states (B, Q, d): the encoder state each target is predicted from; codes (B, Q, L+1):
+        the target SIDs; memory (B, T, d) and cross_mask (B or 1, 1, Q * n_steps, T) for the
+        cross-attention. Position ``l`` of the output predicts level ``l``.
+        """
+        B, Q, _ = states.shape
+        L1 = self.n_steps
+        start = self.start(states) + self.tokens.weight[BOS]
+        prev = self.tokens(codes[..., : L1 - 1] + self.level_offsets[: L1 - 1])  # (B, Q, L1 - 1, d)
+        x = torch.cat([start[:, :, None, :], prev], dim=2).reshape(B, Q * L1, -1)
+        if kv is None and memory is not None:
+            kv = self._cross_kv(memory)
+        for i, layer in enumerate(self.decoder):
+            x = layer(x, kv[i] if kv is not None else None, cross_mask, L1)
+        return self.dec_norm(x).reshape(B, Q, L1, -1)
+
+    def full_logits(self, h: torch.Tensor, level: int) -> torch.Tensor:
+        """Logits over every code of ``level`` (no trie): ``(..., size_level)``."""
+        if self.spec.tie_output:
+            off, size = self.vocab.level_offsets[level], self.vocab.level_sizes[level]
+            return h @ self.tokens.weight[off : off + size].T + self.out_bias[level]
+        return self.heads[level](h)
+
+    def set_node_maps(self, maps: list[torch.Tensor | None]) -> None:
+        """How the decoding trie's node ids map to this model's node embeddings (per level;
+        None = identical, i.e. the training trie). Unknown nodes map to -1."""
+        self._node_maps = [None if m is None else m.to(self.tokens.weight.device) for m in maps]
+
+    def child_logits(self, h: torch.Tensor, level: int, codes: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """Logits of given children ``(..., C)`` (their codes and trie nodes, -1 = no child) from
+        decoder states ``h`` ``(..., d)``: the code's logit plus, with ``node_output``, the
+        child node's own embedding."""
+        base = self.full_logits(h, level).gather(-1, codes.clamp_min(0))
+        if not self.node_emb or level == 0:
+            return base
+        table = self.node_emb[level - 1]
+        pad = table.num_embeddings - 1
+        node_map = self._node_maps[level]
+        rows = nodes if node_map is None else node_map[nodes.clamp_min(0)]
+        rows = torch.where((nodes >= 0) & (rows >= 0), rows, torch.full_like(rows, pad))
+        emb = table(rows)  # (..., C, d)
+        return base + (emb @ h.unsqueeze(-1)).squeeze(-1)
+
+    def forward_train(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
+                      *, last_only: bool = False):
+        """Logits for a training batch.
+
+        Returns ``(decoder states (N, n_steps, d), target item idx (N,))`` for the N target
+        slots that have a target.
+        """
+        causal = not last_only
+        memory = self.encode(inputs, users, causal=causal)
+        offset = memory.shape[1] - inputs.shape[1]  # 1 with a user token in front
+        L1 = self.n_steps
+        B, T = inputs.shape
+        if last_only:
+            lengths = (inputs >= 0).sum(1)
+            last = lengths - 1
+            states = memory[torch.arange(B, device=inputs.device), last + offset][:, None]
+            tgt = targets[torch.arange(B, device=inputs.device), last][:, None]
+            cross_mask = None
+            if self.spec.decoder_context == "cross":
+                valid = torch.arange(memory.shape[1], device=inputs.device)[None] < (lengths + offset)[:, None]
+                cross_mask = valid[:, None, None, :]
+        else:
+            states = memory[:, offset:]
+            tgt = targets
+            cross_mask = None
+            if self.spec.decoder_context == "cross":
+                # decoder tokens of target t see history states 0..t (and the user token)
+                q_pos = torch.arange(T, device=inputs.device).repeat_interleave(L1)
+                k_pos = torch.arange(memory.shape[1], device=inputs.device) - offset
+                cross_mask = (k_pos[None, :] <= q_pos[:, None])[None, None]
+        codes = self.codes[tgt.clamp_min(0)]
+        keep = tgt >= 0
+        if self.spec.decoder_context != "cross":
+            # without cross-attention each target is independent: decode only real targets
+            h = self.decode_full(states[keep][None], codes[keep][None], None, None)[0]
+            return h, tgt[keep]
+        h = self.decode_full(states, codes, memory, cross_mask)
+        return h[keep], tgt[keep]
+
+    # -- decoder (incremental, for beam search)
+
+    def decode_start(self, memory: torch.Tensor, lengths: torch.Tensor) -> dict:
+        """Everything the incremental decoder needs for a batch of encoded histories.
+
+        ``memory`` (B, T', d) from :meth:`encode`; ``lengths`` counts valid positions in it.
+        """
+        B = memory.shape[0]
+        last = memory[torch.arange(B, device=memory.device), lengths - 1]
+        state = {
+            "x": (self.start(last) + self.tokens.weight[BOS])[:, None, :],
+            "cache": [None] * len(self.decoder),
+            "kv": None,
+            "mask": None,
+        }
+        if self.spec.decoder_context == "cross":
+            state["kv"] = self._cross_kv(memory)
+            valid = torch.arange(memory.shape[1], device=memory.device)[None] < lengths[:, None]
+            state["mask"] = valid[:, None, None, :]
+        return state
+
+    def decode_step(self, state: dict) -> torch.Tensor:
+        """Run the decoder on the state's newest token; returns its output state ``(B, d)``."""
+        x = state["x"]
+        for i, layer in enumerate(self.decoder):
+            kv = state["kv"][i] if state["kv"] is not None else None
+            x, state["cache"][i] = layer.step(x, state["cache"][i], kv, state["mask"])
+        return self.dec_norm(x)[:, 0]
+
+    def feed(self, state: dict, codes: torch.Tensor, level: int) -> None:
+        """Set the next decoder input to the embedding of ``codes`` (B,) at ``level``."""
+        state["x"] = self.tokens(codes + self.level_offsets[level])[:, None, :]
+
+    @staticmethod
+    def reorder(state: dict, rows: torch.Tensor) -> dict:
+        """Keep / repeat beams: ``rows`` (B * W_new,) indexes the current B * W_old beams and
+        must keep each user's beams together, in user order (the history cache is per user)."""
+        state["x"] = state["x"][rows]
+        state["cache"] = [None if c is None else (c[0][rows], c[1][rows]) for c in state["cache"]]
+        return state
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

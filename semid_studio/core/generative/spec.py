@@ -1,0 +1,191 @@
+"""Settings of the generative recommender: one frozen dataclass with named presets.
+
+``paper`` is TIGER's configuration (Rajput et al. 2023: 4 + 4 layers, 6 heads x 64,
+d_model 128, MLP 1024, dropout 0.1); ``laptop`` is what we recommend on a CPU (the best
+quality per minute we measured on Beauty, see docs/generative.md); ``tiny`` is for tests.
+Every field can be overridden (``make_spec("laptop", {"dropout": "0.3"})``); the spec is
+stored with the model as JSON so a run can be reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from ..errors import SemidError
+
+
+@dataclass(frozen=True)
+class GenerativeSpec:
+    """Model, input and training settings of one generative recommender."""
+
+    # -- input side
+    max_history: int = 20  # history window: the last N items
+    item_embedding: bool = True  # add a learned item-id embedding to each history position
+    item_dropout: float = 0.1  # share of positions whose item-id embedding is replaced by 'unknown'
+    user_bins: int = 0  # >0: a hashed user token (TIGER used 2000 bins) in front of the history
+    # -- model
+    d_model: int = 128
+    n_heads: int = 6
+    head_dim: int = 64
+    d_ff: int = 1024
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    dropout: float = 0.1
+    emb_dropout: float = 0.1  # on the summed input embeddings
+    activation: str = "relu"
+    decoder_context: str = "cross"  # "cross": cross-attend to the history; "state": only the last state
+    tie_output: bool = True  # level-code output weights shared with the decoder's input embeddings
+    # "model": the dedup code is a decoder step like the others; "uniform": not generated, the
+    # items of a semantic tuple share its probability; "auto": uniform when the SID table has no
+    # collisions (then the step is deterministic and only costs time), else model
+    dedup_token: str = "auto"
+    # item-level output signal: an embedding per SID prefix of length >= 2 (a trie node, nearly
+    # an item) added to the code's logit; needs the constrained loss
+    node_output: bool = False
+    # -- training
+    split: str = "loo"
+    train_targets: str = "all"  # "all": every history position is a target; "last": TIGER's one per window
+    batch_targets: int = 2048  # target items per batch (windows are bucketed by length)
+    lr: float = 2e-3
+    schedule: str = "cosine"  # "cosine", "inverse_sqrt" (the paper), "constant"
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.0
+    constrained_loss: bool = True  # softmax over the valid next codes of the true prefix only
+    grad_clip: float = 1.0
+    max_steps: int = 20000  # the schedule's length; training may stop earlier on time
+    eval_every: int = 500  # steps between validation runs (checkpoint selection)
+    valid_users: int = 4000  # validation cases used for checkpoint selection (0 = all)
+    valid_beam: int = 20
+    select_metric: str = "ndcg@10"
+    patience: int = 0  # stop after this many validations without improvement (0 = never)
+    seed: int = 0
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def inner_dim(self) -> int:
+        return self.n_heads * self.head_dim
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # TIGER's own architecture (encoder-decoder, 4 + 4 layers, 6 heads x 64, MLP 1024)
+    "paper": {},
+    # a CPU-sized model; see docs/generative.md for what each choice bought
+    "laptop": {
+        "n_heads": 2,
+        "head_dim": 64,
+        "d_ff": 512,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "dropout": 0.2,
+        "emb_dropout": 0.2,
+    },
+    # for tests: seconds on a CPU
+    "tiny": {
+        "d_model": 32,
+        "n_heads": 2,
+        "head_dim": 16,
+        "d_ff": 64,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "batch_targets": 512,
+        "max_steps": 300,
+        "eval_every": 100,
+        "warmup_steps": 20,
+        "lr": 5e-3,
+        "valid_users": 0,
+    },
+}
+
+_CHOICES = {
+    "activation": ("relu", "gelu"),
+    "decoder_context": ("cross", "state"),
+    "dedup_token": ("auto", "model", "uniform"),
+    "split": ("loo", "temporal"),
+    "train_targets": ("all", "last"),
+    "schedule": ("cosine", "inverse_sqrt", "constant"),
+    "precision": ("fp32", "bf16"),
+}
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    if isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        try:
+            if kind is bool:
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if kind is int:
+                return int(float(text)) if text.replace(".", "", 1).isdigit() else int(text)
+            if kind is float:
+                return float(text)
+        except ValueError:
+            raise SemidError(f"spec field '{name}' expects {kind.__name__}, got '{value}'") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SemidError(f"spec field '{name}' expects {kind.__name__}, got {value!r}")
+    return value
+
+
+def make_spec(preset: str = "laptop", overrides: Mapping[str, Any] | None = None) -> GenerativeSpec:
+    """A preset with overrides (values may be strings, as typed on a command line).
+
+    Raises :class:`SemidError` for an unknown preset, an unknown field or a bad value.
+    """
+    if preset not in PRESETS:
+        raise SemidError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
+    types = {f.name: f.type for f in fields(GenerativeSpec)}
+    kinds = {"int": int, "float": float, "bool": bool, "str": str}
+    values: dict[str, Any] = dict(PRESETS[preset])
+    for name, value in (overrides or {}).items():
+        if name not in types:
+            raise SemidError(f"unknown spec field '{name}' (known: {', '.join(sorted(types))})")
+        values[name] = _coerce(name, kinds[str(types[name])], value)
+    spec = GenerativeSpec(**values)
+    validate_spec(spec)
+    return spec
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> GenerativeSpec:
+    """Rebuild a stored spec (unknown keys from newer versions are an error, missing ones default)."""
+    known = {f.name for f in fields(GenerativeSpec)}
+    extra = set(data) - known
+    if extra:
+        raise SemidError(f"the stored model spec has fields this version does not know: {sorted(extra)}")
+    return GenerativeSpec(**dict(data))
+
+
+def validate_spec(spec: GenerativeSpec) -> None:
+    for name, options in _CHOICES.items():
+        if getattr(spec, name) not in options:
+            raise SemidError(f"spec field '{name}' must be one of {', '.join(options)}, got '{getattr(spec, name)}'")
+    positive = ["max_history", "d_model", "n_heads", "head_dim", "d_ff", "decoder_layers", "batch_targets",
+                "max_steps", "eval_every", "valid_beam"]
+    for name in positive:
+        if getattr(spec, name) <= 0:
+            raise SemidError(f"spec field '{name}' must be positive, got {getattr(spec, name)}")
+    if spec.encoder_layers < 0:
+        raise SemidError("spec field 'encoder_layers' must be >= 0")
+    for name in ("dropout", "emb_dropout", "item_dropout", "label_smoothing"):
+        if not 0 <= getattr(spec, name) < 1:
+            raise SemidError(f"spec field '{name}' must be in [0, 1), got {getattr(spec, name)}")
+    if spec.node_output and not spec.constrained_loss:
+        raise SemidError("spec field 'node_output' needs constrained_loss=true (node logits exist for real "
+                         "prefixes only)")
+    if spec.lr <= 0:
+        raise SemidError("spec field 'lr' must be positive")
+    if not spec.select_metric.startswith(("ndcg@", "recall@")):
+        raise SemidError("spec field 'select_metric' must be ndcg@K or recall@K")

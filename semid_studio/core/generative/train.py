@@ -1,0 +1,507 @@
+"""Training the generative recommender: one loop for the CLI, the GUI, the tests and the
+benchmarks.
+
+- :class:`Trainer` works on arrays (a split, an SID table): batches, loss, optimiser,
+  learning-rate schedule, validation, and its complete state as numpy arrays (weights,
+  optimiser moments, RNG state, data position) so that an interrupted run resumes to the very
+  same model.
+- :func:`train_model` is the task generator over a project file: it creates (or resumes) a
+  model record, yields progress and validation metrics, keeps the checkpoint that is best on
+  the *validation* split (``best``) and the latest state (``last``), and stops cleanly on
+  cancel, on a time budget or at the end of the schedule.
+
+Why the loop looks like this (measured on Beauty, see docs/generative.md): every position of
+a history window is a target in one pass (causal encoder), windows are bucketed by length
+instead of padded to a fixed size, and the loss is the SID's log-likelihood with each level's
+softmax restricted to the codes that exist under the true prefix (the same quantity the
+constrained beam search ranks by).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ProjectError, SemidError
+from ..events import (NEVER, CancelToken, Cancelled, Message, Metric, PartialResult, Progress,
+                      ProgressThrottle, TaskGenerator)
+from ..store import ProjectStore
+from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, training_windows
+from .decode import beam_search
+from .metrics import ranking_metrics
+from .model import TigerModel
+from .spec import GenerativeSpec, spec_from_dict
+from .tokens import SidVocab, default_level_sizes
+from .trie import SidTrie
+
+MODEL_KIND = "tiger"
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None``/"auto" -> CUDA when present, else CPU; "cuda" without a GPU is a user error."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SemidError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise SemidError(f"unknown device '{device}'; use cpu or cuda")
+    return torch.device(device)
+
+
+def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.Tensor, *,
+             constrained: bool, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean negative log-likelihood of the target items' SIDs (summed over modelled levels).
+
+    ``h``: decoder states ``(N, n_steps, d)`` from :meth:`TigerModel.forward_train`.
+    ``constrained``: each level's softmax runs over the codes that exist under the target's
+    true prefix only (what constrained decoding normalises over). Label smoothing spreads
+    its mass over those same codes.
+    """
+    total = torch.zeros((), device=targets.device)
+    codes = model.codes[targets]
+    n = len(targets)
+    for level in range(model.n_steps):
+        hl = h[:, level]
+        if not constrained:
+            nll = _nll(model.full_logits(hl, level).float(), codes[:, level], label_smoothing)
+            total = total + nll.sum() / n
+            continue
+        parents = torch.zeros_like(targets) if level == 0 else trie.item_path[targets, level - 1]
+        slot = trie.item_path[targets, level] - trie.first[level][parents]
+        for rows in _by_family_size(trie, level, parents, bool(model.node_emb) and level > 0):
+            p = parents if rows is None else parents[rows]
+            width = None if rows is None else int(trie.n_children(level, p).max())
+            nodes, child_codes = trie.children(level, p, width)
+            logits = model.child_logits(hl if rows is None else hl[rows], level, child_codes, nodes).float()
+            logits = logits.masked_fill(nodes < 0, float("-inf"))
+            nll = _nll(logits, slot if rows is None else slot[rows], label_smoothing)
+            total = total + nll.sum() / n
+    return total
+
+
+def _nll(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    logp = F.log_softmax(logits, dim=-1)
+    nll = -logp.gather(1, target[:, None])[:, 0]
+    if label_smoothing > 0:
+        finite = torch.isfinite(logp)
+        mean_logp = torch.where(finite, logp, torch.zeros_like(logp)).sum(-1) / finite.sum(-1)
+        nll = (1 - label_smoothing) * nll - label_smoothing * mean_logp
+    return nll
+
+
+def _by_family_size(trie: SidTrie, level: int, parents: torch.Tensor, split: bool):
+    """Row groups of similar sibling counts. Per-node output terms gather one embedding per
+    sibling, padded to the widest family in the group; grouping by family size keeps that
+    padding small (one group, ``None``, when there is nothing to gain)."""
+    if not split or trie.max_children[level] <= 16:
+        return [None]
+    sizes = trie.n_children(level, parents)
+    edges = torch.tensor([8, 16, 32, 64], device=parents.device)
+    group = torch.bucketize(sizes, edges)
+    return [rows for g in range(len(edges) + 1) if len(rows := torch.nonzero(group == g)[:, 0])]
+
+
+def lr_factor(spec: GenerativeSpec, step: int) -> float:
+    """Learning-rate multiplier at ``step`` (0-based): linear warm-up, then the schedule."""
+    warm = max(1, spec.warmup_steps)
+    if step < warm:
+        return (step + 1) / warm
+    if spec.schedule == "constant":
+        return 1.0
+    if spec.schedule == "inverse_sqrt":  # the paper's: constant after warm-up scaled by 1/sqrt(step)
+        return math.sqrt(warm / (step + 1))
+    progress = min(1.0, (step - warm) / max(1, spec.max_steps - warm))
+    return spec.min_lr_ratio + (1 - spec.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def rank(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, k: int, beam: int,
+         batch_size: int = 256, users: np.ndarray | None = None) -> np.ndarray:
+    """Constrained beam-search top-``k`` item idx for many histories, in batches."""
+    out = []
+    for start in range(0, len(histories), batch_size):
+        chunk = histories[start : start + batch_size]
+        u = None if users is None else users[start : start + batch_size]
+        out.append(beam_search(model, trie, chunk, beam=beam, k=k, users=u).items)
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed_s: float = 0.0
+    best_metric: float | None = None
+    best_step: int | None = None
+
+
+class Trainer:
+    """The training loop on arrays (no project file); :func:`train_model` wraps it."""
+
+    def __init__(self, spec: GenerativeSpec, vocab: SidVocab, codes: np.ndarray, split: Split,
+                 device: torch.device | str = "cpu", user_tokens: np.ndarray | None = None) -> None:
+        self.spec, self.vocab, self.split = spec, vocab, split
+        self.device = torch.device(device)
+        if spec.threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(spec.threads)
+        torch.manual_seed(spec.seed)
+        self.model = TigerModel(spec, vocab).to(self.device)
+        self.model.set_catalogue(codes)
+        self.trie = SidTrie.build(codes, vocab.level_sizes).to(self.device)
+        self.user_tokens = user_tokens  # (n_users,) token per Sequences row, or None
+        self.windows: Windows = training_windows(split.train, spec.max_history, last_only=spec.train_targets == "last")
+        if len(self.windows) == 0:
+            raise SemidError("no training sequences with at least two items; import more interactions")
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (decay if p.dim() >= 2 else no_decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=spec.lr, betas=(0.9, 0.98), eps=1e-8,
+        )
+        self.state = TrainState()
+        self._epoch_batches: list[Batch] | None = None
+        valid = split.valid
+        if spec.valid_users and len(valid) > spec.valid_users:
+            rows = np.sort(np.random.default_rng(12345).choice(len(valid), spec.valid_users, replace=False))
+            valid = valid.subset(rows)
+        self.valid = valid
+
+    # -- data
+
+    def _batches(self) -> list[Batch]:
+        if self._epoch_batches is None:
+            # the order of epoch e depends only on (seed, e): a resumed run sees the same batches
+            rng = np.random.default_rng([self.spec.seed, self.state.epoch])
+            self._epoch_batches = iter_batches(self.windows, self.spec.batch_targets, rng,
+                                               last_only=self.spec.train_targets == "last")
+        return self._epoch_batches
+
+    def next_batch(self) -> Batch:
+        batches = self._batches()
+        if self.state.batch_in_epoch >= len(batches):
+            self.state.epoch += 1
+            self.state.batch_in_epoch = 0
+            self._epoch_batches = None
+            batches = self._batches()
+        return batches[self.state.batch_in_epoch]
+
+    @property
+    def targets_per_epoch(self) -> int:
+        return len(self.windows) if self.spec.train_targets == "last" else self.windows.n_targets
+
+    # -- one step
+
+    def train_step(self) -> tuple[float, int]:
+        """One optimiser step; returns (loss, number of target items)."""
+        spec = self.spec
+        batch = self.next_batch()
+        self.model.train()
+        inputs = torch.from_numpy(batch.inputs).to(self.device)
+        targets = torch.from_numpy(batch.targets).to(self.device)
+        users = None
+        if spec.user_bins > 0 and self.user_tokens is not None:
+            users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = spec.lr * lr_factor(spec, self.state.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
+            h, tgt = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last")
+            loss = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
+                            label_smoothing=spec.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.grad_clip)
+        self.optimizer.step()
+        # the step counts only once the update is complete (an interrupt before this line
+        # leaves the weights of the previous step, which is what a checkpoint then records)
+        self.state.step += 1
+        self.state.batch_in_epoch += 1
+        return float(loss.detach()), len(tgt)
+
+    # -- validation
+
+    def validate(self, probes=None, ks=(10,)) -> dict[str, float]:
+        probes = self.valid if probes is None else probes
+        hists = [probes.history(i) for i in range(len(probes))]
+        users = None
+        if self.spec.user_bins > 0 and self.user_tokens is not None:
+            users = self.user_tokens[probes.users]
+        k = max(ks)
+        ranked = rank(self.model, self.trie, hists, k=k, beam=max(k, self.spec.valid_beam), users=users)
+        self.model.train()
+        return ranking_metrics(ranked, probes.targets, ks)
+
+    # -- state as arrays (checkpoints)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+        self.model.load_state_dict(state)
+
+    def train_state(self) -> dict[str, np.ndarray]:
+        """Optimiser moments, RNG and data position, as arrays (no pickle)."""
+        out: dict[str, np.ndarray] = {}
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                st = self.optimizer.state.get(p)
+                if not st:
+                    continue
+                name = names[id(p)]
+                out[f"opt/{name}/exp_avg"] = st["exp_avg"].detach().cpu().numpy().copy()
+                out[f"opt/{name}/exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().numpy().copy()
+                out[f"opt/{name}/step"] = np.asarray([float(st["step"])], dtype=np.float64)
+        out["rng/torch"] = torch.get_rng_state().numpy().copy()
+        if self.device.type == "cuda":
+            out["rng/cuda"] = torch.cuda.get_rng_state(self.device).numpy().copy()
+        s = self.state
+        out["pos"] = np.asarray([s.step, s.epoch, s.batch_in_epoch], dtype=np.int64)
+        out["elapsed"] = np.asarray([s.elapsed_s], dtype=np.float64)
+        return out
+
+    def load_train_state(self, arrays: dict[str, np.ndarray]) -> None:
+        params = dict(self.model.named_parameters())
+        for key in arrays:
+            if not key.startswith("opt/") or not key.endswith("/exp_avg"):
+                continue
+            name = key[len("opt/") : -len("/exp_avg")]
+            p = params[name]
+            self.optimizer.state[p] = {
+                "step": torch.tensor(float(arrays[f"opt/{name}/step"][0])),
+                "exp_avg": torch.from_numpy(arrays[f"opt/{name}/exp_avg"].copy()).to(self.device),
+                "exp_avg_sq": torch.from_numpy(arrays[f"opt/{name}/exp_avg_sq"].copy()).to(self.device),
+            }
+        torch.set_rng_state(torch.from_numpy(arrays["rng/torch"].copy()))
+        if "rng/cuda" in arrays and self.device.type == "cuda":
+            torch.cuda.set_rng_state(torch.from_numpy(arrays["rng/cuda"].copy()), self.device)
+        step, epoch, batch_in_epoch = (int(v) for v in arrays["pos"])
+        self.state.step, self.state.epoch, self.state.batch_in_epoch = step, epoch, batch_in_epoch
+        self.state.elapsed_s = float(arrays["elapsed"][0])
+        self._epoch_batches = None
+
+
+# --------------------------------------------------------------------------- the project task
+
+
+def make_vocab(spec: GenerativeSpec, codes: np.ndarray) -> SidVocab:
+    """The vocabulary for a new model on this SID table (resolves ``dedup_token='auto'``)."""
+    codes = np.asarray(codes)
+    model_dedup = spec.dedup_token == "model" or (spec.dedup_token == "auto" and int(codes[:, -1].max()) > 0)
+    sizes = tuple(default_level_sizes(codes))
+    nodes: tuple[int, ...] = ()
+    if spec.node_output:
+        nodes = tuple(SidTrie.build(codes, sizes).n_nodes)
+    return SidVocab(sizes, len(codes), spec.user_bins, model_dedup, nodes)
+
+
+def load_split(store: ProjectStore, kind: str) -> tuple[Sequences, Split]:
+    seqs = Sequences.from_frame(store.interactions_frame())
+    return seqs, make_split(seqs, kind)
+
+
+def user_tokens_for(vocab: SidVocab, seqs: Sequences) -> np.ndarray | None:
+    if vocab.user_bins <= 0:
+        return None
+    return np.asarray([vocab.user_token(u) for u in seqs.user_ids], dtype=np.int64)
+
+
+def _resumable(store: ProjectStore, spec: GenerativeSpec) -> int | None:
+    """The newest unfinished model trained with exactly this spec, if any."""
+    for rec in reversed(store.list_models(MODEL_KIND)):
+        if rec.status in ("done",):
+            continue
+        if rec.spec.get("spec") == spec.to_dict() and store.load_checkpoint(rec.id, "last") is not None:
+            return rec.id
+    return None
+
+
+def train_model(
+    store: ProjectStore,
+    spec: GenerativeSpec,
+    *,
+    resume: int | bool | None = None,
+    name: str | None = None,
+    preset: str | None = None,
+    device: str | None = None,
+    max_minutes: float | None = None,
+    cancel: CancelToken = NEVER,
+) -> TaskGenerator[int]:
+    """Train (or resume) a generative recommender on the project's active SID table.
+
+    Parameters
+    ----------
+    store
+        The project (interactions and an active quantiser run are needed).
+    spec
+        Settings (:func:`.spec.make_spec`). The split (``spec.split``) is part of the spec.
+    resume
+        ``None`` (default): resume the newest unfinished model with exactly this spec if
+        there is one, else start a new model. ``False``: always start a new model. An int:
+        resume that model (its own stored spec is used).
+    max_minutes
+        Stop cleanly after this much training time in this call (the model can be resumed).
+    cancel
+        Cancelling (or Ctrl+C) saves the state of the last completed step as the ``last``
+        checkpoint and marks the model 'interrupted'; resuming continues from there exactly.
+
+    Returns
+    -------
+    int
+        The model id.
+    """
+    model_id: int | None = None
+    if isinstance(resume, bool) and resume is False:
+        model_id = None
+    elif isinstance(resume, int) and not isinstance(resume, bool):
+        rec = store.get_model(resume)
+        if rec.kind != MODEL_KIND:
+            raise ProjectError(f"model #{resume} is a '{rec.kind}' model, not a generative recommender")
+        if rec.status == "done":
+            raise SemidError(f"model #{resume} has finished its schedule ({rec.step} steps); "
+                             "start a new one with --new (and more --set max_steps=...)")
+        spec = spec_from_dict(rec.spec["spec"])
+        model_id = resume
+    else:
+        model_id = _resumable(store, spec)
+
+    if model_id is not None:
+        rec = store.get_model(model_id)
+        run = store.load_quantizer_run(rec.quantizer_run_id)
+        vocab = SidVocab.from_dict(rec.spec["vocab"])
+        codes = run.codes[: vocab.n_items]
+    else:
+        run = store.load_quantizer_run()
+        codes = run.codes
+        if len(codes) != store.item_count():
+            raise ProjectError(f"the active SID table covers {len(codes)} of {store.item_count()} items; "
+                               "re-run 'semid quantize' so every item has a Semantic ID")
+        vocab = make_vocab(spec, codes)
+
+    seqs, split = load_split(store, spec.split)
+    dev = resolve_device(device)
+    yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id} ({vocab.n_levels} levels); device {dev}")
+    trainer = Trainer(spec, vocab, codes, split, dev, user_tokens_for(vocab, seqs))
+
+    if model_id is None:
+        model_id = store.create_model(
+            name=name or f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}",
+            kind=MODEL_KIND,
+            quantizer_run_id=run.id,
+            spec={"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": preset,
+                  "n_parameters": trainer.model.n_parameters(), "split_info": split.info},
+        )
+        history: list[dict] = []
+        yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters, "
+                      f"{trainer.targets_per_epoch:,} training targets per epoch")
+    else:
+        ckpt = store.load_checkpoint(model_id, "last")
+        if ckpt is None:
+            raise ProjectError(f"model #{model_id} has no saved checkpoint to resume from; start a new one with --new")
+        trainer.load_weights(ckpt.weights)
+        trainer.load_train_state(ckpt.train_state)
+        rec = store.get_model(model_id)
+        history = list(rec.history)
+        trainer.state.best_metric, trainer.state.best_step = rec.best_metric, rec.best_step
+        yield Message(f"resuming model #{model_id} at step {trainer.state.step} "
+                      f"({trainer.state.elapsed_s / 60:.1f} min trained so far)")
+
+    gen = _loop(store, model_id, trainer, history, max_minutes, cancel)
+    yield from gen
+    return model_id
+
+
+def _save(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict], status: str,
+          *, best: bool) -> None:
+    s = trainer.state
+    extra = {"elapsed_s": s.elapsed_s, "epoch": s.epoch}
+    with store.atomic():
+        if best:
+            store.save_checkpoint(model_id, "best", s.step, trainer.weights(), None, extra)
+        store.save_checkpoint(model_id, "last", s.step, trainer.weights(), trainer.train_state(), extra)
+        store.update_model(model_id, status=status, step=s.step, best_step=s.best_step, best_metric=s.best_metric,
+                           history=history)
+
+
+def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
+          max_minutes: float | None, cancel: CancelToken) -> TaskGenerator[None]:
+    spec, s = trainer.spec, trainer.state
+    throttle = ProgressThrottle("training", spec.max_steps)
+    budget_s = None if max_minutes is None else max_minutes * 60.0
+    call_start = time.monotonic()
+    losses: list[float] = []
+    n_targets = 0
+    bad_evals = 0
+    store.update_model(model_id, status="running")
+    status = "running"
+    try:
+        while s.step < spec.max_steps:
+            cancel.raise_if_cancelled()
+            t0 = time.monotonic()
+            loss, n = trainer.train_step()
+            s.elapsed_s += time.monotonic() - t0
+            losses.append(loss)
+            n_targets += n
+            if not math.isfinite(loss):
+                raise SemidError(f"training diverged (loss {loss}) at step {s.step}; lower the learning rate "
+                                 "(--set lr=...)")
+            ev = throttle.update(s.step, f"loss {np.mean(losses[-50:]):.3f}")
+            if ev:
+                yield ev
+            out_of_time = budget_s is not None and time.monotonic() - call_start >= budget_s
+            if s.step % spec.eval_every == 0 or s.step >= spec.max_steps or out_of_time:
+                entry = yield from _evaluate(store, model_id, trainer, history, losses, n_targets)
+                losses, n_targets = [], 0
+                if entry["improved"]:
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                if spec.patience and bad_evals >= spec.patience:
+                    yield Message(f"no validation improvement in {bad_evals} evaluations: stopping early")
+                    status = "done"
+                    break
+                if out_of_time:
+                    yield Message(f"time budget of {max_minutes:g} min reached at step {s.step}; "
+                                  "run 'semid train' again to continue")
+                    status = "stopped"
+                    break
+        else:
+            status = "done"
+        store.update_model(model_id, status=status)
+    except (Cancelled, KeyboardInterrupt):
+        # the weights are those of the last completed step (see Trainer.train_step)
+        _save(store, model_id, trainer, history, "interrupted", best=False)
+        raise
+    yield PartialResult("model", {"model_id": model_id, "status": status, "step": s.step,
+                                  "best_step": s.best_step, "best_metric": s.best_metric})
+    return None
+
+
+def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> TaskGenerator[dict]:
+    spec, s = trainer.spec, trainer.state
+    t0 = time.monotonic()
+    k = int(spec.select_metric.split("@")[1])
+    metrics = trainer.validate(ks=sorted({k, 10}))
+    value = metrics[spec.select_metric]
+    improved = s.best_metric is None or value > s.best_metric
+    if improved:
+        s.best_metric, s.best_step = value, s.step
+    entry = {"step": s.step, "epoch": s.epoch, "elapsed_s": round(s.elapsed_s, 2),
+             "train_loss": float(np.mean(losses)) if losses else None,
+             "targets_per_s": n_targets / max(1e-9, s.elapsed_s - (history[-1]["elapsed_s"] if history else 0.0)),
+             "valid": metrics, "valid_s": round(time.monotonic() - t0, 2)}
+    history.append(entry)
+    _save(store, model_id, trainer, history, "running", best=improved)
+    if entry["train_loss"] is not None:
+        yield Metric("train_loss", entry["train_loss"], s.step, s.elapsed_s, "train")
+    yield Metric(spec.select_metric, value, s.step, s.elapsed_s, "valid")
+    yield PartialResult("checkpoint", {"model_id": model_id, "step": s.step, "best": improved, **metrics})
+    return {**entry, "improved": improved}

@@ -1,0 +1,333 @@
+"""The generative recommender on the real sample project: splits, trie, training, beam search
+against exact scoring, resume, cold start, evaluation, CLI and bad input.
+
+One tiny model is trained once per module (a few hundred steps, seconds) and shared by the
+read-only tests; tests that change the project work on their own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from semid_studio.core.errors import SemidError
+from semid_studio.core.events import CancelToken, Cancelled, Metric, PartialResult, collect, drive
+from semid_studio.core.generative import evaluate_model, load_model, make_spec, recommend, train_model
+from semid_studio.core.generative.baselines import Markov, Popularity
+from semid_studio.core.generative.data import Probes, Sequences, make_split, training_windows
+from semid_studio.core.generative.decode import beam_search, exact_scores, sample
+from semid_studio.core.generative.metrics import ranking_metrics
+from semid_studio.core.generative.model import TigerModel
+from semid_studio.core.generative.tokens import SidVocab, default_level_sizes
+from semid_studio.core.generative.trie import SidTrie
+from semid_studio.core.store import ProjectStore
+
+TINY = {"max_steps": 300, "eval_every": 100, "valid_users": 0}
+
+
+@pytest.fixture(scope="module")
+def project_master(request):
+    """The sample project (read-only here; copy it before changing it)."""
+    import os  # TEMPORARY dev hook until sample_data/ lands: a prebuilt sample project
+    if os.environ.get("SEMID_DEV_SAMPLE_PROJECT"):
+        from pathlib import Path
+        return Path(os.environ["SEMID_DEV_SAMPLE_PROJECT"])
+    return request.getfixturevalue("sample_project_master")
+
+
+@pytest.fixture(scope="module")
+def trained(project_master, tmp_path_factory):
+    """A copy of the sample project with one tiny model trained on it (module-wide)."""
+    path = tmp_path_factory.mktemp("gen") / "trained.semid"
+    shutil.copyfile(project_master, path)
+    with ProjectStore.open(path) as store:
+        model_id, events = collect(train_model(store, make_spec("tiny", TINY), preset="tiny"))
+    return path, model_id, events
+
+
+def _split(path, kind="loo"):
+    with ProjectStore.open(path) as store:
+        seqs = Sequences.from_frame(store.interactions_frame())
+        run = store.load_quantizer_run()
+    return seqs, make_split(seqs, kind), run.codes
+
+
+# --------------------------------------------------------------------------- data and metrics
+
+
+def test_leave_one_out_and_temporal_splits():
+    seqs = Sequences.from_lists(["u1", "u2", "u3"], [np.array([1, 2, 3, 4]), np.array([5, 6]), np.array([7, 8, 9])],
+                                [np.array([1.0, 2, 3, 4]), np.array([1.0, 9]), np.array([5.0, 6, 7])])
+    sp = make_split(seqs, "loo")
+    assert sp.valid.targets.tolist() == [3, 8] and sp.test.targets.tolist() == [4, 9]
+    assert sp.test.history(0).tolist() == [1, 2, 3] and sp.valid.history(0).tolist() == [1, 2]
+    assert sp.train.seq(0).tolist() == [1, 2] and sp.train.seq(1).tolist() == [5, 6]  # too short: train only
+    windows = training_windows(sp.train, max_history=20)
+    assert windows.n_targets == 1 + 1 + 0  # each training sequence of n items gives n - 1 targets
+    # long sequences are cut from the end; every target lands in exactly one window
+    long = Sequences.from_lists(["u"], [np.arange(50)])
+    w = training_windows(long, max_history=20)
+    assert w.n_targets == 49 and w.lengths.max() == 21
+    tp = make_split(Sequences.from_lists(["a", "b"], [np.arange(10), np.arange(10, 20)],
+                                         [np.arange(10.0), np.arange(10.0)]), "temporal")
+    assert (tp.train.ts < tp.info["t_valid"]).all()
+    for i in range(len(tp.test)):
+        assert len(tp.test.history(i)) >= 1
+
+
+def test_metrics_count_each_item_once():
+    ranked = np.array([[3, 3, 5, 7], [1, 2, 3, 4], [9, 8, 7, 6]])
+    targets = np.array([5, 4, 0])
+    m = ranking_metrics(ranked, targets, ks=(2, 4))
+    # row 0: the repeated 3 counts once, so 5 sits at rank 2 (0-based) -> outside top-2
+    assert m["recall@2"] == 0.0
+    assert m["recall@4"] == pytest.approx(2 / 3)
+    assert m["ndcg@4"] == pytest.approx((1 / np.log2(4) + 1 / np.log2(5)) / 3)
+
+
+def test_spec_presets_and_bad_overrides():
+    paper = make_spec("paper")
+    assert (paper.encoder_layers, paper.decoder_layers, paper.n_heads, paper.head_dim, paper.d_model,
+            paper.d_ff, paper.dropout) == (4, 4, 6, 64, 128, 1024, 0.1)
+    assert make_spec("laptop", {"dropout": "0.3", "tie_output": "false"}).tie_output is False
+    with pytest.raises(SemidError, match="unknown preset"):
+        make_spec("huge")
+    with pytest.raises(SemidError, match="unknown spec field 'dropuot'"):
+        make_spec("tiny", {"dropuot": "0.1"})
+    with pytest.raises(SemidError, match="expects float"):
+        make_spec("tiny", {"lr": "fast"})
+    with pytest.raises(SemidError, match="must be one of"):
+        make_spec("tiny", {"schedule": "linear"})
+
+
+# --------------------------------------------------------------------------- trie and decoding
+
+
+def test_trie_constrained_decoding_only_yields_real_items(project_master):
+    seqs, sp, codes = _split(project_master)
+    vocab = SidVocab(tuple(default_level_sizes(codes)), len(codes))
+    trie = SidTrie.build(codes, vocab.level_sizes)
+    assert trie.n_items == len(codes)
+    assert (trie.lookup(codes) == np.arange(len(codes))).all()
+    torch.manual_seed(0)
+    model = TigerModel(make_spec("tiny"), vocab)  # untrained: its guesses are as wild as they get
+    model.set_catalogue(codes)
+    hists = [sp.test.history(i) for i in range(64)]
+    dec = beam_search(model, trie, hists, beam=20, k=20)
+    assert ((dec.items >= 0) & (dec.items < len(codes))).all()
+    assert dec.invalid_rate == 0.0
+    for row in dec.items:
+        assert len(set(row.tolist())) == len(row), "beams must be distinct items"
+    assert (np.diff(dec.scores, axis=1) <= 1e-6).all(), "results come best first"
+    free = beam_search(model, trie, hists, beam=20, k=20, constrained=False)
+    assert 0.0 <= free.invalid_rate <= 1.0
+    assert (free.items[free.items >= 0] < len(codes)).all()
+    # excluding the history never returns a history item
+    ex = beam_search(model, trie, hists, beam=20, k=10, exclude=hists)
+    for row, h in zip(ex.items, hists):
+        assert not set(row.tolist()) & set(h.tolist())
+        assert (row >= 0).all()
+
+
+def test_trained_model_beats_popularity(trained):
+    path, model_id, events = trained
+    seqs, sp, codes = _split(path)
+    with ProjectStore.open(path) as store:
+        lm = load_model(store, model_id)
+        rec = store.get_model(model_id)
+    assert rec.status == "done" and rec.step == TINY["max_steps"]
+    assert [h["step"] for h in rec.history] == [100, 200, 300]
+    assert rec.best_step in (100, 200, 300)
+    assert any(isinstance(e, Metric) and e.split == "valid" for e in events)
+    hists = [sp.valid.history(i) for i in range(len(sp.valid))]
+    ranked = np.concatenate([beam_search(lm.model, lm.trie, hists[i:i + 256], beam=20, k=10).items
+                             for i in range(0, len(hists), 256)])
+    ours = ranking_metrics(ranked, sp.valid.targets, (10,))
+    pop = ranking_metrics(Popularity(len(codes)).fit(sp.train).recommend(sp.valid, 10), sp.valid.targets, (10,))
+    assert ours["recall@10"] == pytest.approx(rec.best_metric if lm.spec.select_metric == "recall@10"
+                                              else ours["recall@10"])
+    assert ours["recall@10"] > 2 * pop["recall@10"] and ours["recall@10"] - pop["recall@10"] > 0.03, (ours, pop)
+
+
+def test_beam_search_agrees_with_exact_scoring(trained):
+    path, model_id, _ = trained
+    seqs, sp, _ = _split(path)
+    with ProjectStore.open(path) as store:
+        lm = load_model(store, model_id)
+    for i in range(0, 40, 8):
+        h = sp.test.history(i)
+        exact = exact_scores(lm.model, lm.trie, h)
+        assert np.isfinite(exact).all()
+        assert np.exp(exact).sum() == pytest.approx(1.0, abs=1e-3), "constrained scores are a distribution"
+        dec = beam_search(lm.model, lm.trie, [h], beam=50, k=5)
+        top = np.argsort(-exact, kind="stable")[:5]
+        assert dec.items[0].tolist() == top.tolist()
+        assert np.allclose(dec.scores[0], exact[top], atol=1e-4)
+
+
+def test_sampling_gives_distinct_items_and_more_diversity_when_hotter(trained):
+    path, model_id, _ = trained
+    seqs, sp, codes = _split(path)
+    with ProjectStore.open(path) as store:
+        lm = load_model(store, model_id)
+    hists = [sp.test.history(i) for i in range(100)]
+    cold = sample(lm.model, lm.trie, hists, k=10, temperature=0.5, seed=1)
+    again = sample(lm.model, lm.trie, hists, k=10, temperature=0.5, seed=1)
+    hot = sample(lm.model, lm.trie, hists, k=10, temperature=3.0, seed=1)
+    assert (cold.items == again.items).all(), "sampling is deterministic for a seed"
+    for row in hot.items:
+        assert len(set(row.tolist())) == 10 and (row >= 0).all()
+    # hotter sampling spreads over more first-level codes
+    assert len(np.unique(codes[hot.items.ravel(), 0])) > len(np.unique(codes[cold.items.ravel(), 0]))
+
+
+# --------------------------------------------------------------------------- resume, cold start
+
+
+def test_resume_after_interrupt_gives_the_same_model(project_master, tmp_path):
+    # also the other model variants: a generated dedup level and per-node output embeddings
+    overrides = {"max_steps": 60, "eval_every": 20, "valid_users": 200, "seed": 3, "dedup_token": "model",
+                 "node_output": True}
+    a, b = tmp_path / "a.semid", tmp_path / "b.semid"
+    shutil.copyfile(project_master, a)
+    shutil.copyfile(project_master, b)
+    with ProjectStore.open(a) as store:
+        straight = drive(train_model(store, make_spec("tiny", overrides), preset="tiny"))
+        w_straight = store.load_checkpoint(straight, "last").weights
+        best_straight = store.get_model(straight).best_step
+    token = CancelToken()
+
+    def stop_midway(event):
+        if isinstance(event, PartialResult) and event.kind == "checkpoint" and event.payload["step"] == 40:
+            token.cancel()
+
+    with ProjectStore.open(b) as store:
+        with pytest.raises(Cancelled):
+            drive(train_model(store, make_spec("tiny", overrides), preset="tiny", cancel=token), stop_midway)
+        (rec,) = store.list_models("tiger")
+        assert rec.status == "interrupted" and store.load_checkpoint(rec.id, "last").step == 40
+        resumed = drive(train_model(store, make_spec("tiny", overrides), preset="tiny"))  # resumes by default
+        assert resumed == rec.id and len(store.list_models("tiger")) == 1
+        w_resumed = store.load_checkpoint(resumed, "last").weights
+        assert store.get_model(resumed).best_step == best_straight
+    assert w_straight.keys() == w_resumed.keys()
+    for key in w_straight:
+        np.testing.assert_allclose(w_straight[key], w_resumed[key], rtol=0, atol=1e-6, err_msg=key)
+    # beam search and exact scoring agree for this variant too
+    seqs, sp, _ = _split(b)
+    with ProjectStore.open(b) as store:
+        lm = load_model(store, resumed)
+    assert lm.model.n_steps == lm.vocab.n_levels and len(lm.model.node_emb) > 0
+    for i in (0, 7):
+        exact = exact_scores(lm.model, lm.trie, sp.test.history(i))
+        dec = beam_search(lm.model, lm.trie, [sp.test.history(i)], beam=50, k=5)
+        assert dec.items[0].tolist() == np.argsort(-exact, kind="stable")[:5].tolist()
+
+
+def test_cold_start_items_become_recommendable(trained, tmp_path):
+    path, model_id, _ = trained
+    copy = tmp_path / "cold.semid"
+    shutil.copyfile(path, copy)
+    with ProjectStore.open(copy) as store:
+        n_before = store.item_count()
+        base = store.load_embedding_set()
+        twins = [5, 17]  # new items described like existing ones land next to them in SID space
+        olds = store.get_items(twins)
+        store.add_items([{"item_id": f"NEW{i}", "title": o["title"] + " (new edition)"} for i, o in enumerate(olds)])
+        vectors = np.concatenate([base.vectors, base.vectors[twins]])
+        store.save_embedding_set(name="grown", model=base.model, template=base.template, strategy=base.strategy,
+                                 cache_key=base.cache_key + "+new", vectors=vectors)
+        lm = load_model(store, model_id)
+        assert lm.n_cold == 2 and lm.trie.n_items == n_before + 2
+        new_idx = np.array([n_before, n_before + 1])
+        assert (lm.trie.lookup(lm.codes[new_idx]) == new_idx).all()
+        assert (lm.codes[new_idx, 0] == lm.codes[twins, 0]).all()  # same neighbourhood of the SID tree
+        exact = exact_scores(lm.model, lm.trie, np.array([twins[0]]))
+        assert np.isfinite(exact[new_idx]).all()
+        # a big enough beam reaches the new items: they are real, rankable candidates now
+        rows = recommend(store, ["NEW0"], k=200, beam=200, loaded=lm)
+        assert any(r["item_id"] in ("NEW0", "NEW1") for r in rows)
+
+
+# --------------------------------------------------------------------------- evaluation, CLI, errors
+
+
+def test_evaluate_stores_report_with_baselines(trained, tmp_path):
+    path, model_id, _ = trained
+    copy = tmp_path / "eval.semid"
+    shutil.copyfile(path, copy)
+    with ProjectStore.open(copy) as store:
+        report = drive(evaluate_model(store, ks=(5, 10)))
+        saved = store.list_evaluations("recommendation")
+    assert set(report["models"]) == {"tiger", "popularity", "markov"}
+    assert saved and saved[-1]["settings"]["ks"] == [5, 10] and saved[-1]["settings"]["split"] == "loo"
+    assert saved[-1]["settings"]["model_ids"] == [model_id]
+    tiger = report["models"]["tiger"]["summary"]
+    pop = report["models"]["popularity"]["summary"]
+    assert tiger["recall@10"]["mean"] > pop["recall@10"]["mean"]
+    with ProjectStore.open(copy) as store:
+        with pytest.raises(SemidError, match="trained on the 'loo' split"):
+            drive(evaluate_model(store, split="temporal"))
+
+
+def test_recommend_and_bad_history(trained):
+    path, model_id, _ = trained
+    with ProjectStore.open(path) as store:
+        ids = store.item_ids()
+        history = list(ids[[3, 10, 42]])
+        rows = recommend(store, history, k=10, beam=20)
+        assert [r["rank"] for r in rows] == list(range(1, 11))
+        assert all(r["sid"].startswith("<a_") for r in rows)
+        assert len({r["item_id"] for r in rows}) == 10
+        excl = recommend(store, history, k=10, beam=20, exclude_history=True)
+        assert not {r["item_id"] for r in excl} & set(history)
+        with pytest.raises(SemidError, match="history is empty"):
+            recommend(store, [])
+        with pytest.raises(SemidError, match="none of the history's items is in the catalogue: 'nope'"):
+            recommend(store, ["nope"])
+        with pytest.raises(SemidError, match="1 history item"):
+            recommend(store, [history[0], "missing-id"])
+        assert recommend(store, [history[0], "missing-id"], skip_unknown=True)
+        with pytest.raises(SemidError, match="beam width"):
+            recommend(store, history, k=10, beam=5)
+
+
+def test_cli_train_evaluate_recommend(project_master, tmp_path, capsys):
+    from semid_studio.cli import main
+
+    path = tmp_path / "cli.semid"
+    shutil.copyfile(project_master, path)
+    assert main(["train", str(path), "--preset", "tiny", "--max-steps", "40", "--set", "eval_every=20",
+                 "--set", "valid_users=200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "done" and out["step"] == 40
+    assert main(["evaluate", str(path), "--k", "5,10", "--json", "--baselines", "popularity"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "recall@10" in report["models"]["tiger"]["summary"]
+    with ProjectStore.open(path) as store:
+        first = store.item_ids()[0]
+    assert main(["recommend", str(path), "--history", first, "-k", "5", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5 and {"item_id", "title", "sid", "score"} <= rows[0].keys()
+    assert main(["recommend", str(path), "--history", "no-such-item"]) == 1
+    assert "is in the catalogue: 'no-such-item'" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--k", "ten"]) == 1
+    assert "--k expects" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", str(path), "--preset", "tiny", "--device", "cuda"]) == 1
+        assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_markov_baseline_follows_transitions():
+    seqs = Sequences.from_lists([f"u{i}" for i in range(4)],
+                                [np.array([0, 1, 2, 9, 9]), np.array([0, 1, 3, 9, 9]), np.array([0, 1, 2, 9, 9]),
+                                 np.array([5, 0, 1, 9])])
+    sp = make_split(seqs, "loo")
+    markov = Markov(10).fit(sp.train)
+    # after item 1 the training part saw 2 twice and 3 once; then popularity fills the list
+    p = Probes(np.array([0]), np.array([0, 2]), np.array([0, 1]), np.array([2]))
+    assert markov.recommend(p, 3)[0].tolist() == [2, 3, 0]
