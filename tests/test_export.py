@@ -71,3 +71,29 @@ def test_bad_export_paths(store, tmp_path):
         export_sid_table(store, tmp_path / "nope" / "out.csv")
     with pytest.raises(SemidError, match="export as .npy or .safetensors"):
         export_codebooks(store, tmp_path / "books.txt")
+
+
+def test_model_export_through_the_cli(sample_project, tmp_path, capsys):
+    """`semid export --model` writes the best checkpoint's weights (exactly) and a JSON that says
+    what the model is and which SIDs it writes."""
+    from semid_studio.cli import main
+    from semid_studio.core.events import collect
+    from semid_studio.core.generative import make_spec, train_model
+
+    with ProjectStore.open(sample_project) as s:
+        model_id, _ = collect(train_model(s, make_spec("tiny", {"max_steps": 40, "eval_every": 20, "valid_users": 200}),
+                                          preset="tiny"))
+        best = s.load_checkpoint(model_id, "best")
+    out = tmp_path / "sids.csv"
+    assert main(["export", str(sample_project), str(out), "--model", str(model_id)]) == 0
+    weights = load_file(str(tmp_path / "sids.model.safetensors"))
+    assert set(weights) == set(best.weights)
+    for name, value in best.weights.items():
+        np.testing.assert_array_equal(weights[name], value)
+    info = json.loads((tmp_path / "sids.model.json").read_text())
+    assert info["model"]["id"] == model_id and info["checkpoint"]["chosen_on"] == "validation"
+    assert info["spec"]["d_model"] == 32 and info["quantizer_run"]["id"] is not None
+    assert "sids.model.safetensors" in capsys.readouterr().out
+
+    assert main(["export", str(sample_project), str(out), "--model", "999"]) == 1
+    assert "999" in capsys.readouterr().err

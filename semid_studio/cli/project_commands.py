@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=int, help="quantiser run id (default: the active run)")
     p.add_argument("--with-title", action="store_true", help="add the item title column")
     p.add_argument("--codebooks", metavar="FILE", help="also write the codebooks to FILE.npy or FILE.safetensors")
+    p.add_argument("--model", type=int, metavar="MODEL_ID",
+                   help="also write generative model MODEL_ID (its best checkpoint) to OUT.model.safetensors "
+                        "+ .json (see --model-out)")
+    p.add_argument("--model-out", metavar="FILE", help="where to write the model (default: beside OUT)")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("lookup", help="item -> SID, or SID prefix -> items")
@@ -211,12 +215,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..core.export import export_codebooks, export_sid_table
+    from ..core.export import export_codebooks, export_model, export_sid_table
 
     with open_store(args.project) as store:
         written = export_sid_table(store, args.out, args.run, with_title=args.with_title)
         if args.codebooks:
             written.append(export_codebooks(store, args.codebooks, args.run))
+        if args.model is not None or args.model_out:
+            if args.model is None:
+                raise SemidError("--model-out needs --model MODEL_ID (see 'semid info' for the models)")
+            out = Path(args.model_out) if args.model_out else Path(args.out).with_suffix(".model.safetensors")
+            written.extend(export_model(store, out, args.model))
     for path in written:
         print(f"wrote {path}")
     return 0

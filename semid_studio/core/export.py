@@ -161,14 +161,66 @@ def export_codebooks(store: ProjectStore, out_path: str | Path, run_id: int | No
     return out_path
 
 
+def export_model(store: ProjectStore, out_path: str | Path, model_id: int, *, tag: str = "best") -> list[Path]:
+    """Write a model's checkpoint as safetensors and its spec as JSON beside it.
+
+    ``out.safetensors`` holds the weights (plain tensors, loadable with
+    ``safetensors.numpy.load_file``; the model and checkpoint ids in its metadata);
+    ``out.json`` holds everything needed to rebuild and trust it: the spec, the vocabulary
+    (SID level sizes), the quantiser run whose SIDs it writes, the preset, the split, the
+    checkpoint's step and its validation history.
+    """
+    from safetensors.numpy import save_file
+
+    out = Path(out_path)
+    if out.suffix != ".safetensors":
+        out = out.with_name(out.name + ".safetensors")
+    rec = store.get_model(model_id)
+    if rec.kind != "tiger":  # == generative.MODEL_KIND (not imported: torch is heavy)
+        raise SemidError(f"model #{model_id} is a '{rec.kind}' model, not a generative recommender")
+    ckpt = store.load_checkpoint(model_id, tag)
+    if ckpt is None:
+        raise SemidError(f"model #{model_id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
+    if not out.parent.exists():
+        raise SemidError(f"{out.parent}: no such folder")
+    tensors = {name: np.ascontiguousarray(value) for name, value in ckpt.weights.items()}
+    meta = {"format": "semid-studio tiger checkpoint", "model_id": str(model_id), "tag": tag, "step": str(ckpt.step)}
+    try:
+        save_file(tensors, str(out), metadata=meta)
+    except OSError as exc:
+        raise SemidError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    sidecar = out.with_suffix(".json")
+    run = store.load_quantizer_run(rec.quantizer_run_id, with_arrays=False) if rec.quantizer_run_id else None
+    info = {
+        "model": {"id": rec.id, "name": rec.name, "kind": rec.kind, "status": rec.status, "created": rec.created},
+        "checkpoint": {"tag": tag, "step": ckpt.step, "chosen_on": "validation" if tag == "best" else "latest step",
+                       "best_metric": rec.best_metric, "select_metric": rec.spec.get("spec", {}).get("select_metric")},
+        "weights_file": out.name,
+        "spec": rec.spec.get("spec"),
+        "vocab": rec.spec.get("vocab"),
+        "preset": rec.spec.get("preset"),
+        "split_info": rec.spec.get("split_info"),
+        "n_parameters": rec.spec.get("n_parameters"),
+        "quantizer_run": None if run is None else {"id": run.id, "name": run.name, "method": run.method,
+                                                    "spec": run.spec, "n_items": run.n_items},
+        "project": str(store.path.name),
+        "history": rec.history,
+    }
+    try:
+        sidecar.write_text(json.dumps(info, indent=2, default=_json_default))
+    except OSError as exc:
+        raise SemidError(f"{sidecar}: cannot write ({exc.strerror or exc})") from None
+    return [out, sidecar]
+
+
 def _level_order(name: str) -> tuple[int, str]:
     digits = "".join(ch for ch in name if ch.isdigit())
     return (int(digits) if digits else 0, name)
 
 
 def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    raise TypeError(type(value).__name__)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
