@@ -1,8 +1,14 @@
 """TIGER benchmark on Amazon 2014 Beauty (leave-one-out, full catalogue): quality and speed.
 
     .venv/bin/python benchmarks/bench_tiger.py [--preset laptop] [--minutes 60] [--seeds 0,1,2]
-        [--embeddings out/cache/beauty_minilm.npy] [--sasrec tune|default|none]
+        [--threads 1] [--embeddings out/cache/beauty_minilm.npy] [--sasrec default|tune|none]
         [--curve 5,10,15,30,45,60] [--project out/bench/beauty.semid] [--json out/bench_tiger.json]
+    .venv/bin/python benchmarks/bench_tiger.py --models ID[,ID] [--speed-only] ...   (stored models)
+    .venv/bin/python benchmarks/bench_tiger.py --throughput --threads 1              (efficiency choices)
+
+Budgets (``--minutes``, ``--curve``) are CPU minutes of this process: with one torch thread
+that is one core of a laptop, and it stays fair on a shared machine; wall minutes are printed
+next to them. Figures and commands: docs/generative.md.
 
 What it does, through the same core functions as the CLI:
 
@@ -11,9 +17,11 @@ What it does, through the same core functions as the CLI:
    ``Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}`` (or read from
    ``--embeddings``, a .npy in the order of items.jsonl.gz), default RQ-KMeans SIDs;
 2. trains the generative model for ``--minutes`` per seed (checkpoint chosen on validation),
-   and tests the best-so-far checkpoint at each ``--curve`` time (quality against time);
+   and tests the best-so-far checkpoint at each ``--curve`` time (quality against time); the
+   snapshots are also written next to the project (``*.snapshots/``) for ``--models`` runs;
 3. evaluates on the test split (Recall / NDCG @ 5, 10, 20) next to popularity, the
-   first-order Markov chain and SASRec (``tune``: a small grid chosen on validation);
+   first-order Markov chain and SASRec (``default``: its tuned defaults; ``tune``: a small
+   grid chosen on validation);
 4. measures speed: training targets per second, constrained top-10 with beam 20 for one
    history (median ms, ``paper`` preset and the trained model), users per second batched,
    the invalid-SID rate with and without the trie, peak memory.
@@ -25,7 +33,6 @@ how many threads ran them.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -43,11 +50,11 @@ REPO = Path(__file__).resolve().parents[1]
 BEAUTY = REPO / ".." / "shared" / "data" / "amazon2014_beauty_5core"
 TEMPLATE = "Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}"
 PAPER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}
-SASREC_GRID = [
-    {"d_model": 64, "dropout": 0.5},
-    {"d_model": 64, "dropout": 0.3},
+SASREC_GRID = [  # around SASRecSpec's defaults (d 64, dropout 0.5, lr 2e-3, batch 1,024)
+    {},
+    {"dropout": 0.3},
+    {"lr": 1e-3},
     {"d_model": 128, "dropout": 0.5},
-    {"d_model": 128, "dropout": 0.3, "weight_decay": 0.01},
 ]
 
 
@@ -109,33 +116,70 @@ def fmt_row(name: str, summary: dict, ks=(5, 10, 20)) -> str:
     return name.ljust(28) + "".join(cells)
 
 
-def train_seed(store, spec, preset, minutes, curve, device):
-    """Train one seed; snapshot the best-so-far checkpoint at each curve time."""
-    from semid_studio.core.events import PartialResult, drive
+def train_seed(store, spec, preset, minutes, curve, device, snapdir: Path | None = None):
+    """Train one seed; snapshot the best-so-far checkpoint at each curve time.
+
+    Curve times are CPU minutes of this process since training started (one torch thread =
+    one core of a laptop; fair on a shared machine); wall minutes are recorded next to them.
+    Snapshots are also written to ``snapdir`` so a crash later in the script loses nothing.
+    """
+    from semid_studio.core.events import CancelToken, Cancelled, PartialResult, drive
     from semid_studio.core.generative import train_model
 
     snapshots: dict[float, dict] = {}
     pending = sorted(c for c in curve if c <= minutes + 1e-9)
-    box = {"model_id": None}
+    clock = {"cpu0": time.process_time(), "wall0": time.monotonic(), "points": []}
+
+    def take(model_id, minute, cpu_min, wall_min):
+        ckpt = store.load_checkpoint(model_id, "best")
+        snapshots[minute] = {"weights": ckpt.weights, "step": ckpt.step, "cpu_min": cpu_min, "wall_min": wall_min}
+        if snapdir is not None:
+            snapdir.mkdir(parents=True, exist_ok=True)
+            np.savez(snapdir / f"model{model_id}_{minute:g}min.npz", **ckpt.weights)
+            (snapdir / f"model{model_id}_{minute:g}min.json").write_text(json.dumps(
+                {"step": ckpt.step, "cpu_min": cpu_min, "wall_min": wall_min}))
 
     def on_event(event):
         if isinstance(event, PartialResult) and event.kind == "checkpoint":
-            box["model_id"] = event.payload["model_id"]
-            rec = store.get_model(event.payload["model_id"])
-            elapsed_min = rec.history[-1]["elapsed_s"] / 60 if rec.history else 0.0
-            log(f"  step {rec.step:6d}  {elapsed_min:6.1f} min  valid ndcg@10 {event.payload['ndcg@10']:.4f}  "
-                f"recall@10 {event.payload['recall@10']:.4f}")
-            while pending and elapsed_min >= pending[0] - 1e-9:
-                ckpt = store.load_checkpoint(event.payload["model_id"], "best")
-                snapshots[pending.pop(0)] = {"weights": ckpt.weights, "step": ckpt.step, "at_min": elapsed_min}
+            cpu_min = (time.process_time() - clock["cpu0"]) / 60
+            wall_min = (time.monotonic() - clock["wall0"]) / 60
+            clock["points"].append({"step": event.payload["step"], "cpu_min": cpu_min, "wall_min": wall_min,
+                                    "valid_ndcg@10": event.payload["ndcg@10"],
+                                    "valid_recall@10": event.payload["recall@10"]})
+            log(f"  step {event.payload['step']:6d}  cpu {cpu_min:6.1f} min  wall {wall_min:6.1f} min  "
+                f"valid ndcg@10 {event.payload['ndcg@10']:.4f}  recall@10 {event.payload['recall@10']:.4f}")
+            while pending and cpu_min >= pending[0] - 1e-9:
+                take(event.payload["model_id"], pending.pop(0), cpu_min, wall_min)
 
-    model_id = drive(train_model(store, spec, resume=False, preset=preset, device=device, max_minutes=minutes),
-                     on_event)
-    rec = store.get_model(model_id)
+    def on_any(event):
+        on_event(event)
+        if (time.process_time() - clock["cpu0"]) / 60 >= minutes:
+            cancel.cancel()  # the CPU budget is spent; the best checkpoint so far is kept
+
+    # the run's length is spec.max_steps (the LR schedule, sized to the budget); the CPU budget
+    # is a cap, checked between steps; the wall-clock cap is a safety net on a busy machine
+    cancel = CancelToken()
+    try:
+        model_id = drive(train_model(store, spec, resume=False, preset=preset, device=device,
+                                     max_minutes=minutes * 2, cancel=cancel), on_any)
+    except Cancelled:
+        model_id = max(r.id for r in store.list_models("tiger"))
+        log(f"  CPU budget of {minutes:g} min spent: stopped model #{model_id} (best checkpoint kept)")
+    cpu_min = (time.process_time() - clock["cpu0"]) / 60
+    wall_min = (time.monotonic() - clock["wall0"]) / 60
     for c in pending:  # the run ended before this time: its final best is what that budget gets
-        ckpt = store.load_checkpoint(model_id, "best")
-        snapshots[c] = {"weights": ckpt.weights, "step": ckpt.step, "at_min": rec.history[-1]["elapsed_s"] / 60}
-    return model_id, snapshots
+        take(model_id, c, cpu_min, wall_min)
+    return model_id, snapshots, {"cpu_min": cpu_min, "wall_min": wall_min, "valid_points": clock["points"]}
+
+
+def load_snapshots(snapdir: Path, model_id: int) -> dict[float, dict]:
+    """The curve snapshots :func:`train_seed` wrote for this model (empty when none)."""
+    out = {}
+    for meta in sorted(snapdir.glob(f"model{model_id}_*min.json")):
+        minute = float(meta.stem.split("_")[-1][:-3])
+        with np.load(meta.with_suffix(".npz")) as z:
+            out[minute] = {**json.loads(meta.read_text()), "weights": {k: z[k] for k in z.files}}
+    return out
 
 
 def curve_points(store, model_id, snapshots, split, beam):
@@ -150,7 +194,8 @@ def curve_points(store, model_id, snapshots, split, beam):
         lm.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in snap["weights"].items()})
         ranked = drive(rank_probes(lm, split.test, k=20, beam=beam))
         m = ranking_metrics(ranked, split.test.targets, (5, 10, 20))
-        out.append({"minutes": minute, "best_step": snap["step"], **m})
+        out.append({"minutes": minute, "best_step": snap["step"], "cpu_min": snap["cpu_min"],
+                    "wall_min": snap["wall_min"], **m})
         log(f"  curve {minute:5.1f} min (best step {snap['step']}): R@10 {m['recall@10']:.4f} N@10 {m['ndcg@10']:.4f}")
     return out
 
@@ -209,6 +254,49 @@ def speed(store, model_id, split, preset_name: str, device: str, n_latency: int 
     return result
 
 
+THROUGHPUT_CONFIGS = [  # (preset, overrides): the efficiency choices of docs/generative.md
+    ("paper", {"train_targets": "last", "item_embedding": "0"}),
+    ("paper", {"item_embedding": "0"}),
+    ("laptop", {"node_output": "0", "decoder_context": "cross"}),
+    ("laptop", {"node_output": "0"}),
+    ("laptop", {"node_output": "0", "constrained_loss": "0"}),
+    ("laptop", {}),
+    ("laptop", {"precision": "bf16"}),
+]
+
+
+def throughput(store, split, steps: int = 6, max_s: float = 25.0) -> dict:
+    """Training target items per CPU second for each efficiency choice, and the padding share
+    of length-bucketed against random batches."""
+    from semid_studio.core.generative import make_spec
+    from semid_studio.core.generative.data import iter_batches, training_windows
+    from semid_studio.core.generative.train import Trainer, make_vocab
+
+    codes = store.load_quantizer_run().codes
+    windows = training_windows(split.train, 20)
+    rng = np.random.default_rng(0)
+    batches = iter_batches(windows, 2048, rng)
+    lengths = windows.lengths - 1
+    perm, rows = rng.permutation(len(lengths)), 2048 // 20
+    random_slots = sum(int(lengths[perm[i:i + rows]].max()) * len(perm[i:i + rows]) for i in range(0, len(perm), rows))
+    out = {"padding_bucketed": 1 - sum(b.n_targets for b in batches) / sum(b.targets.size for b in batches),
+           "padding_random_batches": 1 - lengths.sum() / random_slots, "configs": []}
+    for preset, overrides in THROUGHPUT_CONFIGS:
+        spec = make_spec(preset, overrides)
+        trainer = Trainer(spec, make_vocab(spec, codes), codes, split, "cpu")
+        for _ in range(2):  # warm-up
+            trainer.train_step()
+        t0, n, k = time.process_time(), 0, 0
+        while k < steps and time.process_time() - t0 < max_s:
+            n += trainer.train_step()[1]
+            k += 1
+        row = {"preset": preset, "overrides": overrides, "targets_per_cpu_s": n / (time.process_time() - t0),
+               "parameters": trainer.model.n_parameters()}
+        out["configs"].append(row)
+        log(f"  {preset} {overrides}: {row['targets_per_cpu_s']:.0f} targets / CPU s")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(BEAUTY))
@@ -216,10 +304,17 @@ def main(argv=None) -> int:
     ap.add_argument("--embeddings", help="cached MiniLM vectors (.npy, rows in items.jsonl.gz order)")
     ap.add_argument("--preset", default="laptop")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
-    ap.add_argument("--minutes", type=float, default=60.0, help="training budget per seed")
+    ap.add_argument("--minutes", type=float, default=60.0,
+                    help="training budget per seed in CPU minutes of this process (use --threads 1)")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--curve", default="5,10,15,30,45,60", help="minutes at which the best checkpoint is tested")
-    ap.add_argument("--sasrec", choices=["tune", "default", "none"], default="tune")
+    ap.add_argument("--sasrec", choices=["tune", "default", "none"], default="default",
+                    help="default: SASRecSpec's settings (tuned on validation, see docs/generative.md); "
+                         "tune: a small grid chosen on validation")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
+    ap.add_argument("--speed-only", action="store_true", help="with --models: only the speed measurements")
+    ap.add_argument("--throughput", action="store_true",
+                    help="only the training throughput of each efficiency choice (use --threads 1)")
     ap.add_argument("--sasrec-minutes", type=float, default=15.0, help="budget per SASRec fit")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
@@ -254,25 +349,49 @@ def main(argv=None) -> int:
     log(f"device {env['device']}, {env['threads']} threads, torch {env['torch']}"
         + ("" if env["gpu"] else "; no GPU available on this machine"))
 
+    if args.throughput:
+        out = throughput(store, split)
+        print(json.dumps(out, indent=1, default=float))
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1, default=float))
+        return 0
     results: dict = {"env": env, "preset": args.preset, "overrides": overrides, "minutes": args.minutes,
                      "seeds": seeds}
-    model_ids, curves = [], []
+    model_ids, curves, timing = [], [], []
     if args.models:
+        # evaluate stored models; their curve snapshots (if any) are read back from disk
         model_ids = [int(m) for m in args.models.split(",")]
+        for model_id in model_ids:
+            snaps = load_snapshots(Path(args.project).with_suffix(".snapshots"), model_id)
+            if snaps and not args.speed_only:
+                curves.append(curve_points(store, model_id, snaps, split, beam=20))
     else:
         for seed in seeds:
             spec = make_spec(args.preset, {**overrides, "seed": seed})
             log(f"training seed {seed} ({args.preset}, {args.minutes:g} min) ...")
-            model_id, snaps = train_seed(store, spec, args.preset, args.minutes, curve, args.device)
+            model_id, snaps, clock = train_seed(store, spec, args.preset, args.minutes, curve, args.device,
+                                                Path(args.project).with_suffix(".snapshots"))
             model_ids.append(model_id)
+            timing.append({"seed": seed, "model_id": model_id, **clock})
             curves.append(curve_points(store, model_id, snaps, split, beam=20))
     results["model_ids"] = model_ids
     results["curve"] = curves
+    results["timing"] = timing
     histories = [store.get_model(m).history for m in model_ids]
     results["train_targets_per_s"] = float(np.mean([np.mean([h["targets_per_s"] for h in hist[1:] or hist])
                                                     for hist in histories]))
     results["valid_history"] = histories
 
+    if args.speed_only:
+        if not model_ids:
+            sys.exit("--speed-only needs --models")
+        results["speed"] = speed(store, model_ids[0], split, args.preset, args.device or "cpu")
+        results["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps({"speed": results["speed"], "peak_rss_mb": results["peak_rss_mb"],
+                          "threads": torch.get_num_threads()}, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+        return 0
     report = drive(evaluate_model(store, model_ids, ks=(5, 10, 20), baselines=("popularity", "markov"),
                                   device=args.device))
     results["report"] = report["models"]
@@ -296,15 +415,18 @@ def main(argv=None) -> int:
         results["report"]["sasrec"] = {"per_seed": runs, "summary": summarise_runs(runs),
                                        "spec": {k: v for k, v in vars(spec).items()}}
 
-    results["speed"] = speed(store, model_ids[0], split, args.preset, args.device or "cpu")
+    if not args.no_speed:
+        results["speed"] = speed(store, model_ids[0], split, args.preset, args.device or "cpu")
     results["peak_rss_mb"] = peak_rss_mb()
     results["wall_minutes"] = (time.monotonic() - t_start) / 60
 
     print(f"\nTIGER on Beauty (leave-one-out, full catalogue of {store.item_count()} items, "
           f"{len(split.test)} test users); device {env['device']}, {env['threads']} threads"
           + ("" if env["gpu"] else " (no GPU available)"))
-    print(f"ours: preset {args.preset} {overrides or ''}, {args.minutes:g} min training per seed, seeds {seeds}, "
-          f"checkpoint chosen on validation NDCG@10")
+    print(("ours: stored model(s) " + ", ".join(f"#{m}" for m in model_ids) if args.models else
+           f"ours: preset {args.preset} {overrides or ''}, {args.minutes:g} CPU-min training per seed, seeds {seeds}")
+          + ", "
+          "checkpoint chosen on validation NDCG@10")
     print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
     print(fmt_row("TIGER (paper)", PAPER))
     names = {"tiger": "TIGER-ours (SID model)", "popularity": "popularity", "markov": "Markov (1st order)",
@@ -317,15 +439,20 @@ def main(argv=None) -> int:
             for p in pts:
                 print(f"  seed {seed}  {p['minutes']:5.1f} min  R@5 {p['recall@5']:.4f}  N@5 {p['ndcg@5']:.4f}  "
                       f"R@10 {p['recall@10']:.4f}  N@10 {p['ndcg@10']:.4f}")
-    sp = results["speed"]
-    print("\nspeed:")
-    print(f"  training: {results['train_targets_per_s']:.0f} target items / s ({args.preset})")
-    print(f"  constrained top-10, beam 20, one history: median {sp['latency_ms_paper']:.1f} ms (paper preset), "
-          f"{sp['latency_ms_trained']:.1f} ms ({args.preset})")
-    print(f"  batched (256 users per call): {sp['users_per_s_batched']:.0f} users / s ({args.preset}), "
-          f"{sp['users_per_s_batched_paper']:.0f} users / s (paper preset)")
-    print(f"  invalid SIDs: {sp['invalid_rate_constrained']:.4f} constrained, "
-          f"{sp['invalid_rate_unconstrained_top20']:.4f} of top-20 unconstrained")
+    for t in timing:
+        print(f"  seed {t['seed']}: model #{t['model_id']} trained {t['cpu_min']:.1f} CPU min, "
+              f"{t['wall_min']:.1f} wall min")
+    sp = results.get("speed")
+    print(f"\n  training: {results['train_targets_per_s']:.0f} target items per wall second of training steps "
+          "(lower than per CPU second on a busy machine; --throughput measures CPU seconds)")
+    if sp:
+        print("\nspeed:")
+        print(f"  constrained top-10, beam 20, one history: median {sp['latency_ms_paper']:.1f} ms (paper preset), "
+              f"{sp['latency_ms_trained']:.1f} ms ({args.preset})")
+        print(f"  batched (256 users per call): {sp['users_per_s_batched']:.0f} users / s ({args.preset}), "
+              f"{sp['users_per_s_batched_paper']:.0f} users / s (paper preset)")
+        print(f"  invalid SIDs: {sp['invalid_rate_constrained']:.4f} constrained, "
+              f"{sp['invalid_rate_unconstrained_top20']:.4f} of top-20 unconstrained")
     print(f"  peak memory (RSS): {results['peak_rss_mb']:.0f} MB; wall time {results['wall_minutes']:.1f} min")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

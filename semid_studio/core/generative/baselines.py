@@ -89,19 +89,26 @@ class Markov:
 @dataclass(frozen=True)
 class SASRecSpec:
     """SASRec (Kang & McAuley 2018) trained with full softmax cross-entropy over the catalogue
-    on every position (the strong 'SASRec+ / CE' variant)."""
+    on every position (the strong 'SASRec+ / CE' variant; the original BCE with one sampled
+    negative is far weaker on Beauty).
+
+    Defaults chosen on Beauty *validation* (docs/generative.md): batches of ~1024 target
+    positions (more updates per epoch than 4096 at the same cost per epoch, which is what a
+    short CPU budget needs), learning rate 2e-3 (ahead of 1e-3 at every validation we ran), dropout
+    0.5, early stopping on validation NDCG@10.
+    """
 
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 1
     dropout: float = 0.5
     max_history: int = 50
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
-    batch_targets: int = 4096
+    batch_targets: int = 1024
     max_epochs: int = 200
-    eval_every_epochs: int = 5
-    patience: int = 4  # evaluations without improvement before stopping
+    eval_every_epochs: int = 2
+    patience: int = 3  # evaluations without improvement before stopping
     seed: int = 0
 
 
