@@ -1,5 +1,10 @@
 """Generative recommender commands: train, evaluate, recommend (TIGER on the project's SIDs).
 
+``semid train --task search|joint [--mix 0.5] [--query-encoder minilm|wordpiece]`` trains the
+same model with a text input (joint generative search + recommendation, core
+``generative.joint``); ``--task rec`` (the default) is the recommender exactly as before.
+``semid evaluate --task search|both`` evaluates the joint model's search (and rec) side.
+
 Resume behaviour of ``semid train``: by default it continues the newest unfinished model
 trained with exactly the same settings (same preset, overrides, split and seed) — e.g. after
 Ctrl+C or a ``--max-minutes`` budget; ``--new`` always starts a fresh model and
@@ -36,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="a name for the model")
+    p.add_argument("--task", choices=["rec", "search", "joint"], default="rec",
+                   help="rec: history -> item (default); search: query -> item; joint: both, one model")
+    p.add_argument("--mix", type=float, help="joint: share of search targets per batch (default 0.5)")
+    p.add_argument("--query-encoder", choices=["minilm", "wordpiece"],
+                   help="search/joint: frozen MiniLM token states (default) or word pieces learned from scratch")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--new", action="store_true", help="start a new model even if one can be resumed")
     group.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue training model MODEL_ID")
@@ -45,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="Recall@K / NDCG@K on the test split, with baselines")
     p.add_argument("project")
     p.add_argument("--split", choices=["loo", "temporal"], help="default: the split the model was trained on")
-    p.add_argument("--k", default="5,10,20", help="cut-offs (default 5,10,20)")
+    p.add_argument("--task", choices=["rec", "search", "both"], default="rec",
+                   help="rec: the recommender (default); search / both: the joint model's search (and rec) side")
+    p.add_argument("--k", help="cut-offs (default 5,10,20 for rec, 10,30 for search)")
     p.add_argument("--model", type=int, action="append", metavar="MODEL_ID",
                    help="model(s) to evaluate (default: the newest and its other seeds)")
     p.add_argument("--beam", type=int, help="beam width (default max(20, K))")
@@ -74,6 +86,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..core.generative import make_spec, train_model
 
+    if args.task != "rec":
+        return _train_joint(args)
+    if args.mix is not None or args.query_encoder:
+        raise SemidError("--mix and --query-encoder apply to --task search or joint, not to the recommender")
     overrides = parse_key_values(args.set, "--set")
     overrides["seed"] = str(args.seed)
     if args.split:
@@ -107,10 +123,74 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_joint(args: argparse.Namespace) -> int:
+    from ..core.generative import make_spec
+    from ..core.generative.joint import make_joint_spec, split_overrides, train_joint
+
+    overrides, joint_over = split_overrides(parse_key_values(args.set, "--set"))
+    overrides["seed"] = str(args.seed)
+    if args.split:
+        overrides["split"] = args.split
+    if args.max_steps is not None:
+        overrides["max_steps"] = str(args.max_steps)
+    joint_over["task"] = args.task
+    if args.mix is not None:
+        if args.task != "joint":
+            raise SemidError("--mix is the share of search targets of a joint model; use it with --task joint")
+        joint_over["mix"] = str(args.mix)
+    if args.query_encoder:
+        joint_over["query_encoder"] = args.query_encoder
+    spec = make_spec(args.preset, overrides)
+    joint = make_joint_spec(joint_over)
+    resume: int | bool | None = False if args.new else args.resume
+    with open_store(args.project) as store:
+        try:
+            model_id = run_task(train_joint(store, spec, joint, resume=resume, name=args.name, preset=args.preset,
+                                            device=args.device, max_minutes=args.max_minutes), quiet=args.json)
+        except KeyboardInterrupt:
+            print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
+                  "command again to resume", flush=True)
+            return 130
+        rec = store.get_model(model_id)
+    if args.json:
+        print_json({"model_id": model_id, "kind": rec.kind, "task": args.task, "status": rec.status, "step": rec.step,
+                    "best_step": rec.best_step, "best_metric": rec.best_metric, "history": rec.history})
+    else:
+        best = "n/a" if rec.best_metric is None else f"{rec.best_metric:.4f} at step {rec.best_step}"
+        print(f"joint model #{model_id} ({args.task}): {rec.status} at step {rec.step}; best selection value {best}")
+        if rec.status in ("stopped", "interrupted"):
+            print("run the same command again to continue training")
+    return 0
+
+
+def _evaluate_joint(args: argparse.Namespace) -> int:
+    from ..core import search
+    from ..core.generative.joint import evaluate_joint
+
+    ks = _ks(args.k or "10,30")
+    with open_store(args.project) as store:
+        report = run_task(evaluate_joint(store, args.model, ks=ks, beam=args.beam, rec=args.task == "both",
+                                         device=args.device), quiet=args.json)
+    if args.json:
+        print_json(report)
+        return 0
+    s = report["settings"]
+    print(search.format_metrics(report["search"], s["ks"],
+                                title=f"joint search on {s['n_queries']} {s['split']} queries "
+                                      f"(models {[m['model_id'] for m in s['models']]})"))
+    if report["rec"] is not None:
+        summ = report["rec"]["summary"]
+        print("rec (test): " + ", ".join(f"R@{k} {summ[f'recall@{k}']['mean']:.4f}" for k in s["rec_ks"]))
+    print(f"saved as evaluation(s) {report['ids']}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..core.generative import evaluate_model
 
-    ks = _ks(args.k)
+    if args.task != "rec":
+        return _evaluate_joint(args)
+    ks = _ks(args.k or "5,10,20")
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     with open_store(args.project) as store:
         report = run_task(evaluate_model(store, args.model, split=args.split, ks=ks, beam=args.beam,

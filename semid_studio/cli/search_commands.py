@@ -3,10 +3,10 @@
 ``semid queries``         list a project's queries per source and split, or generate them
 ``semid embed-strategy``  make an embedding set with a strategy (content, search, rec, multitask,
                           fused-concat, fused-svd); ``semid embed --strategy`` once merged
-``semid search``          one query against the catalogue (dense retrieval with the project's
-                          embeddings, or BM25, until the joint generative model exists)
-``semid search-eval``     search metrics on held-out queries (``semid evaluate --task search``
-                          once merged)
+``semid search``          one query against the catalogue: the joint generative model when the
+                          project has one (``semid train --task joint``), else dense retrieval
+                          with the project's embeddings (it says so); ``--method`` picks
+``semid search-eval``     search metrics on held-out queries (bm25, dense, or the joint model)
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.add_argument("text", help="the query text")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    p.add_argument("--method", choices=["dense", "bm25"], default="dense")
+    p.add_argument("--method", choices=["auto", "joint", "dense", "bm25"], default="auto",
+                   help="auto (default): the joint generative model when the project has one, else dense")
+    p.add_argument("--model", type=int, metavar="MODEL_ID", help="joint: model id (default: the newest)")
+    p.add_argument("--beam", type=int, help="joint: beam width (default max(20, k))")
     p.add_argument("--embedding-set", type=int, help="dense: embedding set id (default: the newest with a text side)")
     p.add_argument("--long-text", choices=list(strategies.LONG_TEXT), default="truncate",
                    help="dense: queries longer than the encoder's window are truncated or chunked")
@@ -63,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("search-eval", help="search metrics (Recall@K, NDCG@K, MRR) on held-out queries")
     p.add_argument("project")
-    p.add_argument("--method", choices=["bm25", "dense"], default="dense")
+    p.add_argument("--method", choices=["bm25", "dense", "joint"], default="dense")
+    p.add_argument("--model", type=int, action="append", metavar="MODEL_ID",
+                   help="joint: model id (repeatable: several seeds; default the newest joint model)")
     p.add_argument("--embedding-set", type=int, action="append", dest="embedding_sets",
                    help="dense: set id (repeatable: several seeds of one strategy are averaged)")
     p.add_argument("--split", help="held-out split (default: validation if present, else test)")
@@ -145,10 +150,17 @@ def cmd_embed_strategy(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from ..core import search
+    from ..core.generative import joint
 
     with open_store(args.project) as store:
-        result = search.search(store, args.text, k=args.k, method=args.method, embedding_set_id=args.embedding_set,
-                               long_text=args.long_text)
+        method = args.method
+        if method == "auto":
+            method = "joint" if (args.model is not None or joint.has_joint_model(store)) else "dense"
+        if method == "joint":
+            result = joint.joint_search(store, args.text, k=args.k, beam=args.beam, model_id=args.model)
+        else:
+            result = search.search(store, args.text, k=args.k, method=method, embedding_set_id=args.embedding_set,
+                                   long_text=args.long_text)
     if args.json:
         print_json(result.as_dict())
         return 0
@@ -156,13 +168,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(f"warning: {w}")
     for h in result.hits:
-        print(f"{h['rank']:>3}. {h['score']:7.4f}  {h['item_id']}\t{h['title'] or ''}")
+        sid = f"  {h['sid']}" if "sid" in h else ""
+        print(f"{h['rank']:>3}. {h['score']:8.4f}{sid}  {h['item_id']}\t{h['title'] or ''}")
     return 0
 
 
 def cmd_search_eval(args: argparse.Namespace) -> int:
     from ..core import search
 
+    if args.method == "joint":
+        from ..core.generative.joint import evaluate_joint
+
+        with open_store(args.project) as store:
+            report = run_task(evaluate_joint(store, args.model, split=args.split, ks=args.k, rec=False,
+                                             save=not args.no_save), quiet=True)
+        if args.json:
+            print_json(report)
+        else:
+            s = report["settings"]
+            print(search.format_metrics(report["search"], s["ks"],
+                                        title=f"joint on {s['n_queries']} {s['split']} queries"
+                                              + (f" (evaluation #{report['ids']['search']})" if report["ids"] else "")))
+        return 0
     with open_store(args.project) as store:
         report = run_task(search.evaluate_search(store, args.method, embedding_set_ids=args.embedding_sets,
                                                  split=args.split, ks=args.k, long_text=args.long_text,

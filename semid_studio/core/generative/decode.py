@@ -78,7 +78,8 @@ def _prepare(model: TigerModel, histories: list[np.ndarray], users: np.ndarray |
 def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, beam: int = 20, k: int = 10,
                 constrained: bool = True, temperature: float | None = None, sample: bool = False,
                 generator: torch.Generator | None = None, exclude: list[np.ndarray] | None = None,
-                users: np.ndarray | None = None) -> Decoded:
+                users: np.ndarray | None = None,
+                encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> Decoded:
     """Top-``k`` items for each history by beam search of width ``beam`` (>= k).
 
     Parameters
@@ -98,13 +99,16 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
         Per user, items that must not be returned (e.g. the history itself); constrained only.
     users
         Hashed user tokens (only for models trained with ``user_bins > 0``).
+    encoded
+        Already encoded inputs ``(memory, lengths)`` instead of histories (a joint model's
+        queries, :meth:`TigerModel.encode_text`); ``histories`` is then ignored.
     """
     if beam < k:
         raise ValueError(f"beam width {beam} must be >= k {k}")
     model.eval()
-    B = len(histories)
     L1 = trie.n_levels
-    memory, lengths = _prepare(model, histories, users)
+    memory, lengths = _prepare(model, histories, users) if encoded is None else encoded
+    B = memory.shape[0]
     device = memory.device
     state = model.decode_start(memory, lengths)
     blocked = trie.blocked_nodes(exclude, device) if (exclude is not None and constrained) else None

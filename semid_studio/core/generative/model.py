@@ -19,11 +19,19 @@ What it computes
 Attention heads may be wider than ``d_model / n_heads`` (TIGER: 6 heads x 64 on d_model
 128), so attention is our own small module over ``F.scaled_dot_product_attention``.
 Decoding keeps a key-value cache: each beam step runs the decoder on one new token only.
+
+Joint search + recommendation (method.md section 2): built with a :class:`TextInput`, the same
+model also reads query text. A history then starts with a ``<task_rec>`` position; a query is
+``[text positions ..., <task_search>]`` read *bidirectionally* by the same encoder layers, and
+the decoder starts from the task token's state — one shared SID space, one decoder, one
+constrained beam search. Without a ``TextInput`` nothing of this exists (same parameters, same
+initialisation, same outputs as before).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .spec import GenerativeSpec
-from .tokens import BOS, PAD, UNK_ITEM, SidVocab
+from .tokens import BOS, PAD, TASK_REC, TASK_SEARCH, UNK_ITEM, SidVocab
 
 
 def random_bytes(shape: torch.Size, device: torch.device) -> torch.Tensor:
@@ -182,15 +190,38 @@ class DecoderLayer(nn.Module):
         return x + self.ff(self.norm3(x)), cache
 
 
+@dataclass(frozen=True)
+class TextInput:
+    """The text side of a joint search + recommendation model.
+
+    ``kind``: ``"states"`` — precomputed vectors per text position (e.g. a frozen sentence
+    encoder's token states), projected into ``d_model`` by a linear layer; ``"wordpiece"`` —
+    token ids (0 = padding) looked up in a table learned from scratch. ``dim``: the vector
+    width (states) or the id range (wordpiece). ``max_positions``: text positions per query.
+    """
+
+    kind: str
+    dim: int
+    max_positions: int
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "dim": self.dim, "max_positions": self.max_positions}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TextInput":
+        return cls(str(data["kind"]), int(data["dim"]), int(data["max_positions"]))
+
+
 class TigerModel(nn.Module):
     """Generative recommender: history of items -> the next item's Semantic ID."""
 
-    def __init__(self, spec: GenerativeSpec, vocab: SidVocab) -> None:
+    def __init__(self, spec: GenerativeSpec, vocab: SidVocab, text: TextInput | None = None) -> None:
         super().__init__()
-        self.spec, self.vocab = spec, vocab
+        self.spec, self.vocab, self.text = spec, vocab, text
         d = spec.d_model
         self.tokens = nn.Embedding(vocab.size, d, padding_idx=PAD)
-        n_pos = spec.max_history + (1 if spec.user_bins > 0 else 0)
+        # a joint model puts a <task_rec> position in front of every history
+        n_pos = spec.max_history + (1 if spec.user_bins > 0 else 0) + (1 if text is not None else 0)
         self.pos = nn.Embedding(n_pos, d)
         self.emb_drop = Dropout(spec.emb_dropout)
         self.encoder = nn.ModuleList(EncoderLayer(spec) for _ in range(spec.encoder_layers))
@@ -219,6 +250,15 @@ class TigerModel(nn.Module):
         self.register_buffer("level_offsets", torch.tensor(vocab.level_offsets), persistent=False)
         self.register_buffer("item_feats", torch.zeros(1, vocab.n_levels + 1, dtype=torch.long), persistent=False)
         self.register_buffer("codes", torch.zeros(1, vocab.n_levels, dtype=torch.long), persistent=False)
+        if text is not None:
+            # created after every recommender module, so those are initialised exactly as before
+            if text.kind == "states":
+                self.text_in = nn.Sequential(nn.LayerNorm(text.dim), nn.Linear(text.dim, d))
+            elif text.kind == "wordpiece":
+                self.text_in = nn.Embedding(text.dim, d, padding_idx=0)
+            else:
+                raise ValueError(f"unknown text input kind '{text.kind}'")
+            self.text_pos = nn.Embedding(text.max_positions, d)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -229,6 +269,8 @@ class TigerModel(nn.Module):
                 nn.init.zeros_(p)
         with torch.no_grad():
             self.tokens.weight[PAD].zero_()
+            if self.text is not None and self.text.kind == "wordpiece":
+                self.text_in.weight[0].zero_()
 
     # -- catalogue
 
@@ -261,6 +303,9 @@ class TigerModel(nn.Module):
         x = self.tokens(feats).sum(dim=2)
         if users is not None and self.spec.user_bins > 0:
             x = torch.cat([self.tokens(users)[:, None, :], x], dim=1)
+        if self.text is not None:  # joint model: the history is a recommendation request
+            task = self.tokens.weight[TASK_REC].expand(x.shape[0], 1, -1)
+            x = torch.cat([task, x], dim=1)
         T = x.shape[1]
         x = x + self.pos.weight[:T][None]
         return self.emb_drop(x)
@@ -276,12 +321,52 @@ class TigerModel(nn.Module):
         mask = None
         if not causal:
             valid = items >= 0
-            if x.shape[1] != items.shape[1]:
-                valid = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
+            extra = x.shape[1] - items.shape[1]  # user / task tokens in front
+            if extra:
+                valid = torch.cat([torch.ones_like(valid[:, :1]).expand(-1, extra), valid], dim=1)
             mask = valid[:, None, None, :]
         for layer in self.encoder:
             x = layer(x, mask, causal)
         return self.enc_norm(x)
+
+    # -- text encoder (joint search)
+
+    def encode_text(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query states for search: ``(memory (B, T + 1, d), lengths + 1)``.
+
+        ``feats``: ``(B, T, dim)`` vectors (``states``) or ``(B, T)`` ids (``wordpiece``),
+        right-padded; ``lengths`` (B,) valid text positions (>= 1). The ``<task_search>``
+        token is written right after each query's last position, so the decoder starts from
+        it exactly as it starts from a history's last item (:meth:`decode_start`); attention
+        is bidirectional over the valid positions.
+        """
+        if self.text is None:
+            raise ValueError("this model has no text input (it was trained for recommendation only)")
+        B, T = feats.shape[0], feats.shape[1]
+        x = self.text_in(feats) + self.text_pos.weight[:T][None]
+        x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
+        rows = torch.arange(B, device=x.device)
+        x = x.index_put((rows, lengths), self.tokens.weight[TASK_SEARCH].expand(B, -1).to(x.dtype))
+        x = self.emb_drop(x)
+        n = lengths + 1
+        valid = torch.arange(T + 1, device=x.device)[None] < n[:, None]
+        mask = valid[:, None, None, :]
+        for layer in self.encoder:
+            x = layer(x, mask, False)
+        return self.enc_norm(x), n
+
+    def forward_search(self, feats: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder states ``(B, n_steps, d)`` for query -> target item SIDs (teacher-forced)."""
+        memory, n = self.encode_text(feats, lengths)
+        B = memory.shape[0]
+        state = memory[torch.arange(B, device=memory.device), n - 1][:, None]
+        codes = self.codes[targets][:, None]
+        mask = None
+        if self.spec.decoder_context == "cross":
+            mask = (torch.arange(memory.shape[1], device=memory.device)[None] < n[:, None])[:, None, None, :]
+        h = self.decode_full(state, codes, memory if mask is not None else None, mask)
+        return h[:, 0], targets
 
     # -- decoder (training / scoring: whole SIDs at once)
 

@@ -34,7 +34,7 @@ from ..store import ProjectStore
 from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, training_windows
 from .decode import beam_search
 from .metrics import ranking_metrics
-from .model import TigerModel
+from .model import TextInput, TigerModel
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, default_level_sizes
 from .trie import SidTrie
@@ -145,13 +145,15 @@ class Trainer:
     """The training loop on arrays (no project file); :func:`train_model` wraps it."""
 
     def __init__(self, spec: GenerativeSpec, vocab: SidVocab, codes: np.ndarray, split: Split,
-                 device: torch.device | str = "cpu", user_tokens: np.ndarray | None = None) -> None:
+                 device: torch.device | str = "cpu", user_tokens: np.ndarray | None = None,
+                 text: TextInput | None = None) -> None:
         self.spec, self.vocab, self.split = spec, vocab, split
         self.device = torch.device(device)
         if spec.threads > 0 and self.device.type == "cpu":
             torch.set_num_threads(spec.threads)
         torch.manual_seed(spec.seed)
-        self.model = TigerModel(spec, vocab).to(self.device)
+        # ``text``: a joint search + recommendation model (see .joint.JointTrainer)
+        self.model = TigerModel(spec, vocab, text).to(self.device)
         self.model.set_catalogue(codes)
         self.trie = SidTrie.build(codes, vocab.level_sizes).to(self.device)
         self.user_tokens = user_tokens  # (n_users,) token per Sequences row, or None
@@ -237,6 +239,14 @@ class Trainer:
         ranked = rank(self.model, self.trie, hists, k=k, beam=max(k, self.spec.valid_beam), users=users)
         self.model.train()
         return ranking_metrics(ranked, probes.targets, ks)
+
+    @property
+    def selection_name(self) -> str:
+        """The validation figure checkpoints are chosen by."""
+        return self.spec.select_metric
+
+    def selection_value(self, metrics: dict[str, float]) -> float:
+        return metrics[self.spec.select_metric]
 
     # -- state as arrays (checkpoints)
 
@@ -490,7 +500,7 @@ def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> 
     t0 = time.monotonic()
     k = int(spec.select_metric.split("@")[1])
     metrics = trainer.validate(ks=sorted({k, 10}))
-    value = metrics[spec.select_metric]
+    value = trainer.selection_value(metrics)
     improved = s.best_metric is None or value > s.best_metric
     if improved:
         s.best_metric, s.best_step = value, s.step
@@ -502,6 +512,6 @@ def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> 
     _save(store, model_id, trainer, history, "running", best=improved)
     if entry["train_loss"] is not None:
         yield Metric("train_loss", entry["train_loss"], s.step, s.elapsed_s, "train")
-    yield Metric(spec.select_metric, value, s.step, s.elapsed_s, "valid")
+    yield Metric(trainer.selection_name, value, s.step, s.elapsed_s, "valid")
     yield PartialResult("checkpoint", {"model_id": model_id, "step": s.step, "best": improved, **metrics})
     return {**entry, "improved": improved}

@@ -1,0 +1,210 @@
+"""The joint generative search + recommendation model on movielens_tomt, next to BM25, dense
+retrieval, popularity and the Markov chain.
+
+    .venv/bin/python benchmarks/bench_joint.py [--minutes 8] [--encoders minilm,wordpiece]
+        [--strategies content] [--mix 0.5] [--index-share 0.0] [--seeds 0] [--set FIELD=VALUE ...]
+
+What it does (CPU; every figure on the full catalogue of 9,742 movies):
+
+1. the project: ``out/bench_joint/tomt.semid``, a copy of ``out/bench_search/tomt.semid`` (made by
+   ``benchmarks/bench_search.py``, with its embedding sets) or, without it, a fresh import of
+   ``../shared/data/movielens_tomt``;
+2. SIDs: RQ-KMeans (default settings) on the newest embedding set of each ``--strategies``
+   entry (content, search, multitask, fused-concat, ...), once;
+3. baselines: BM25 and dense retrieval with each strategy's set on the ``validation`` requests;
+   popularity and first-order Markov on the leave-one-out test split (training part only);
+4. joint models: one per (strategy, query encoder, seed), trained for ``--minutes`` on mixed
+   batches of train requests (minus a 10% dev part used to choose the checkpoint) and training
+   histories; search evaluated on ``validation``, rec on the leave-one-out test users.
+
+Results are printed and written to ``out/bench_joint/results.json``. Timings are taken on a
+shared 2-core machine and are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from semid_studio.core import quantize  # noqa: E402
+from semid_studio.core import search as S  # noqa: E402
+from semid_studio.core.events import Message, Metric, drive  # noqa: E402
+from semid_studio.core.store import ProjectStore  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+TOMT_TEMPLATE = "{title}; {genres}; {tags}"
+KS = (10, 30)
+LOG: list[str] = []
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+    LOG.append(text)
+
+
+def on_event(event) -> None:
+    if isinstance(event, Message):
+        log(f"    {event.text}")
+    elif isinstance(event, Metric) and event.split == "valid":
+        log(f"    step {event.step} ({event.elapsed_s:.0f} s): valid {event.name} = {event.value:.4f}")
+
+
+def project(workdir: Path) -> Path:
+    path = workdir / "tomt.semid"
+    if path.exists():
+        return path
+    source = REPO / "out" / "bench_search" / "tomt.semid"
+    if source.exists():
+        log(f"copying {source} -> {path}")
+        with ProjectStore.open(source) as store:
+            store.save_as(path)
+        return path
+    from semid_studio.core import embed, importing
+
+    folder = DATA / "movielens_tomt"
+    log(f"importing {folder} -> {path}")
+    with ProjectStore.create(path) as store:
+        store.set_meta("template", TOMT_TEMPLATE)
+        drive(importing.import_data(store, items=folder / "ml-latest-small" / "movies.csv",
+                                    interactions=folder / "ml-latest-small" / "ratings.csv",
+                                    queries=folder / "queries.jsonl.gz"), on_event)
+        drive(embed.embed_items(store, template=TOMT_TEMPLATE), on_event)
+    return path
+
+
+def sid_run(store: ProjectStore, strategy: str) -> tuple[int, int]:
+    """(quantiser run id, embedding set id) for a strategy: RQ-KMeans on its newest set, once."""
+    sets = [e for e in store.list_embedding_sets() if e.strategy == strategy and e.n_items == store.item_count()]
+    if not sets:
+        raise SystemExit(f"no '{strategy}' embedding set in the project; run benchmarks/bench_search.py first")
+    set_id = sets[-1].id if strategy != "content" else sets[0].id
+    for run in store.list_quantizer_runs():
+        if run.embedding_set_id == set_id and run.method == "rq-kmeans":
+            store.set_active_run(run.id)
+            return run.id, set_id
+    log(f"  quantising embedding set #{set_id} ({strategy}) with RQ-KMeans")
+    run_id = drive(quantize.quantize_project(store, method="rq-kmeans", embedding_set_id=set_id), on_event)
+    return run_id, set_id
+
+
+def baselines(store: ProjectStore, set_ids: dict[str, int]) -> dict:
+    from semid_studio.core.generative.baselines import Markov, Popularity
+    from semid_studio.core.generative.data import Sequences, make_split
+    from semid_studio.core.generative.metrics import ranking_metrics
+
+    out = {}
+    rep = drive(S.evaluate_search(store, "bm25", ks=KS, bootstrap=0, save=False))
+    out["search BM25 (bm25s)"] = rep["metrics"]
+    for strategy, set_id in set_ids.items():
+        t0 = time.time()
+        rep = drive(S.evaluate_search(store, "dense", embedding_set_ids=[set_id], ks=KS, bootstrap=0, save=False))
+        out[f"search dense, {strategy} set #{set_id}"] = rep["metrics"]
+        log(f"  dense {strategy}: R@10 {rep['metrics']['recall@10']:.4f} ({time.time() - t0:.0f} s)")
+    split = make_split(Sequences.from_frame(store.interactions_frame()), "loo")
+    for cls in (Popularity, Markov):
+        model = cls(store.item_count()).fit(split.train)
+        out[f"rec {cls.name} (loo test)"] = ranking_metrics(model.recommend(split.test, 20), split.test.targets, (10, 20))
+        out[f"rec {cls.name} (loo valid)"] = ranking_metrics(model.recommend(split.valid, 20), split.valid.targets,
+                                                             (10, 20))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default=str(REPO / "out" / "bench_joint"))
+    ap.add_argument("--minutes", type=float, default=8.0, help="training time per joint model")
+    ap.add_argument("--max-steps", type=int, default=3000, help="the schedule's length (cosine)")
+    ap.add_argument("--encoders", default="minilm,wordpiece")
+    ap.add_argument("--strategies", default="content")
+    ap.add_argument("--mix", type=float, default=0.5)
+    ap.add_argument("--index-share", type=float, default=0.0)
+    ap.add_argument("--task", default="joint", choices=["joint", "search"])
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--preset", default="laptop")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from semid_studio.core.generative import make_spec
+    from semid_studio.core.generative.joint import evaluate_joint, make_joint_spec, split_overrides, train_joint
+
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {"args": vars(args), "baselines": {}, "joint": []}
+    with ProjectStore.open(project(workdir)) as store:
+        log(f"== movielens_tomt: {store.item_count()} movies, {store.query_count('train')} train / "
+            f"{store.query_count('validation')} validation requests")
+        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        runs = {s: sid_run(store, s) for s in strategies}
+        if not args.no_baselines:
+            log("-- baselines")
+            results["baselines"] = baselines(store, {s: r[1] for s, r in runs.items()})
+        overrides = dict(kv.split("=", 1) for kv in args.set)
+        gen_over, joint_over = split_overrides(overrides)
+        for strategy in strategies:
+            run_id, set_id = runs[strategy]
+            store.set_active_run(run_id)
+            for encoder in [e.strip() for e in args.encoders.split(",") if e.strip()]:
+                for seed in [int(s) for s in args.seeds.split(",")]:
+                    spec = make_spec(args.preset, {"max_steps": args.max_steps, "eval_every": 250,
+                                                   "seed": seed, **gen_over})
+                    joint = make_joint_spec({"task": args.task, "mix": args.mix, "query_encoder": encoder,
+                                             "index_share": args.index_share, **joint_over})
+                    log(f"-- joint model: SIDs of {strategy} (run #{run_id}), query encoder {encoder}, seed {seed}, "
+                        f"{args.minutes:g} min")
+                    t0 = time.time()
+                    model_id = drive(train_joint(store, spec, joint, resume=False, preset=args.preset,
+                                                 device="cpu", max_minutes=args.minutes), on_event)
+                    train_s = time.time() - t0
+                    rep = drive(evaluate_joint(store, [model_id], ks=KS, rec_ks=(10, 20), bootstrap=0, save=True),
+                                on_event)
+                    rec_ = store.get_model(model_id)
+                    hist = rec_.history
+                    entry = {"strategy": strategy, "run_id": run_id, "encoder": encoder, "seed": seed,
+                             "model_id": model_id, "train_s": round(train_s, 1), "steps": rec_.step,
+                             "best_step": rec_.best_step, "targets_per_s": hist[-1].get("targets_per_s") if hist else None,
+                             "search": rep["search"], "rec": rep["rec"]["summary"] if rep["rec"] else None,
+                             "truncation": rep["settings"]["models"][0]["query_truncation"],
+                             "train_queries": rec_.spec["queries"]["train_features"]}
+                    results["joint"].append(entry)
+                    (workdir / "results.json").write_text(json.dumps(results, indent=1, default=float))
+        log("")
+        log("== movielens_tomt, full catalogue; search on validation requests, rec on leave-one-out test users")
+        log(f"{'':58}{'S R@10':>8}{'S R@30':>8}{'S MRR':>8}{'asked':>8}{'never':>8}{'rec R@10':>9}")
+        for name, m in results["baselines"].items():
+            if name.startswith("search"):
+                log(f"{name:58}{m['recall@10']:8.4f}{m['recall@30']:8.4f}{m['mrr']:8.4f}"
+                    f"{m['asked'].get('recall@30', float('nan')):8.4f}{m['never_asked'].get('recall@30', float('nan')):8.4f}")
+            elif "test" in name:
+                log(f"{name:58}{'':40}{m['recall@10']:9.4f}")
+        for e in results["joint"]:
+            m = e["search"]
+            rec10 = e["rec"]["recall@10"]["mean"] if e["rec"] else float("nan")
+            name = f"joint {e['strategy']} SIDs, {e['encoder']}, seed {e['seed']} (#{e['model_id']}, {e['steps']} st)"
+            log(f"{name:58}{m['recall@10']:8.4f}{m['recall@30']:8.4f}{m['mrr']:8.4f}"
+                f"{m['asked'].get('recall@30', float('nan')):8.4f}{m['never_asked'].get('recall@30', float('nan')):8.4f}"
+                f"{rec10:9.4f}")
+        log("(asked / never: search R@30 for requests whose movie has / has no training request)")
+        for e in results["joint"]:
+            t = e["train_queries"]
+            log(f"  #{e['model_id']}: {e['steps']} steps in {e['train_s']:.0f} s, best at {e['best_step']}, "
+                f"{e['targets_per_s'] or 0:.0f} targets/s; train requests cut at the word-piece limit: "
+                f"{t['n_truncated']} of {t['n']} ({t['share_truncated']:.1%}); validation: "
+                f"{e['truncation']['n_truncated']} of {e['truncation']['n']}")
+    (workdir / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    (workdir / "log.txt").write_text("\n".join(LOG) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
