@@ -20,9 +20,14 @@ Projects are built once into ``--work`` (default ``out/bench``) and reused. For 
   (labels, purity and words computed for the visible rows): every level-1 node, the 20
   largest level-2 nodes and the largest last-level node;
 - **stall**: a 5 ms ``QTimer`` on the GUI thread records the gap between its ticks while a
-  quantiser is fitted in the background (the long job until the generative model exists),
-  while the project opens and while a query is typed; the longest gap is the longest time
-  the window could not react (target: < 100 ms).
+  quantiser is fitted in the background, while the generative recommender (TIGER) trains from
+  the Training panel (live curves drawn, validation runs included; cancelled after
+  ``--train-seconds``), while the project opens and while a query is typed; the longest gap is
+  the longest time the window could not react (target: < 100 ms).
+
+``--fit-seconds 0`` / ``--train-seconds 0`` leave out the quantiser fit / the model training.
+Without ``--beauty`` or ``--synthetic``, ``--project PATH`` measures an existing project (e.g.
+the sample project).
 """
 
 from __future__ import annotations
@@ -143,18 +148,24 @@ class StallMonitor:
         now = time.perf_counter()
         if self._last is not None:
             self.gaps.append(now - self._last)
+            self.at.append(self._last - self._start)
         self._last = now
 
     def start(self) -> None:
         self.gaps.clear()
+        self.at = []
         self._last = None
+        self._start = time.perf_counter()
         self.timer.start()
 
     def stop(self) -> dict:
         self.timer.stop()
         gaps = np.array(self.gaps) * 1000 if self.gaps else np.zeros(1)
+        worst = np.argsort(-gaps)[:3] if self.gaps else []
         return {"max_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)),
-                "over_100ms": int((gaps > 100).sum()), "ticks": len(self.gaps)}
+                "over_100ms": int((gaps > 100).sum()), "ticks": len(self.gaps),
+                # when the longest gaps began (s after start): e.g. a set-up, a validation, a save
+                "worst": [(round(float(self.at[i]), 1), round(float(gaps[i]))) for i in worst]}
 
 
 def pump(app, condition, timeout: float = 600.0) -> float:
@@ -167,7 +178,8 @@ def pump(app, condition, timeout: float = 600.0) -> float:
     return time.perf_counter() - start
 
 
-def measure(app, path: Path, fit_seconds: float) -> dict:
+def measure(app, path: Path, fit_seconds: float, train_seconds: float = 0.0, train_preset: str = "laptop",
+            train_overrides: str = "") -> dict:
     from semid_studio.gui.main_window import MainWindow
 
     win = MainWindow(persist=False)
@@ -253,25 +265,56 @@ def measure(app, path: Path, fit_seconds: float) -> dict:
         out["query_stall"] = monitor.stop()
         win.show_view("tree")
 
+    # -- the longest stall while the generative recommender trains (Training panel, curves drawn)
+    if train_seconds > 0:
+        panel = win.training
+        win.show_view("training")
+        panel.show_form(panel.generative_form)
+        form = panel.generative_form
+        form.preset_combo.setCurrentText(train_preset)
+        form.overrides_edit.setText(train_overrides)
+        pump(app, lambda: True, 1)
+        monitor.start()
+        t0 = time.perf_counter()
+        panel.start()
+        try:
+            pump(app, lambda: not panel.running or time.perf_counter() - t0 > train_seconds, train_seconds + 600)
+        finally:
+            out["train_s"] = time.perf_counter() - t0
+            if panel.running:
+                t_cancel = time.perf_counter()
+                panel.cancel()
+                pump(app, lambda: not panel.running, 600)
+                out["train_cancel_s"] = time.perf_counter() - t_cancel
+            pump(app, lambda: win.is_idle(), 600)
+            out["train_stall"] = monitor.stop()
+        steps = panel.curves.series("loss (running mean)")[0]
+        out["train_steps"] = int(steps[-1]) if steps else 0
+        out["train_validations"] = len(panel.valid_curves.series(f"valid {form.spec().select_metric}")[0])
+        out["train_status"] = panel.last_status
+        out["train_preset"] = train_preset + (f" ({train_overrides})" if train_overrides else "")
+
     # -- the longest stall while a quantiser is fitted in the background
-    form = win.training.form
-    form.method_combo.setCurrentText("rq-kmeans")
-    form.preset_combo.setCurrentText("default")
-    monitor.start()
-    t0 = time.perf_counter()
-    win.training.start()
-    try:
-        pump(app, lambda: not win.training.running or time.perf_counter() - t0 > fit_seconds, fit_seconds + 60)
-    finally:
-        if win.training.running:
-            win.training.cancel()
-            pump(app, lambda: not win.training.running, 600)
-        fit_status = win.training.last_status
-        # the new run is loaded into the tree and map after the fit: part of what the user waits on
-        pump(app, lambda: win.is_idle() and win.context.inspection is not None, 600)
-        out["fit_stall"] = monitor.stop()
-    out["fit_s"] = time.perf_counter() - t0
-    out["fit_status"] = fit_status
+    if fit_seconds > 0:
+        win.training.show_form(win.training.quantizer_form)
+        form = win.training.form
+        form.method_combo.setCurrentText("rq-kmeans")
+        form.preset_combo.setCurrentText("default")
+        monitor.start()
+        t0 = time.perf_counter()
+        win.training.start()
+        try:
+            pump(app, lambda: not win.training.running or time.perf_counter() - t0 > fit_seconds, fit_seconds + 60)
+        finally:
+            if win.training.running:
+                win.training.cancel()
+                pump(app, lambda: not win.training.running, 600)
+            fit_status = win.training.last_status
+            # the new run is loaded into the tree and map after the fit: part of what the user waits on
+            pump(app, lambda: win.is_idle() and win.context.inspection is not None, 600)
+            out["fit_stall"] = monitor.stop()
+        out["fit_s"] = time.perf_counter() - t0
+        out["fit_status"] = fit_status
     win.close()
     return out
 
@@ -287,11 +330,19 @@ def report(name: str, r: dict) -> None:
     print(f"expand the largest last-level node    {ms:.1f} ms ({size} items)")
     print(f"reveal an item (find)                 {r['reveal_ms']:.1f} ms")
     for key, label in (("open_stall", "while opening"), ("query_stall", "while typing a query"),
-                       ("fit_stall", f"while fitting RQ-KMeans ({r['fit_s']:.0f} s, {r['fit_status']})")):
+                       ("fit_stall", f"while fitting RQ-KMeans ({r.get('fit_s', 0):.0f} s, {r.get('fit_status')})"),
+                       ("train_stall", f"while training TIGER {r.get('train_preset')} ({r.get('train_s', 0):.0f} s, "
+                                       f"{r.get('train_steps')} steps, {r.get('train_validations')} validations, "
+                                       f"{r.get('train_status')})")):
         if key in r:
             s = r[key]
+            worst = ", ".join(f"{ms} ms at {t} s" for t, ms in s["worst"])
             print(f"GUI stall {label:<28} max {s['max_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms, "
-                  f"{s['over_100ms']} gaps > 100 ms ({s['ticks']} ticks)")
+                  f"{s['over_100ms']} gaps > 100 ms ({s['ticks']} ticks; longest: {worst})")
+    print(f"(load average after this project: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; other work on the "
+          "machine lengthens the gaps)")
+    if "train_cancel_s" in r:
+        print(f"cancel the training -> stopped and saved   {r['train_cancel_s']:.2f} s")
     if "query_s" in r:
         print(f"query typed -> results shown          {r['query_s']:.2f} s (first query loads the encoder)")
 
@@ -303,11 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / "out" / "bench")
     parser.add_argument("--beauty-embeddings", type=Path, help="cached MiniLM vectors of Beauty (.npy)")
     parser.add_argument("--beauty-ids", type=Path, help="item ids of the cached vectors' rows")
+    parser.add_argument("--project", type=Path, help="measure this existing project (e.g. the sample project)")
     parser.add_argument("--fit-seconds", type=float, default=120.0,
-                        help="watch the fit for at most this long, then cancel it (default 120)")
+                        help="watch the fit for at most this long, then cancel it (default 120; 0: no fit)")
+    parser.add_argument("--train-seconds", type=float, default=60.0,
+                        help="watch the generative model train for this long, then cancel it (default 60; 0: none)")
+    parser.add_argument("--train-preset", default="laptop", help="generative preset to train (default laptop)")
+    parser.add_argument("--train-overrides", default="eval_every=50, valid_users=1000",
+                        help="spec overrides, so that validation runs fall inside the window "
+                             "(default 'eval_every=50, valid_users=1000')")
     args = parser.parse_args(argv)
-    if not args.beauty and not args.synthetic:
-        parser.error("choose --beauty and/or --synthetic N")
+    if not args.beauty and not args.synthetic and not args.project:
+        parser.error("choose --beauty, --synthetic N and/or --project PATH")
     args.work.mkdir(parents=True, exist_ok=True)
 
     targets = []
@@ -328,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             build_synthetic(path, args.synthetic)
             print(f"built {path} in {time.perf_counter() - t:.0f} s")
         targets.append((f"synthetic {args.synthetic:,}", path))
+    if args.project:
+        if not args.project.exists():
+            parser.error(f"{args.project}: no such project")
+        targets.append((args.project.name, args.project))
 
     from PySide6.QtWidgets import QApplication
 
@@ -350,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / path.name  # the fit adds a run: measure on a copy
             shutil.copyfile(path, copy)
-            results[name] = measure(app, copy, args.fit_seconds)
+            results[name] = measure(app, copy, args.fit_seconds, args.train_seconds, args.train_preset,
+                                    args.train_overrides)
         report(name, results[name])
     return 0
 

@@ -2,10 +2,12 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/gui_screenshots.py PROJECT.semid docs/screenshots
 
-The project is copied to a temporary folder first (the script fits an extra quantiser run to
-show live training curves and a run comparison), then the window is driven as a person would:
-select an item, open a branch of the tree, type a query, load a user's history. Each view is
-saved as a PNG (reduced to a small palette so each file stays well under 300 KB).
+The project is copied to a temporary folder first (the script trains a generative model and
+fits an extra quantiser run there, for live training curves, a run comparison and real
+recommendations), then the window is driven as a person would: select an item, train the
+generative recommender from the Training panel, open a branch of the tree, type a query, load a
+user's history and read its recommendations, evaluate the model against the baselines, export.
+Each view is saved as a PNG (reduced to a small palette so each file stays well under 300 KB).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--query", default="long lasting red lipstick")
     parser.add_argument("--size", default="1400x860")
+    parser.add_argument("--preset", default="laptop", help="generative preset to train (default laptop)")
+    parser.add_argument("--steps", type=int, default=400, help="its training steps (default 400)")
+    parser.add_argument("--eval-every", type=int, default=100, help="steps between validation runs (default 100)")
+    parser.add_argument("--train-minutes", type=float, default=8.0, help="time budget for the training (default 8)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -105,8 +111,24 @@ def main(argv: list[str] | None = None) -> int:
         save(wizard, args.out, "import_wizard")
         wizard.reject()
 
-        # training: a small RQ-VAE fit for live curves (also a second run to compare)
+        # training the generative recommender: live loss and validation curves, the saved model
         window.show_view("training")
+        panel = window.training
+        panel.show_form(panel.generative_form)
+        gform = panel.generative_form
+        gform.preset_combo.setCurrentText(args.preset)
+        gform.steps_spin.setValue(args.steps)
+        gform.eval_spin.setValue(args.eval_every)
+        gform.minutes_spin.setValue(args.train_minutes)
+        panel.start()
+        wait(app, lambda: not panel.running, timeout=args.train_minutes * 60 + 300)
+        if panel.last_status != "done":  # "done" also when the time budget stopped it (resumable)
+            raise SystemExit(f"training the generative model failed: {window.errors}")
+        settle(app, window)
+        save(window, args.out, "training")
+
+        # training: a small RQ-VAE fit for live curves (also a second run to compare)
+        panel.show_form(panel.quantizer_form)
         form = window.training.form
         form.method_combo.setCurrentText("rq-vae")
         form.preset_combo.setCurrentText("tiny")
@@ -117,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         window.training.start()
         wait(app, lambda: not window.training.running)
         settle(app, window)
-        save(window, args.out, "training")
+        save(window, args.out, "training_quantiser")
 
         # the new run's collision groups
         window.show_view("tree")
@@ -163,16 +185,20 @@ def main(argv: list[str] | None = None) -> int:
             pg.user_combo.setCurrentIndex(0)
             pg.load_user_history()
         pg.query_edit.setText(args.query)
-        wait(app, lambda: pg.results.rowCount() > 0, timeout=300)
+        wait(app, lambda: pg.results.rowCount() > 0 and pg.recommendations.rowCount() > 0, timeout=300)
         settle(app, window)
+        pg.recommend_view.selectRow(0)
         save(window, args.out, "playground")
         window.show_view("tree")
         tree.tabs.setCurrentIndex(0)
-        tree.reveal_item(pg.result_items[0])
+        tree.reveal_item(pg.recommended_items[0])
         settle(app, window)
         save(window, args.out, "sid_tree_highlight")
 
+        # evaluation: the model against popularity and the Markov chain on the test split
         window.show_view("evaluation")
+        window.evaluation.start_evaluation()
+        wait(app, lambda: window.evaluation.last_status in ("done", "failed"), timeout=600)
         settle(app, window)
         save(window, args.out, "evaluation")
         window.show_view("export")
@@ -182,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         export.table_path.setText(str(tmp / "sample_sids.parquet"))
         export.export_table()
         wait(app, lambda: "Wrote" in export.status.text())
+        export.model_path.setText(str(tmp / "sample_model.safetensors"))
+        export.export_model()
+        wait(app, lambda: "model.json" in export.status.text())
         settle(app, window)
         save(window, args.out, "export")
     finally:

@@ -107,6 +107,8 @@ class ProjectContext(QObject):
     projectionChanged = Signal()
     #: runs, models or evaluations were added or the active run changed
     contentChanged = Signal()
+    #: a generative model was added, saved a checkpoint or changed status
+    modelsChanged = Signal()
     #: ask the tree to show an item (reveal its path and select it)
     revealItem = Signal(int)
     #: mark these items (and their paths) in the tree and on the map

@@ -322,7 +322,8 @@ class MainWindow(QMainWindow):
 
     def is_idle(self) -> bool:
         """No background job and nothing waiting to start (the debounced inputs)."""
-        return not self.runner.is_busy() and not self.context.loading and not self.catalogue.filtering
+        return not self.runner.is_busy() and not self.context.loading and not self.catalogue.filtering \
+            and not self.playground.pending
 
     @Slot(int, str)
     def _on_job_finished(self, _job_id: int, status: str) -> None:

@@ -272,22 +272,34 @@ def test_unknown_user_is_a_readable_error(qtbot, opened):
 # --------------------------------------------------------------------------- evaluation and export
 
 
-def test_evaluation_lists_runs_and_evaluations(qtbot, opened):
+def test_evaluation_lists_runs_and_evaluations(qtbot, qtmodeltester, opened):
     win = opened
     panel = win.evaluation
     runs = win.context.store.list_quantizer_runs()
     assert panel.runs.rowCount() == len(runs)
     assert panel.runs.index(0, 4).data().endswith("%")  # unique before dedup
     assert "No evaluations" in panel.eval_note.text()
-    win.context.store.save_evaluation(name="popularity", task="rec", split="test", settings={},
-                                      metrics={"recall@10": 0.05, "ndcg@10": 0.03})
+    assert not panel.evaluate_button.isEnabled()  # no trained model yet
+    # a flat report (one method) and a recommendation report (model and baselines, mean ± spread)
     win.context.store.save_evaluation(name="markov", task="rec", split="test", settings={},
                                       metrics={"recall@10": 0.07, "ndcg@10": 0.04})
+    summary = {"recall@10": {"mean": 0.09, "std": 0.01, "n": 2}, "ndcg@10": {"mean": 0.05, "std": 0.0, "n": 2}}
+    win.context.store.save_evaluation(
+        name="tiger #1, #2 on loo", task="recommendation", split="loo", settings={"n_test": 2000},
+        metrics={"popularity": {"summary": {"recall@10": {"mean": 0.01, "std": 0.0, "n": 1}}},
+                 "tiger": {"summary": summary}})
     win.context.contentChanged.emit()
-    assert panel.evaluations.rowCount() == 2
-    assert panel.metric_combo.findText("recall@10") >= 0
-    panel.metric_combo.setCurrentText("recall@10")
-    assert list(panel._bars.opts["height"]) == [0.05, 0.07]
+    rows = [panel.evaluations.row_values(r) for r in range(panel.evaluations.rowCount())]
+    assert [r[1] for r in rows] == ["markov", "tiger", "popularity"]  # the model before its baselines
+    headers = [panel.evaluations.headerData(c, Qt.Horizontal) for c in range(panel.evaluations.columnCount())]
+    assert headers[4:] == ["recall@10", "ndcg@10"]
+    assert rows[1][4] == "0.0900 ± 0.0100" and rows[1][3] == 2000
+    qtmodeltester.check(panel.evaluations)
+    # the newest evaluation is plotted: one bar set per method, one bar per metric
+    assert set(panel.bars) == {"tiger", "popularity"}
+    assert list(panel.bars["tiger"].opts["height"]) == [0.09, 0.05]
+    panel.eval_view.selectRow(0)
+    assert set(panel.bars) == {"markov"} and list(panel.bars["markov"].opts["height"]) == [0.07, 0.04]
 
 
 def test_export_each_format(qtbot, opened, tmp_path):

@@ -109,4 +109,5 @@ class RecordsTableModel(QAbstractTableModel):
         if not self._drag_items:
             return super().mimeData(indexes)
         rows = sorted({i.row() for i in indexes if i.isValid()})
-        return items_mime(self._keys[r] for r in rows)
+        # a row without an item (an invalid SID from unconstrained decoding) has key -1 or None
+        return items_mime(self._keys[r] for r in rows if self._keys[r] is not None and int(self._keys[r]) >= 0)

@@ -1,35 +1,46 @@
-"""EvaluationPanel: the project's quantiser runs with their health, and its evaluations.
+"""EvaluationPanel: quantiser runs with their health; evaluations of models against baselines.
 
 Quantiser runs are listed with the code-health figures the core measured when each was fitted
 (usage, unique share, collisions, purity, reconstruction error). Evaluations saved in the project
-(the generative model and its baselines, Recall/NDCG@K on a stated split) are listed in a table
-and one chosen metric is plotted across them.
+are listed one row per method (the generative model and each baseline of the same report,
+Recall/NDCG@K on the stated split, mean ± spread over seeds); the selected evaluation is
+plotted as grouped bars, one colour per method. "Evaluate" runs
+:func:`semid_studio.core.generative.evaluate_model` on a trained model as a cancellable task
+(stored in the project like the CLI's ``semid evaluate``).
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ...core.events import Message, Progress
 from ..context import ProjectContext
+from ..generative import list_generative_models
 from ..models.tables import RecordsTableModel
+from ..plots import code_colors
 
 RUN_HEADERS = ["Run", "Name", "Method", "Levels × codes", "Unique before dedup", "Largest collision",
                "Mean usage", "Purity L1", "Purity L2", "Rel. recon. error", "Fit (s)", "Created"]
-
-
-def _flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
-    """Nested metric dicts as ``a/b`` keys, numbers only."""
-    out: dict[str, float] = {}
-    for key, value in (metrics or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flat_metrics(value, name + "/"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
 
 
 def run_row(run) -> tuple:
@@ -50,8 +61,58 @@ def run_row(run) -> tuple:
             "" if recon is None else f"{recon:.4f}", "" if fit is None else f"{fit:.1f}", run.created)
 
 
+#: the model in a strong blue, the baselines in quieter colours (the same in every evaluation)
+METHOD_COLORS = {"tiger": (52, 101, 164), "popularity": (170, 170, 170), "markov": (230, 145, 56),
+                 "sasrec": (115, 170, 90)}
+
+
+def evaluation_methods(evaluation: dict) -> list[tuple[str, dict[str, tuple[float, float | None]]]]:
+    """``[(method, {metric: (mean, std or None)})]`` of one stored evaluation.
+
+    A recommendation report (``evaluate_model``) has one entry per method with a ``summary``
+    of mean / std / n over seeds; any other evaluation is read as one method (its name) with
+    its top-level numbers.
+    """
+    metrics = evaluation.get("metrics") or {}
+    if metrics and all(isinstance(v, dict) and "summary" in v for v in metrics.values()):
+        out = []
+        for method, entry in metrics.items():
+            values: dict[str, tuple[float, float | None]] = {}
+            for name, v in (entry.get("summary") or {}).items():
+                if isinstance(v, dict) and isinstance(v.get("mean"), (int, float)):
+                    values[name] = (float(v["mean"]), float(v["std"]) if v.get("n", 1) > 1 and v.get("std") is not None
+                                    else None)
+                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                    values[name] = (float(v), None)
+            out.append((method, values))
+        # the model first, then the baselines from the simplest (the store keeps JSON keys sorted)
+        order = {"tiger": 0, "popularity": 1, "markov": 2, "sasrec": 3}
+        return sorted(out, key=lambda mv: (order.get(mv[0], 9), mv[0]))
+    flat = {k: (float(v), None) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
+    return [(str(evaluation.get("name")), flat)]
+
+
+def metric_order(name: str) -> tuple:
+    """recall@5, ndcg@5, recall@10, ... then metrics without a cut-off."""
+    match = re.fullmatch(r"([a-z_]+)@(\d+)", name)
+    if match:
+        base = {"recall": 0, "ndcg": 1, "mrr": 2}.get(match.group(1), 3)
+        return 0, int(match.group(2)), base, name
+    return 1, 0, 0, name
+
+
+def _cell(value: tuple[float, float | None] | None):
+    if value is None:
+        return ""
+    mean, std = value
+    return f"{mean:.4f} ± {std:.4f}" if std is not None else round(mean, 4)
+
+
 class EvaluationPanel(QWidget):
-    """Runs, evaluations and a plot of one metric across evaluations."""
+    """Quantiser runs; evaluations (models against baselines) in a table and a plot; run an evaluation."""
+
+    JOB_KEY = "evaluation"
 
     def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,34 +126,72 @@ class EvaluationPanel(QWidget):
         rl = QVBoxLayout(runs_box)
         rl.addWidget(self.runs_view)
 
+        # -- run an evaluation
+        self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(16)
+        self.ks_edit = QLineEdit("5,10,20")
+        self.ks_edit.setMaximumWidth(90)
+        self.ks_edit.setToolTip("Cut-offs K for Recall@K and NDCG@K")
+        self.baseline_checks = {name: QCheckBox(label) for name, label in
+                                (("popularity", "popularity"), ("markov", "Markov chain"), ("sasrec", "SASRec"))}
+        self.baseline_checks["popularity"].setChecked(True)
+        self.baseline_checks["markov"].setChecked(True)
+        self.baseline_checks["sasrec"].setToolTip("Trains SASRec on the same split (minutes on a big catalogue)")
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("Full-catalogue Recall/NDCG@K on the test split, with the baselines; "
+                                        "saved in the project")
+        self.evaluate_button.clicked.connect(self.start_evaluation)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_evaluation)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(200)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        run_row = QHBoxLayout()
+        run_row.addWidget(QLabel("Model"))
+        run_row.addWidget(self.model_combo, 1)
+        run_row.addWidget(QLabel("K"))
+        run_row.addWidget(self.ks_edit)
+        run_row2 = QHBoxLayout()
+        run_row2.addWidget(QLabel("Baselines"))
+        for check in self.baseline_checks.values():
+            run_row2.addWidget(check)
+        run_row2.addStretch(1)
+        run_row2.addWidget(self.evaluate_button)
+        run_row2.addWidget(self.cancel_button)
+        run_row2.addWidget(self.progress)
+
+        # -- stored evaluations
         self.evaluations = RecordsTableModel(["Evaluation"], self)
         self.eval_view = QTableView()
         self.eval_view.setModel(self.evaluations)
         self.eval_view.verticalHeader().hide()
+        self.eval_view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.eval_view.setSelectionMode(QAbstractItemView.SingleSelection)
         self.eval_view.horizontalHeader().setStretchLastSection(True)
-        self.metric_combo = QComboBox()
-        self.metric_combo.currentIndexChanged.connect(self._plot_metric)
+        self.eval_view.selectionModel().currentRowChanged.connect(self._on_row_changed)
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
         self.plot.showGrid(y=True, alpha=0.3)
-        self._bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(70, 110, 190))
-        self.plot.addItem(self._bars)
+        self._legend = self.plot.getPlotItem().addLegend(offset=(10, 5), colCount=4)
+        self.plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # 0.05, not "50 (x0.001)"
+        self.plot.getPlotItem().getAxis("left").setZValue(-100)  # its grid lines behind the bars
+        self.bars: dict[str, pg.BarGraphItem] = {}
+        self._error_bars: list[pg.ErrorBarItem] = []
         self.eval_note = QLabel("")
         self.eval_note.setWordWrap(True)
-        eval_box = QGroupBox("Evaluations (models and baselines, on a stated split)")
+        eval_box = QGroupBox("Evaluations: models against baselines, on a stated split")
         el = QVBoxLayout(eval_box)
+        el.addLayout(run_row)
+        el.addLayout(run_row2)
+        el.addWidget(self.status)
         el.addWidget(self.eval_note)
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.eval_view)
-        plot_side = QWidget()
-        pl = QVBoxLayout(plot_side)
-        pl.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Metric"))
-        row.addWidget(self.metric_combo, 1)
-        pl.addLayout(row)
-        pl.addWidget(self.plot, 1)
-        split.addWidget(plot_side)
+        split.addWidget(self.plot)
+        split.setSizes([620, 480])
         self.eval_split = split
         el.addWidget(split, 1)
 
@@ -100,24 +199,34 @@ class EvaluationPanel(QWidget):
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(runs_box)
         splitter.addWidget(eval_box)
+        splitter.setSizes([150, 600])
+        splitter.setStretchFactor(1, 3)
         layout.addWidget(splitter)
         self._evals: list[dict] = []
+        self.shown_evaluation: int | None = None
+        self._job = None
+        self.last_status = ""
 
         context.projectOpened.connect(self.refresh)
         context.contentChanged.connect(self.refresh)
+        context.modelsChanged.connect(self._refresh_models)
         context.projectClosed.connect(self.refresh)
         self.refresh()
+
+    # -- lists
 
     @Slot()
     def refresh(self) -> None:
         store = self.context.store
+        self._refresh_models()
         if store is None:
             self.runs.set_rows([])
             self._evals = []
             self.evaluations.set_rows([])
-            self.metric_combo.clear()
             self.eval_note.setText("")
+            self.status.setText("")
             self.eval_split.setVisible(False)
+            self._plot(None)
             return
         active = store.active_run_id()
         runs = store.list_quantizer_runs()
@@ -125,34 +234,179 @@ class EvaluationPanel(QWidget):
                            tooltips=[f"spec: {r.spec}" + ("  (active)" if r.id == active else "") for r in runs])
         self.runs_view.resizeColumnsToContents()
         self._evals = store.list_evaluations()
-        metric_names = sorted({k for e in self._evals for k in _flat_metrics(e["metrics"])})
-        headers = ["Name", "Task", "Split", "Model", *metric_names]
-        self.evaluations.set_headers(headers)
-        rows = []
-        for e in self._evals:
-            flat = _flat_metrics(e["metrics"])
-            rows.append((e["name"], e["task"], e["split"], e["model_id"] or "", *[flat.get(k, "") for k in metric_names]))
-        self.evaluations.set_rows(rows, [e["id"] for e in self._evals])
-        self.metric_combo.blockSignals(True)
-        self.metric_combo.clear()
-        self.metric_combo.addItems(metric_names)
-        self.metric_combo.blockSignals(False)
+        table = [(e, method, values) for e in self._evals for method, values in evaluation_methods(e)]
+        names = sorted({k for _e, _m, values in table for k in values}, key=metric_order)
+        self.evaluations.set_headers(["Evaluation", "Method", "Split", "Test cases", *names])
+        rows, keys, tips = [], [], []
+        for e, method, values in table:
+            settings = e.get("settings") or {}
+            rows.append((f"#{e['id']}: {e['name']}", method, e["split"], settings.get("n_test", ""),
+                         *[_cell(values.get(k)) for k in names]))
+            keys.append(e["id"])
+            tips.append(self._describe(e))
+        self.evaluations.set_rows(rows, keys, tooltips=tips)
+        self.eval_view.resizeColumnsToContents()
         self.eval_note.setText(
-            f"{len(self._evals)} evaluations saved in this project." if self._evals else
-            "No evaluations in this project yet: they appear here once a generative model and its "
-            "baselines have been evaluated.")
+            f"{len(self._evals)} evaluation{'s' if len(self._evals) != 1 else ''} saved in this project; the plot "
+            "shows the selected one (bars: mean, whiskers: spread over seeds)." if self._evals else
+            "No evaluations in this project yet: train a generative model, then press Evaluate (or run "
+            "'semid evaluate').")
         self.eval_split.setVisible(bool(self._evals))
-        self._plot_metric()
+        if self._evals:
+            keep = self.shown_evaluation if self.shown_evaluation in keys else self._evals[-1]["id"]
+            self.select_evaluation(keep)
+        else:
+            self._plot(None)
+
+    @staticmethod
+    def _describe(e: dict) -> str:
+        s = e.get("settings") or {}
+        parts = [f"{e['name']} ({e['task']}, split {e['split']}, {e['created']})"]
+        if s.get("model_ids"):
+            parts.append(f"models {s['model_ids']}, seeds {s.get('seeds')}, beam {s.get('beam')}, "
+                         f"{s.get('n_items')} items (full catalogue), checkpoint: {s.get('checkpoint')}")
+        return "\n".join(parts)
 
     @Slot()
-    def _plot_metric(self, *_args) -> None:
-        name = self.metric_combo.currentText()
-        values = [_flat_metrics(e["metrics"]).get(name) for e in self._evals] if name else []
-        shown = [(i, v) for i, v in enumerate(values) if v is not None]
-        xs = np.arange(len(shown), dtype=float)
-        self._bars.setOpts(x=xs, height=[v for _i, v in shown], width=0.6)
-        axis = self.plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(float(x), self._evals[i]["name"]) for x, (i, _v) in zip(xs, shown)]])
-        self.plot.getPlotItem().setLabel("left", name)
-        if shown:
-            self.plot.autoRange()
+    def _refresh_models(self) -> None:
+        store = self.context.store
+        keep = self.model_combo.currentData()
+        self.model_combo.clear()
+        models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
+        if models:
+            self.model_combo.addItem("the newest model (and its other seeds)", None)
+        for info in reversed(models):
+            self.model_combo.addItem(info.describe(), info.id)
+        if keep is not None and self.model_combo.findData(keep) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(keep))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        can = self.context.is_open and self.model_combo.count() > 0
+        self.evaluate_button.setEnabled(can and self._job is None)
+        self.cancel_button.setEnabled(self._job is not None)
+        if self.context.is_open and not self.model_combo.count() and self._job is None:
+            self.status.setText("Train a generative model (Training) to evaluate it here.")
+
+    def select_evaluation(self, evaluation_id: int) -> None:
+        """Show one evaluation in the plot (and select its first row)."""
+        for row in range(self.evaluations.rowCount()):
+            if self.evaluations.key(row) == evaluation_id:
+                self.eval_view.selectRow(row)
+                break
+        self._plot(evaluation_id)
+
+    def _on_row_changed(self, current, _previous) -> None:
+        key = self.evaluations.key(current.row()) if current.isValid() else None
+        if key is not None and key != self.shown_evaluation:
+            self._plot(key)
+
+    def _plot(self, evaluation_id: int | None) -> None:
+        """Grouped bars of the evaluation's ranking metrics, one colour per method."""
+        plot = self.plot.getPlotItem()
+        for item in [*self.bars.values(), *self._error_bars]:
+            plot.removeItem(item)
+        self._legend.clear()
+        self.bars, self._error_bars = {}, []
+        self.shown_evaluation = evaluation_id
+        e = next((x for x in self._evals if x["id"] == evaluation_id), None)
+        if e is None:
+            plot.setTitle("")
+            return
+        methods = evaluation_methods(e)
+        names = sorted({k for _m, v in methods for k in v if "@" in k}, key=metric_order)
+        width = 0.8 / max(1, len(methods))
+        extra = iter(code_colors(len(methods) + 4)[4:])
+        colors = [QColor(*METHOD_COLORS[m]) if m in METHOD_COLORS else next(extra) for m, _v in methods]
+        xs = np.arange(len(names), dtype=float)
+        for i, (method, values) in enumerate(methods):
+            heights = [values.get(k, (0.0, None))[0] for k in names]
+            x = xs - 0.4 + width * (i + 0.5)
+            bars = pg.BarGraphItem(x=x, height=heights, width=width * 0.9, brush=pg.mkBrush(colors[i]),
+                                   pen=pg.mkPen(colors[i].darker(130)))
+            plot.addItem(bars)
+            self._legend.addItem(bars, method)
+            self.bars[method] = bars
+            stds = [values.get(k, (0.0, None))[1] for k in names]
+            if any(s for s in stds):
+                err = pg.ErrorBarItem(x=x, y=np.asarray(heights), height=2 * np.asarray([s or 0.0 for s in stds]),
+                                      beam=width * 0.4, pen=pg.mkPen("k"))
+                plot.addItem(err)
+                self._error_bars.append(err)
+        plot.getAxis("bottom").setTicks([[(float(x), n) for x, n in zip(xs, names)]])
+        plot.setTitle(f"Evaluation #{e['id']}: {e['name']} (split {e['split']})")
+        plot.setLabel("left", "value on the test split")
+        if names:
+            plot.setXRange(-0.6, len(names) - 0.4, padding=0)
+            top = max((v[0] + (v[1] or 0.0) for _m, vals in methods for k, v in vals.items() if k in names),
+                      default=1.0)
+            plot.setYRange(0, top * 1.25 or 1.0, padding=0)  # headroom for the legend
+
+    # -- running an evaluation
+
+    @Slot()
+    def start_evaluation(self) -> None:
+        if self._job is not None or not self.context.is_open:
+            return
+        try:
+            ks = tuple(int(x) for x in self.ks_edit.text().replace(" ", "").split(",") if x)
+            if not ks or min(ks) <= 0:
+                raise ValueError
+        except ValueError:
+            self.context.report_error(f"K must be positive whole numbers separated by commas, e.g. 5,10,20; "
+                                      f"got '{self.ks_edit.text()}'")
+            return
+        model_id = self.model_combo.currentData()
+        baselines = tuple(name for name, check in self.baseline_checks.items() if check.isChecked())
+
+        def body(store, cancel):
+            from ...core.generative import evaluate_model
+
+            return (yield from evaluate_model(store, None if model_id is None else [model_id], ks=ks,
+                                              baselines=baselines, cancel=cancel))
+
+        self.progress.setRange(0, 0)
+        self.status.setText("Evaluating on the test split…")
+        self.last_status = "running"
+        self._job = self.context.submit("Evaluating the generative model", body, key=self.JOB_KEY,
+                                        on_event=self._on_event, on_result=self._on_result,
+                                        on_error=self._on_error, on_done=self._on_done)
+        self._update_buttons()
+
+    @Slot()
+    def cancel_evaluation(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self.status.setText(self.status.text() + " (cancelling…)")
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, Progress):
+            if event.total:
+                self.progress.setRange(0, 1000)
+                self.progress.setValue(int(1000 * (event.fraction or 0.0)))
+            self.status.setText(f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else ""))
+        elif isinstance(event, Message):
+            self.context.message.emit(event.level, event.text)
+
+    def _on_result(self, report: dict) -> None:
+        self.last_status = "done"
+        eval_id = report.get("evaluation_id")
+        s = report["settings"]
+        self.status.setText(f"Saved evaluation #{eval_id}: {s['n_test']:,} test users, {s['n_items']:,} items, "
+                            f"split {s['split']}, beam {s['beam']}.")
+        self.shown_evaluation = eval_id
+        self.context.contentChanged.emit()
+
+    def _on_error(self, message: str) -> None:
+        self.last_status = "failed"
+        self.status.setText(f"Failed: {message}")
+        self.context.report_error(message)
+
+    def _on_done(self) -> None:
+        if self.last_status == "running":
+            self.last_status = "cancelled"
+            self.status.setText("Cancelled; nothing was saved.")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000 if self.last_status == "done" else 0)
+        self._job = None
+        self._update_buttons()

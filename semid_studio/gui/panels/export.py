@@ -1,7 +1,8 @@
-"""ExportPanel: write a run's SID table (CSV, Parquet, JSON) and codebooks, with provenance.
+"""ExportPanel: a run's SID table (CSV, Parquet, JSON) and codebooks, and a generative model.
 
-The files are written by :mod:`semid_studio.core.export` in a worker; the panel only picks
-the run, the format and the path.
+SID tables and codebooks are written by :mod:`semid_studio.core.export`, a model (its best
+checkpoint as safetensors + its spec JSON) by :func:`semid_studio.core.export.export_model`,
+all in a worker; the panel only picks what, the format and the path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from PySide6.QtWidgets import (
 
 from ...core.export import CODEBOOK_FORMATS, TABLE_FORMATS, export_codebooks, export_sid_table
 from ..context import ProjectContext
+from ...core.export import export_model
+from ..generative import list_generative_models
 from ..widgets import PathEdit
 
 _TABLE_NAMES = {".csv": "CSV (+ provenance sidecar)", ".parquet": "Parquet (provenance in the schema)",
@@ -64,6 +67,20 @@ class ExportPanel(QWidget):
         bf.addRow("File", self.book_path)
         bf.addRow("", self.book_button)
 
+        self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(16)
+        self.model_path = PathEdit("Export the model", "safetensors (*.safetensors)", save=True)
+        self.model_button = QPushButton("Export model")
+        self.model_button.clicked.connect(self.export_model)
+        model_box = QGroupBox("Generative model (safetensors weights + JSON spec)")
+        model_box.setToolTip("The checkpoint chosen on validation as safetensors, and its spec, vocabulary and "
+                             "provenance (quantiser run, split, validation history) as JSON beside it")
+        mf = QFormLayout(model_box)
+        mf.addRow("Model", self.model_combo)
+        mf.addRow("File", self.model_path)
+        mf.addRow("", self.model_button)
+
         self.status = QLabel("")
         self.status.setWordWrap(True)
         run_form = QFormLayout()
@@ -72,6 +89,7 @@ class ExportPanel(QWidget):
         layout.addLayout(run_form)
         layout.addWidget(table_box)
         layout.addWidget(book_box)
+        layout.addWidget(model_box)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -79,6 +97,7 @@ class ExportPanel(QWidget):
         self.book_format.currentIndexChanged.connect(lambda _i: self._fix_suffix(self.book_path, self.book_format))
         context.projectOpened.connect(self._refresh)
         context.contentChanged.connect(self._refresh)
+        context.modelsChanged.connect(self._refresh_models)
         context.projectClosed.connect(self._refresh)
         self._refresh()
 
@@ -86,6 +105,7 @@ class ExportPanel(QWidget):
     def _refresh(self) -> None:
         store = self.context.store
         self.run_combo.clear()
+        self._refresh_models()
         if store is None:
             self.table_path.setText("")
             self.book_path.setText("")
@@ -106,6 +126,25 @@ class ExportPanel(QWidget):
         if not self.book_path.text():
             self.book_path.setText(str(stem.with_name(stem.name + "_codebooks" + self.book_format.currentData())))
         self.status.setText("" if has_runs else "This project has no Semantic IDs yet: fit a quantiser first.")
+
+    @Slot()
+    def _refresh_models(self) -> None:
+        store = self.context.store
+        keep = self.model_combo.currentData()
+        self.model_combo.clear()
+        models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
+        for info in reversed(models):
+            self.model_combo.addItem(info.describe(), info.id)
+        if keep is not None and self.model_combo.findData(keep) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(keep))
+        for w in (self.model_combo, self.model_path, self.model_button):
+            w.setEnabled(bool(models))
+        self.model_button.setToolTip("" if models else "This project has no trained generative model yet")
+        if store is None:
+            self.model_path.setText("")
+        elif not self.model_path.text():
+            stem = store.path.with_suffix("")
+            self.model_path.setText(str(stem.with_name(stem.name + "_model.safetensors")))
 
     def _set_enabled(self, enabled: bool) -> None:
         for w in (self.run_combo, self.table_button, self.book_button, self.table_path, self.book_path):
@@ -137,6 +176,19 @@ class ExportPanel(QWidget):
             return
         self.status.setText(f"Writing {path}…")
         self.context.submit("Exporting codebooks", lambda store, cancel: [export_codebooks(store, path, run_id)],
+                            on_result=self._on_written, on_error=self._on_failed)
+
+    @Slot()
+    def export_model(self) -> None:
+        model_id, path = self.model_combo.currentData(), self.model_path.text()
+        if model_id is None:
+            self.context.report_error("this project has no trained generative model to export")
+            return
+        if not path:
+            self.context.report_error("choose a file to export the model to")
+            return
+        self.status.setText(f"Writing {path}…")
+        self.context.submit("Exporting the model", lambda store, cancel: export_model(store, path, model_id),
                             on_result=self._on_written, on_error=self._on_failed)
 
     def _on_written(self, paths: list[Path]) -> None:

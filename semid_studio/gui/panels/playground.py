@@ -1,17 +1,20 @@
 """PlaygroundPanel: type a query or build a history, and read the top-K items live.
 
 Queries are ranked by embedding similarity (:class:`semid_studio.core.analysis.SimilaritySearch`)
-until the project has a joint search model, and the panel says so. Every change of the inputs
-is debounced, computed in a worker and tagged with a request number: a result that is not the
-latest is dropped. The result items' paths are highlighted in the SID tree.
+until the project has a joint search model, and the panel says so. The history builder (add by
+search, from the tree or catalogue by drag and drop, reorder, remove, or load a real user's
+history) feeds the generative recommender: once the project has a trained model, its top-K
+items (title, SID, score) follow every change of the history and of the decoding controls
+(K, beam width, temperature sampling, constrained or not, leave out the history).
 
-The history builder (add by search, from the tree or catalogue by drag and drop, reorder,
-remove, or load a real user's history) is the input of the generative recommender; its
-results appear here once the project has a trained generative model.
+Every change of the inputs is debounced, computed in a worker and tagged with a request
+number: a result that is not the latest is dropped. The result items' paths are highlighted
+in the SID tree.
 """
 
 from __future__ import annotations
 
+import html
 import itertools
 
 from PySide6.QtCore import Qt, Slot
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableView,
@@ -38,6 +42,8 @@ from PySide6.QtWidgets import (
 
 from ...core.analysis import SimilaritySearch, find_items, format_value
 from ..context import ProjectContext, freeze_long_lived, gc_paused
+from ..generative import ModelCache, ModelInfo, Recommendation, RecommendRequest, list_generative_models, \
+    recommend_history
 from ..models.common import items_from_mime
 from ..models.sid_tree import sid_text
 from ..models.tables import RecordsTableModel
@@ -94,6 +100,13 @@ class PlaygroundPanel(QWidget):
         self._searcher: SimilaritySearch | None = None
         self._searcher_loading = False
         self.results_request = 0  # the request whose results are shown (tests wait on this)
+        self._latest_recommend = 0
+        self.recommend_request = 0  # the recommendation request whose rows are shown
+        self.last_recommendation: Recommendation | None = None
+        self._models: list[ModelInfo] = []
+        self._model_cache = ModelCache()  # the loaded model, for the workers (the GUI never touches it)
+        self._query_items: list[int] = []
+        self._recommended_items: list[int] = []
 
         # -- query
         self.query_edit = QLineEdit()
@@ -140,43 +153,57 @@ class PlaygroundPanel(QWidget):
         hl.addLayout(user_row)
 
         # -- generation controls
+        self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)
+        self.model_combo.setToolTip("The generative model that recommends from the history (its best checkpoint "
+                                    "on validation)")
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 200)
         self.k_spin.setValue(10)
         self.beam_spin = QSpinBox()
         self.beam_spin.setRange(1, 256)
         self.beam_spin.setValue(20)
+        self.beam_spin.setToolTip("Beam search keeps this many SID prefixes at each step (raised to K when smaller)")
+        self.sample_check = QCheckBox("Sample with temperature")
+        self.sample_check.setToolTip("Draw K distinct items at random (stochastic beam search) instead of the K most "
+                                     "likely: higher temperature, more diverse lists")
         self.temperature_spin = QDoubleSpinBox()
         self.temperature_spin.setRange(0.1, 5.0)
         self.temperature_spin.setSingleStep(0.1)
         self.temperature_spin.setValue(1.0)
         self.constrained_check = QCheckBox("Constrained to valid SIDs")
         self.constrained_check.setChecked(True)
-        controls = QGroupBox("Results")
+        self.constrained_check.setToolTip("Every decoding step may only pick codes that lead to a real item; "
+                                          "unchecked, SIDs that no item has are shown as invalid")
+        self.exclude_check = QCheckBox("Leave out items of the history")
+        controls = QGroupBox("Recommendation settings")
         form = QFormLayout(controls)
+        form.addRow("Model", self.model_combo)
         form.addRow("Top K", self.k_spin)
         form.addRow("Beam width", self.beam_spin)
-        form.addRow("Temperature", self.temperature_spin)
+        temp_row = QHBoxLayout()
+        temp_row.addWidget(self.sample_check)
+        temp_row.addWidget(self.temperature_spin)
+        form.addRow("", temp_row)
         form.addRow("", self.constrained_check)
-        self._model_controls = (self.beam_spin, self.temperature_spin, self.constrained_check)
+        form.addRow("", self.exclude_check)
+        self._model_controls = (self.model_combo, self.beam_spin, self.sample_check, self.temperature_spin,
+                                self.constrained_check, self.exclude_check)
+        self._tooltips = {w: w.toolTip() for w in self._model_controls}  # shown again once a model exists
 
         # -- results
         self.results_label = QLabel("")
         self.results_label.setWordWrap(True)
         self.results = RecordsTableModel(["Rank", "Title", "SID", "Score"], self, drag_items=True)
-        self.results_view = QTableView()
-        self.results_view.setModel(self.results)
-        self.results_view.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.results_view.setDragEnabled(True)
-        self.results_view.verticalHeader().hide()
-        self.results_view.setWordWrap(False)
-        header = self.results_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.Stretch)
-        self.results_view.doubleClicked.connect(self._on_result_activated)
+        self.results_view = self._results_table(self.results)
         self.recommend_label = QLabel("")
         self.recommend_label.setWordWrap(True)
-        self.recommend_label.setStyleSheet("color: #555")
+        for label in (self.results_label, self.recommend_label):
+            # a wrapped label must get the height of its lines, not be squeezed by the table below
+            label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        self.recommendations = RecordsTableModel(["Rank", "Title", "SID", "Score"], self, drag_items=True)
+        self.recommend_view = self._results_table(self.recommendations)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -184,12 +211,18 @@ class PlaygroundPanel(QWidget):
         left_layout.addWidget(query_box)
         left_layout.addWidget(history_box, 1)
         left_layout.addWidget(controls)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.results_label)
-        right_layout.addWidget(self.results_view, 1)
-        right_layout.addWidget(self.recommend_label)
+        search_box = QGroupBox("Search results")
+        sl = QVBoxLayout(search_box)
+        sl.addWidget(self.results_label)
+        sl.addWidget(self.results_view, 1)
+        rec_box = QGroupBox("Recommendations")
+        rl = QVBoxLayout(rec_box)
+        rl.addWidget(self.recommend_label)
+        rl.addWidget(self.recommend_view, 1)
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(search_box)
+        right.addWidget(rec_box)
+        right.setSizes([300, 450])
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(right)
@@ -199,8 +232,15 @@ class PlaygroundPanel(QWidget):
         layout.addWidget(splitter)
 
         self._debounce = debounce(self, 250, self.update_results)
-        self.query_edit.textChanged.connect(self._debounce.start)
-        self.k_spin.valueChanged.connect(self._debounce.start)
+        self._rec_debounce = debounce(self, 150, self.update_recommendations)
+        # (wrapped: connected directly, a signal's value would pick QTimer.start(msec) and change the delay)
+        self.query_edit.textChanged.connect(lambda *_: self._debounce.start())
+        self.k_spin.valueChanged.connect(lambda *_: self._debounce.start())
+        for signal in (self.k_spin.valueChanged, self.beam_spin.valueChanged, self.temperature_spin.valueChanged,
+                       self.constrained_check.toggled, self.exclude_check.toggled,
+                       self.model_combo.currentIndexChanged):
+            signal.connect(lambda *_: self._rec_debounce.start())
+        self.sample_check.toggled.connect(self._on_sample_toggled)
         self.add_edit.returnPressed.connect(self._find_to_add)
         self.add_matches.itemActivated.connect(self._on_add_match)
         self.add_matches.itemClicked.connect(self._on_add_match)
@@ -215,8 +255,22 @@ class PlaygroundPanel(QWidget):
         context.projectClosed.connect(self._on_project_closed)
         context.inspectionChanged.connect(self._refresh_result_sids)
         context.contentChanged.connect(self._update_model_state)
+        context.modelsChanged.connect(self._update_model_state)
         context.addToHistory.connect(self.add_to_history)
         self._on_project_closed()
+
+    def _results_table(self, model: RecordsTableModel) -> QTableView:
+        view = QTableView()
+        view.setModel(model)
+        view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        view.setDragEnabled(True)
+        view.verticalHeader().hide()
+        view.setWordWrap(False)
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        view.doubleClicked.connect(lambda index, m=model: self._on_result_activated(m, index))
+        return view
 
     # -- project
 
@@ -244,9 +298,14 @@ class PlaygroundPanel(QWidget):
     def _on_project_closed(self) -> None:
         self._searcher = None
         self._latest_request = next(self._requests)  # drop anything still on its way
+        self._latest_recommend = next(self._requests)
+        self._model_cache.clear()
+        self._query_items, self._recommended_items = [], []
+        self.last_recommendation = None
         self.history.clear()
         self.history_changed()
         self.results.set_rows([])
+        self.recommendations.set_rows([])
         self.results_label.setText("Open a project to try queries and histories.")
         self.query_note.setText("")
         for w in (self.query_edit, self.add_edit, self.user_combo, self.load_user_button):
@@ -255,16 +314,129 @@ class PlaygroundPanel(QWidget):
 
     @Slot()
     def _update_model_state(self) -> None:
+        """List the trained generative models; enable their controls; recompute if the model changed."""
         store = self.context.store
-        has_model = bool(store is not None and store.list_models())
+        self._models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
+        keep = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for info in reversed(self._models):  # the newest first: the default
+            self.model_combo.addItem(info.describe(), info.id)
+        if keep is not None and self.model_combo.findData(keep) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(keep))
+        self.model_combo.blockSignals(False)
+        has_model = bool(self._models)
         for w in self._model_controls:
             w.setEnabled(has_model)
-            w.setToolTip("" if has_model else "Used by the generative model; this project has none trained yet")
+            w.setToolTip(self._tooltips[w] if has_model else "Used by the generative model; this project has none "
+                         "trained yet")
+        self.temperature_spin.setEnabled(has_model and self.sample_check.isChecked())
+        self.exclude_check.setEnabled(has_model)
         if store is None:
             self.recommend_label.setText("")
         elif not has_model:
+            self.recommendations.set_rows([])
+            self._recommended_items = []
             self.recommend_label.setText(
-                "Recommendations from the history need a trained generative model; this project has none yet.")
+                "Recommendations from the history need a trained generative model; this project has none yet "
+                "(train one in Training → Generative recommender).")
+        shown = self.last_recommendation
+        info = self.current_model
+        if has_model and self.history.count() and (shown is None or info is None or shown.model.id != info.id
+                                                   or shown.model.best_step != info.best_step):
+            self._rec_debounce.start()  # a new model or a new best checkpoint: recompute
+
+    @property
+    def current_model(self) -> ModelInfo | None:
+        model_id = self.model_combo.currentData()
+        return next((m for m in self._models if m.id == model_id), None)
+
+    def _on_sample_toggled(self, on: bool) -> None:
+        self.temperature_spin.setEnabled(on and bool(self._models))
+        self._rec_debounce.start()
+
+    def _highlight(self) -> None:
+        """Mark the paths of what the panel shows: the query's results and the recommendations."""
+        items = list(dict.fromkeys([*self._query_items, *self._recommended_items]))
+        self.context.highlightItems.emit(items)
+
+    # -- recommendations
+
+    def recommend_settings(self) -> RecommendRequest | None:
+        info = self.current_model
+        if info is None:
+            return None
+        return RecommendRequest(
+            history=tuple(self.history_items), model_id=info.id, k=self.k_spin.value(), beam=self.beam_spin.value(),
+            temperature=self.temperature_spin.value() if self.sample_check.isChecked() else None,
+            constrained=self.constrained_check.isChecked(), exclude_history=self.exclude_check.isChecked())
+
+    @Slot()
+    def update_recommendations(self) -> None:
+        """Recompute the recommendations for the history (debounced caller; latest wins)."""
+        self._rec_debounce.stop()
+        request_id = next(self._requests)
+        self._latest_recommend = request_id
+        if not self.context.is_open:
+            return
+        request = self.recommend_settings()
+        if request is None:
+            return  # no model: _update_model_state says so
+        if not request.history:
+            self.recommendations.set_rows([])
+            self.recommend_request = request_id
+            self.last_recommendation = None
+            self._recommended_items = []
+            self.recommend_label.setText("Build a history on the left (search, drag items from the tree or the "
+                                         "catalogue, or load a user's history) to see what the model recommends next.")
+            self._highlight()
+            return
+        cache = self._model_cache
+        self.recommend_label.setText(f"Decoding with model #{request.model_id}…")
+        self.context.submit(
+            "Recommending", lambda store, cancel: recommend_history(store, request, cache, cancel),
+            key="playground-recommend",
+            on_result=lambda result: self._on_recommendation(request_id, result),
+            on_error=lambda message: self._on_recommend_error(request_id, message))
+
+    def _on_recommendation(self, request_id: int, rec: Recommendation) -> None:
+        if request_id != self._latest_recommend or not self.context.is_open:
+            return  # the inputs changed since this was asked
+        self.recommend_request = request_id
+        self.last_recommendation = rec
+        rows, keys, tips, marked = [], [], [], []
+        for r in rec.rows:
+            valid = r["idx"] >= 0
+            title = format_value(r["title"]) if valid else "(no item has this SID)"
+            rows.append((r["rank"], title, r["sid"], round(r["score"], 4)))
+            keys.append(r["idx"])
+            tips.append(f"{r['item_id']}: {title}" if valid else "an SID the model wrote that is not in the catalogue")
+            if not valid:
+                marked.append(len(rows) - 1)
+        self.recommendations.set_rows(rows, keys, tooltips=tips, marked=marked)
+        req = rec.request
+        how = (f"sampled at temperature {req.temperature:g} (score: sampling key)" if req.temperature is not None
+               else f"beam {max(req.beam, req.k)} (score: SID log-probability)")
+        parts = [f"Top {len(rows)} from model #{rec.model.id} (step {rec.model.best_step:,}), {how}",
+                 "constrained to real items" if req.constrained else
+                 f"unconstrained: {rec.invalid} of {len(rows)} SIDs are no item (red)"]
+        if req.exclude_history:
+            parts.append("history left out")
+        self.recommend_label.setText("; ".join(parts) + f"; {1000 * rec.seconds:.0f} ms.")
+        self.recommend_label.setToolTip(f"Model #{rec.model.id} “{rec.model.name}”, its best checkpoint on validation "
+                                        f"(step {rec.model.best_step:,}). The items' paths are highlighted in the "
+                                        "SID tree; double-click a row to show it there.")
+        self._recommended_items = rec.items
+        self._highlight()
+
+    def _on_recommend_error(self, request_id: int, message: str) -> None:
+        if request_id != self._latest_recommend:
+            return
+        self.recommend_request = request_id
+        self.recommendations.set_rows([])
+        self._recommended_items = []
+        self.recommend_label.setText(f"<span style='color:#b00020'>{html.escape(message)}</span>")
+        self._highlight()
 
     # -- query results
 
@@ -281,7 +453,8 @@ class PlaygroundPanel(QWidget):
             self.results.set_rows([])
             self.results_request = request
             self.results_label.setText("Type a query to rank the catalogue; build a history on the left.")
-            self.context.highlightItems.emit([])
+            self._query_items = []
+            self._highlight()
             return
         k = self.k_spin.value()
         if self._searcher is None:
@@ -333,7 +506,8 @@ class PlaygroundPanel(QWidget):
         self.results_label.setText(
             f"Top {len(rows)} items for “{text}”, ranked by embedding similarity (cosine) — no joint search "
             "model yet. Their paths are highlighted in the SID tree.")
-        self.context.highlightItems.emit(keys)
+        self._query_items = keys
+        self._highlight()
 
     @Slot()
     def _refresh_result_sids(self) -> None:
@@ -344,9 +518,18 @@ class PlaygroundPanel(QWidget):
     def result_items(self) -> list[int]:
         return self.results.keys
 
-    def _on_result_activated(self, index) -> None:
-        idx = self.results.key(index.row())
-        if idx is not None:
+    @property
+    def pending(self) -> bool:
+        """A debounced recomputation is waiting to start."""
+        return self._debounce.isActive() or self._rec_debounce.isActive()
+
+    @property
+    def recommended_items(self) -> list[int]:
+        return list(self._recommended_items)
+
+    def _on_result_activated(self, model: RecordsTableModel, index) -> None:
+        idx = model.key(index.row())
+        if idx is not None and int(idx) >= 0:
             self.context.revealItem.emit(int(idx))
 
     # -- history
@@ -404,13 +587,15 @@ class PlaygroundPanel(QWidget):
             return
         self.history.clear()
         self.add_to_history(items)
+        self.history.scrollToBottom()  # the latest items are the ones the model reads most
 
     def history_changed(self) -> None:
         """The history changed: say how long it is (a generative model's recommendations follow it)."""
         n = self.history.count()
         self.history_box.setTitle(f"History: {n} item{'s' if n != 1 else ''}, oldest first "
                                   "(drop items here from the tree or the catalogue)")
-        self._update_model_state()
+        if self.context.is_open and self._models:
+            self._rec_debounce.start()
 
     # -- add by search
 

@@ -1,20 +1,23 @@
-"""TrainingPanel: fit a quantiser with a preset and overrides; progress, live curves, cancel.
+"""TrainingPanel: fit a quantiser or train the generative recommender; progress, live curves, cancel.
 
-The panel holds one *form* per kind of training (a quantiser now; the generative model joins
-as another form). A form turns its widgets into a core task (``body(store, cancel)``); the
-panel runs it through the task runner, shows its progress, plots its ``Metric`` events live
-and reports the saved result. The core saves results into the project as they come, so a
-cancel or a crash loses at most the step in flight.
+The panel holds one *form* per kind of training (a quantiser, the generative model). A form
+turns its widgets into a core task (``body(store, cancel)``); the panel runs it through the
+task runner, shows its progress, plots the training loss and the validation metrics live (two
+plots: their scales differ) and reports the saved result. The core saves results into the
+project as they come, so a cancel or a crash loses at most the step in flight; an interrupted
+generative model is offered for resuming in the form's Model box.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -34,9 +37,11 @@ from PySide6.QtWidgets import (
 from ...core import quantize
 from ...core.embed import BUNDLED_MODEL, embed_items
 from ...core.errors import SemidError
-from ...core.events import Message, Metric, Progress
+from ...core.events import Message, Metric, PartialResult, Progress
+from ...core.generative import spec as gen_spec
 from ...core.sids import format_health
 from ..context import ProjectContext
+from ..generative import ModelInfo, list_generative_models
 from ..plots import LossCurvePlot
 
 NEW_EMBEDDING = -1
@@ -60,6 +65,7 @@ class QuantizerForm(QWidget):
     """Settings of a quantiser fit: method, preset, the main sizes and any other spec field."""
 
     title = "Quantiser (Semantic IDs)"
+    cancelled_text = "Cancelled; the step in flight was not saved (finished steps are in the project)."
     #: the resolved settings changed (valid or not)
     changed = Signal()
 
@@ -200,6 +206,10 @@ class QuantizerForm(QWidget):
 
         return f"Fitting {method} ({spec.levels}×{spec.codebook_size})", body
 
+    def outcome(self, run_id: int) -> tuple[str, float]:
+        """What the stage line says when the task returned, and how full the progress bar is."""
+        return "Finished.", 1.0
+
     def describe_result(self, run_id: int) -> str:
         run = self.context.store.load_quantizer_run(run_id, with_arrays=False)
         return f"Saved quantiser run #{run.id} “{run.name}” (now the project's SIDs)\n\n{format_health(run.metrics)}"
@@ -207,6 +217,215 @@ class QuantizerForm(QWidget):
     def after_success(self, run_id: int) -> None:
         self.context.contentChanged.emit()
         self.context.load_run(run_id)
+
+
+#: the core's training progress says "loss 6.408" (running mean of the last 50 steps)
+_LOSS_IN_PROGRESS = re.compile(r"\bloss ([-+0-9.eE]+|nan|inf)")
+NEW_MODEL = -1
+
+
+class GenerativeForm(QWidget):
+    """Settings of a generative recommender (TIGER): preset, schedule, seed, split; or a model to resume."""
+
+    title = "Generative recommender (TIGER)"
+    cancelled_text = ("Cancelled; the model is saved at its last completed step: choose it under Model → resume "
+                      "to continue.")
+    changed = Signal()
+
+    def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.models: list[ModelInfo] = []
+        self.resume_combo = QComboBox()
+        self.resume_combo.setToolTip("Start a new model, or continue one whose training was interrupted "
+                                     "(it resumes exactly where its last completed step left it)")
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(list(gen_spec.PRESETS))
+        self.preset_combo.setCurrentText("laptop")
+        self.preset_combo.setToolTip("paper: TIGER's size (4 + 4 layers); laptop: a CPU-sized model; tiny: seconds")
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 10_000_000)
+        self.steps_spin.setToolTip("Length of the learning-rate schedule in optimiser steps")
+        self.eval_spin = QSpinBox()
+        self.eval_spin.setRange(1, 1_000_000)
+        self.eval_spin.setToolTip("Steps between validation runs; the best checkpoint on validation is kept")
+        self.minutes_spin = QDoubleSpinBox()
+        self.minutes_spin.setRange(0.0, 100_000.0)
+        self.minutes_spin.setDecimals(1)
+        self.minutes_spin.setSpecialValueText("no limit")
+        self.minutes_spin.setSuffix(" min")
+        self.minutes_spin.setToolTip("Stop cleanly after this much training (the model can be resumed later)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.split_combo = QComboBox()
+        self.split_combo.addItem("leave-one-out (last item test, second-last validation)", "loo")
+        self.split_combo.addItem("global temporal", "temporal")
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("auto (CUDA when present)", None)
+        self.device_combo.addItem("CPU", "cpu")
+        self.device_combo.addItem("CUDA", "cuda")
+        self.overrides_edit = QLineEdit()
+        self.overrides_edit.setPlaceholderText("other settings, e.g. dropout=0.3, lr=0.001")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("(automatic)")
+        self.spec_label = QLabel("")
+        self.spec_label.setWordWrap(True)
+        self.spec_label.setTextFormat(Qt.RichText)
+
+        form = QFormLayout(self)
+        form.addRow("Model", self.resume_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Steps", self.steps_spin)
+        form.addRow("Validate every", self.eval_spin)
+        form.addRow("Time budget", self.minutes_spin)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Split", self.split_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("More settings", self.overrides_edit)
+        form.addRow("Model name", self.name_edit)
+        form.addRow(self.spec_label)
+        self._new_widgets = (self.preset_combo, self.steps_spin, self.eval_spin, self.seed_spin, self.split_combo,
+                             self.overrides_edit, self.name_edit)
+
+        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
+        self.resume_combo.currentIndexChanged.connect(self._update_spec)
+        for spin in (self.steps_spin, self.eval_spin, self.seed_spin):
+            spin.valueChanged.connect(self._update_spec)
+        self.split_combo.currentIndexChanged.connect(self._update_spec)
+        self.overrides_edit.textChanged.connect(self._update_spec)
+        self._on_preset_changed()
+
+    # -- widgets <-> spec
+
+    def _on_preset_changed(self, *_args) -> None:
+        base = gen_spec.make_spec(self.preset_combo.currentText())
+        for spin, value in ((self.steps_spin, base.max_steps), (self.eval_spin, base.eval_every)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self._update_spec()
+
+    @property
+    def resume_id(self) -> int | None:
+        data = self.resume_combo.currentData()
+        return None if data in (None, NEW_MODEL) else int(data)
+
+    def spec(self):
+        """The spec the widgets describe, or the stored spec of the model to resume."""
+        if self.resume_id is not None:
+            rec = self.context.store.get_model(self.resume_id)
+            return gen_spec.spec_from_dict(rec.spec["spec"])
+        preset = self.preset_combo.currentText()
+        base = gen_spec.make_spec(preset)
+        overrides: dict[str, Any] = parse_overrides(self.overrides_edit.text())
+        for key, value in (("max_steps", self.steps_spin.value()), ("eval_every", self.eval_spin.value()),
+                           ("seed", self.seed_spin.value()), ("split", self.split_combo.currentData())):
+            if value != getattr(base, key) and key not in overrides:
+                overrides[key] = value
+        return gen_spec.make_spec(preset, overrides)
+
+    @Slot()
+    def _update_spec(self, *_args) -> None:
+        resuming = self.resume_id is not None
+        for w in self._new_widgets:
+            w.setEnabled(not resuming)
+        problem = self._problem()
+        if problem:
+            self.spec_label.setText(f"<span style='color:#b00020'>{html.escape(problem)}</span>")
+        else:
+            spec = self.spec()
+            fields = ", ".join(f"{k}={v}" for k, v in spec.to_dict().items())
+            lead = ""
+            if resuming:
+                info = next(m for m in self.models if m.id == self.resume_id)
+                lead = (f"<b>Resuming model #{info.id} at step {info.step:,} of {spec.max_steps:,}</b> with its own "
+                        "settings:<br>")
+            self.spec_label.setText(f"{lead}<span style='color:#555'>{html.escape(fields)}</span>")
+        self.changed.emit()
+
+    def _problem(self) -> str | None:
+        store = self.context.store
+        if store is not None and store.active_run_id() is None:
+            return "this project has no Semantic IDs yet: fit a quantiser first"
+        if store is not None and store.interaction_count() == 0:
+            return "this project has no interactions to learn from"
+        try:
+            self.spec()
+        except SemidError as exc:
+            return str(exc)
+        return None
+
+    def is_valid(self) -> bool:
+        return self.context.store is not None and self._problem() is None
+
+    # -- project
+
+    def refresh(self) -> None:
+        store = self.context.store
+        keep = self.resume_id
+        self.resume_combo.blockSignals(True)
+        self.resume_combo.clear()
+        self.resume_combo.addItem("a new model", NEW_MODEL)
+        self.models = list_generative_models(store) if store is not None else []
+        for info in reversed(self.models):
+            if info.resumable:
+                self.resume_combo.addItem(f"resume #{info.id} {info.name} ({info.status} at step {info.step:,})",
+                                          info.id)
+        if keep is not None and self.resume_combo.findData(keep) >= 0:
+            self.resume_combo.setCurrentIndex(self.resume_combo.findData(keep))
+        self.resume_combo.blockSignals(False)
+        self._update_spec()
+
+    def build_task(self) -> tuple[str, Callable]:
+        problem = self._problem()
+        if problem:
+            raise SemidError(problem)
+        spec = self.spec()
+        resume: int | bool = self.resume_id if self.resume_id is not None else False
+        preset = self.preset_combo.currentText()
+        name = self.name_edit.text().strip() or None
+        minutes = self.minutes_spin.value() or None
+        device = self.device_combo.currentData()
+
+        def body(store, cancel):
+            from ...core.generative import train_model
+
+            return (yield from train_model(store, spec, resume=resume, name=name, preset=preset, device=device,
+                                           max_minutes=minutes, cancel=cancel))
+
+        what = f"resuming model #{resume}" if resume else f"{preset} preset, {spec.max_steps:,} steps"
+        return f"Training the generative recommender ({what})", body
+
+    def outcome(self, model_id: int) -> tuple[str, float]:
+        rec = self.context.store.get_model(model_id)
+        total = max(1, int(rec.spec.get("spec", {}).get("max_steps", rec.step or 1)))
+        if rec.status == "done":
+            return f"Finished: {rec.step:,} steps.", 1.0
+        # the time budget ran out (or patience): the model stays resumable
+        return (f"Stopped at step {rec.step:,} of {total:,} ({rec.status}); choose it under Model → resume to "
+                "continue."), rec.step / total
+
+    def describe_result(self, model_id: int) -> str:
+        rec = self.context.store.get_model(model_id)
+        spec = rec.spec.get("spec", {})
+        metric = spec.get("select_metric", "ndcg@10")
+        best = "no validation yet" if rec.best_metric is None else \
+            f"best validation {metric} {rec.best_metric:.4f} at step {rec.best_step:,} (the checkpoint kept)"
+        lines = [f"Model #{rec.id} “{rec.name}”: {rec.status} at step {rec.step:,} of {spec.get('max_steps', 0):,};",
+                 f"{best}.", ""]
+        if rec.status in ("stopped", "interrupted"):
+            lines += ["Choose it under Model → resume to continue training.", ""]
+        lines.append(f"{'step':>8} {'min':>7} {'train loss':>11} {metric:>10} {'recall@10':>10} {'targets/s':>10}")
+        for e in rec.history[-12:]:
+            valid = e.get("valid", {})
+            loss = e.get("train_loss")
+            lines.append(f"{e['step']:>8,} {e['elapsed_s'] / 60:>7.2f} {'' if loss is None else f'{loss:.4f}':>11} "
+                         f"{valid.get(metric, float('nan')):>10.4f} {valid.get('recall@10', float('nan')):>10.4f} "
+                         f"{e.get('targets_per_s', 0):>10,.0f}")
+        return "\n".join(lines)
+
+    def after_success(self, model_id: int) -> None:
+        self.context.modelsChanged.emit()
 
 
 class TrainingPanel(QWidget):
@@ -217,7 +436,9 @@ class TrainingPanel(QWidget):
     def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self.forms: list[QWidget] = [QuantizerForm(context)]
+        self.quantizer_form = QuantizerForm(context)
+        self.generative_form = GenerativeForm(context)
+        self.forms: list[QWidget] = [self.quantizer_form, self.generative_form]
         self.kind_combo = QComboBox()
         self.stack = QStackedWidget()
         for form in self.forms:
@@ -237,6 +458,11 @@ class TrainingPanel(QWidget):
         self.stage_label = QLabel("")
         self.stage_label.setWordWrap(True)
         self.curves = LossCurvePlot()
+        self.curves.getPlotItem().setTitle("Training loss")
+        # validation metrics live on their own axes: a recall of 0.1 next to a loss of 6 is a flat line
+        self.valid_curves = LossCurvePlot()
+        self.valid_curves.getPlotItem().setTitle("Validation (checkpoint selection)")
+        self.valid_curves.hide()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.result_view = QTextBrowser()
@@ -257,8 +483,13 @@ class TrainingPanel(QWidget):
         sl.addWidget(self.progress)
         sl.addWidget(self.stage_label)
 
+        plots = QWidget()
+        pl = QHBoxLayout(plots)
+        pl.setContentsMargins(0, 0, 0, 0)
+        pl.addWidget(self.curves)
+        pl.addWidget(self.valid_curves)
         right = QSplitter(Qt.Vertical)
-        right.addWidget(self.curves)
+        right.addWidget(plots)
         right.addWidget(self.log)
         right.addWidget(self.result_view)
         right.setSizes([350, 150, 200])
@@ -272,12 +503,14 @@ class TrainingPanel(QWidget):
         layout.addWidget(splitter)
 
         self._job = None
+        self._form_in_flight: QWidget | None = None
         self.last_result: Any = None
         self.last_status = ""
         context.projectOpened.connect(self._refresh)
         context.projectClosed.connect(self._refresh)
         context.contentChanged.connect(self._refresh_forms)
         context.inspectionChanged.connect(self._refresh_forms)
+        context.modelsChanged.connect(self._refresh_models)
         self._refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -312,6 +545,14 @@ class TrainingPanel(QWidget):
             form.refresh()
 
     @Slot()
+    def _refresh_models(self) -> None:
+        if not self.running:
+            self.generative_form.refresh()
+
+    def show_form(self, form: QWidget) -> None:
+        self.kind_combo.setCurrentIndex(self.forms.index(form))
+
+    @Slot()
     def _update_buttons(self, *_args) -> None:
         self.start_button.setEnabled(self.context.is_open and not self.running and self.form.is_valid())
         self.cancel_button.setEnabled(self.running)
@@ -327,6 +568,9 @@ class TrainingPanel(QWidget):
             self.context.report_error(str(exc))
             return
         self.curves.clear_curves()
+        self.valid_curves.clear_curves()
+        self.valid_curves.hide()
+        self._form_in_flight = form
         self.log.clear()
         self.result_view.clear()
         self.progress.setRange(0, 0)
@@ -354,9 +598,21 @@ class TrainingPanel(QWidget):
                 self.progress.setValue(int(1000 * (event.fraction or 0.0)))
             text = f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else "")
             self.stage_label.setText(text + (f" — {event.message}" if event.message else ""))
+            match = _LOSS_IN_PROGRESS.search(event.message or "")
+            if match and event.stage == "training":
+                # the generative loop reports its running loss ~10 times a second in its progress;
+                # its Metric events come only at validation runs
+                self.curves.add_point("loss (running mean)", event.done, float(match.group(1)))
         elif isinstance(event, Metric):
-            name = event.name if event.split == "train" else f"{event.split} {event.name}"
-            self.curves.add_point(name, event.step, event.value)
+            if event.split == "train":
+                name = "loss (mean between validations)" if event.name == "train_loss" else event.name
+                self.curves.add_point(name, event.step, event.value)
+            else:
+                self.valid_curves.show()
+                self.valid_curves.add_point(f"{event.split} {event.name}", event.step, event.value)
+        elif isinstance(event, PartialResult):
+            if event.kind in ("checkpoint", "model"):
+                self.context.modelsChanged.emit()  # the playground can decode with the new best checkpoint
         elif isinstance(event, Message):
             self.log.appendPlainText(event.text)
 
@@ -364,12 +620,14 @@ class TrainingPanel(QWidget):
         self.last_result = result
         self.last_status = "done"
         self.progress.setRange(0, 1000)
-        self.progress.setValue(1000)
-        self.stage_label.setText("Finished.")
         try:
+            text, fraction = form.outcome(result)
             self.result_view.setPlainText(form.describe_result(result))
         except SemidError as exc:
+            text, fraction = "Finished.", 1.0
             self.result_view.setPlainText(str(exc))
+        self.progress.setValue(int(1000 * fraction))
+        self.stage_label.setText(text)
         form.after_success(result)
 
     def _on_error(self, message: str) -> None:
@@ -378,12 +636,16 @@ class TrainingPanel(QWidget):
         self.context.report_error(message)
 
     def _on_done(self) -> None:
+        form = self._form_in_flight or self.form
         if self.last_status == "running":
             self.last_status = "cancelled"
-            self.stage_label.setText("Cancelled; the step in flight was not saved (finished steps are in the project).")
+            self.stage_label.setText(form.cancelled_text)
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
         self._job = None
         self.curves.refresh()
+        self.valid_curves.refresh()
+        if form is self.generative_form:
+            self.context.modelsChanged.emit()  # finished, stopped or interrupted: the Model list changes
         self._update_buttons()
