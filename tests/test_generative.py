@@ -139,6 +139,8 @@ def test_trained_model_beats_popularity(trained):
     assert [h["step"] for h in rec.history] == [100, 200, 300]
     assert rec.best_step in (100, 200, 300)
     assert any(isinstance(e, Metric) and e.split == "valid" for e in events)
+    running = [e.value for e in events if isinstance(e, Metric) and e.split == "running"]
+    assert running and running[-1] < running[0]  # the live loss curve the app plots falls
     hists = [sp.valid.history(i) for i in range(len(sp.valid))]
     ranked = np.concatenate([beam_search(lm.model, lm.trie, hists[i:i + 256], beam=20, k=10).items
                              for i in range(0, len(hists), 256)])

@@ -47,7 +47,7 @@ def run_task(gen: TaskGenerator[T], *, quiet: bool = False) -> T:
                 _clear(bars)
                 print(("warning: " if event.level == "warning" else "") + event.text, file=sys.stderr)
         elif isinstance(event, Metric):
-            if not quiet and event.split != "train":
+            if not quiet and event.split not in ("train", "running"):  # loss curves: too many to print
                 _clear(bars)
                 print(f"  {event.split} {event.name} = {event.value:.4f} (step {event.step})", file=sys.stderr)
 

@@ -440,6 +440,7 @@ class JointTrainer(Trainer):
         if self.n_rec:
             out.update(super().validate(probes, ks))
         k = max(ks)
+        self.cancel.raise_if_cancelled()
         ranked, _, _ = rank_texts(self.model, self.trie, self.data.dev, k=k, beam=max(k, self.joint.search_beam))
         m = search_metrics(ranked, self.data.dev_targets, tuple(ks))
         out.update({f"search_{name}": float(v) for name, v in m.items() if name != "n"})

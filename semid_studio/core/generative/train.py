@@ -121,10 +121,12 @@ def lr_factor(spec: GenerativeSpec, step: int) -> float:
 
 @torch.no_grad()
 def rank(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, k: int, beam: int,
-         batch_size: int = 256, users: np.ndarray | None = None) -> np.ndarray:
-    """Constrained beam-search top-``k`` item idx for many histories, in batches."""
+         batch_size: int = 256, users: np.ndarray | None = None, cancel: CancelToken = NEVER) -> np.ndarray:
+    """Constrained beam-search top-``k`` item idx for many histories, in batches (cancellable
+    between batches: a validation on thousands of users must not hold up a cancel)."""
     out = []
     for start in range(0, len(histories), batch_size):
+        cancel.raise_if_cancelled()
         chunk = histories[start : start + batch_size]
         u = None if users is None else users[start : start + batch_size]
         out.append(beam_search(model, trie, chunk, beam=beam, k=k, users=u).items)
@@ -174,6 +176,7 @@ class Trainer:
             rows = np.sort(np.random.default_rng(12345).choice(len(valid), spec.valid_users, replace=False))
             valid = valid.subset(rows)
         self.valid = valid
+        self.cancel: CancelToken = NEVER  # set by the training loop, checked during validation too
 
     # -- data
 
@@ -236,7 +239,8 @@ class Trainer:
         if self.spec.user_bins > 0 and self.user_tokens is not None:
             users = self.user_tokens[probes.users]
         k = max(ks)
-        ranked = rank(self.model, self.trie, hists, k=k, beam=max(k, self.spec.valid_beam), users=users)
+        ranked = rank(self.model, self.trie, hists, k=k, beam=max(k, self.spec.valid_beam), users=users,
+                      cancel=self.cancel)
         self.model.train()
         return ranking_metrics(ranked, probes.targets, ks)
 
@@ -452,6 +456,7 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
     bad_evals = 0
     store.update_model(model_id, status="running")
     status = "running"
+    trainer.cancel = cancel
     try:
         while s.step < spec.max_steps:
             cancel.raise_if_cancelled()
@@ -463,9 +468,12 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
             if not math.isfinite(loss):
                 raise SemidError(f"training diverged (loss {loss}) at step {s.step}; lower the learning rate "
                                  "(--set lr=...)")
-            ev = throttle.update(s.step, f"loss {np.mean(losses[-50:]):.3f}")
+            running = float(np.mean(losses[-50:]))
+            ev = throttle.update(s.step, f"loss {running:.3f}")
             if ev:
                 yield ev
+                # the loss curve between validations (split "running": the mean of the last 50 steps)
+                yield Metric("loss", running, s.step, s.elapsed_s, "running")
             out_of_time = budget_s is not None and time.monotonic() - call_start >= budget_s
             if s.step % spec.eval_every == 0 or s.step >= spec.max_steps or out_of_time:
                 entry = yield from _evaluate(store, model_id, trainer, history, losses, n_targets)

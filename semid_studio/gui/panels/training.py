@@ -11,7 +11,6 @@ generative model is offered for resuming in the form's Model box.
 from __future__ import annotations
 
 import html
-import re
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -219,8 +218,6 @@ class QuantizerForm(QWidget):
         self.context.load_run(run_id)
 
 
-#: the core's training progress says "loss 6.408" (running mean of the last 50 steps)
-_LOSS_IN_PROGRESS = re.compile(r"\bloss ([-+0-9.eE]+|nan|inf)")
 NEW_MODEL = -1
 
 
@@ -598,13 +595,10 @@ class TrainingPanel(QWidget):
                 self.progress.setValue(int(1000 * (event.fraction or 0.0)))
             text = f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else "")
             self.stage_label.setText(text + (f" — {event.message}" if event.message else ""))
-            match = _LOSS_IN_PROGRESS.search(event.message or "")
-            if match and event.stage == "training":
-                # the generative loop reports its running loss ~10 times a second in its progress;
-                # its Metric events come only at validation runs
-                self.curves.add_point("loss (running mean)", event.done, float(match.group(1)))
         elif isinstance(event, Metric):
-            if event.split == "train":
+            if event.split == "running":  # the generative loop's running loss, ~10 times a second
+                self.curves.add_point("loss (running mean)", event.step, event.value)
+            elif event.split == "train":
                 name = "loss (mean between validations)" if event.name == "train_loss" else event.name
                 self.curves.add_point(name, event.step, event.value)
             else:
