@@ -245,7 +245,7 @@ def test_spec_errors_and_cli(small, capsys):
         G.make_spec(overrides={"batch_size": 1})
     with pytest.raises(SemidError, match="preset"):
         G.make_spec(preset="huge")
-    assert main(["embed-strategy", str(small), "--strategy", "rec", "--set", "rec_dim=16", "--json"]) == 0
+    assert main(["embed", str(small), "--strategy", "rec", "--set", "rec_dim=16", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["strategy"] == "rec" and out["dim"] == 16
     assert main(["search", str(small), "hiking boots", "--embedding-set", str(out["id"])]) == 1

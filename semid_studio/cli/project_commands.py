@@ -39,6 +39,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--template", help="text template, e.g. 'Title: {title}; Categories: {categories}'")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=64)
+    # task-aware embeddings (core/strategies.py); the same as 'semid embed-strategy'
+    p.add_argument("--strategy", default="content",
+                   choices=["content", "search", "rec", "multitask", "fused-concat", "fused-svd"],
+                   help="content (default): the encoder as it is; the others fine-tune or learn item "
+                        "vectors for search / recommendation (docs/joint-search.md)")
+    p.add_argument("--preset", help="strategies: named settings (laptop, paper)")
+    p.add_argument("--seed", type=int, default=0, help="strategies: seed")
+    p.add_argument("--sources", help="fused strategies: SEARCH_SET,REC_SET (default: the newest of each)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="strategies: override a setting")
+    p.add_argument("--name", help="strategies: a name for the embedding set")
+    p.add_argument("--force", action="store_true", help="strategies: make a new set even if an identical one exists")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_embed)
 
     p = subparsers.add_parser("quantize", help="fit a residual quantiser and assign Semantic IDs")
@@ -137,10 +149,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from ..core.embed import embed_items
 
+    if args.strategy != "content" or args.preset or args.set:
+        from .search_commands import cmd_embed_strategy
+
+        if args.template:
+            raise SemidError("--template applies to the content strategy only; the others read the project's "
+                             "text template")
+        return cmd_embed_strategy(args)
     with open_store(args.project) as store:
         set_id = run_task(embed_items(store, model=args.model, template=args.template, device=args.device,
                                       batch_size=args.batch_size))
         emb = store.load_embedding_set(set_id)
+    if args.json:
+        print_json({"id": emb.id, "strategy": "content", "n_items": emb.n_items, "dim": emb.dim,
+                    "model": emb.model, "template": emb.template})
+        return 0
     print(f"embedding set #{emb.id}: {emb.n_items} items x {emb.dim} dims, model {emb.model}")
     print(f"template: {emb.template}")
     return 0

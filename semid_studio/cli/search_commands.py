@@ -2,7 +2,7 @@
 
 ``semid queries``         list a project's queries per source and split, or generate them
 ``semid embed-strategy``  make an embedding set with a strategy (content, search, rec, multitask,
-                          fused-concat, fused-svd); ``semid embed --strategy`` once merged
+                          fused-concat, fused-svd); the same as ``semid embed --strategy``
 ``semid search``          one query against the catalogue: the joint generative model when the
                           project has one (``semid train --task joint``), else dense retrieval
                           with the project's embeddings (it says so); ``--method`` picks
