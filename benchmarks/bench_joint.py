@@ -3,6 +3,7 @@ retrieval, popularity and the Markov chain.
 
     .venv/bin/python benchmarks/bench_joint.py [--minutes 8] [--encoders minilm,wordpiece]
         [--strategies content] [--mix 0.5] [--index-share 0.0] [--seeds 0] [--set FIELD=VALUE ...]
+        [--tokens shared|separate|prefix-share] [--token-sets SEARCH_SET,REC_SET]
 
 What it does (CPU; every figure on the full catalogue of 9,742 movies):
 
@@ -16,6 +17,10 @@ What it does (CPU; every figure on the full catalogue of 9,742 movies):
 4. joint models: one per (strategy, query encoder, seed), trained for ``--minutes`` on mixed
    batches of train requests (minus a 10% dev part used to choose the checkpoint) and training
    histories; search evaluated on ``validation``, rec on the leave-one-out test users.
+
+With ``--tokens separate|prefix-share`` step 2 makes one SID table per task instead (search side
+from the search-tuned set, rec side from the rec-tuned set, or ``--token-sets``; once, reused
+later; core ``token_strategies``) and ``--strategies`` is not used.
 
 Results are printed and written to ``out/bench_joint/results.json``. Timings are taken on a
 shared 2-core machine and are pessimistic.
@@ -95,6 +100,41 @@ def sid_run(store: ProjectStore, strategy: str) -> tuple[int, int]:
     return run_id, set_id
 
 
+def token_runs(store: ProjectStore, tokens: str, sets: str | None) -> tuple[str, int, int]:
+    """(label, rec run id, search set id) of a Separate / Prefix-share token strategy on the
+    default RQ-KMeans, made once: an earlier pair of runs for the same sets is reused."""
+    from semid_studio.core import token_strategies as T
+
+    ids: dict = {"search": None, "rec": None}
+    if sets:
+        ids["search"], ids["rec"] = (int(x) for x in sets.split(","))
+    ts = drive(T.build_token_strategy(store, tokens, search_set=ids["search"], rec_set=ids["rec"]), on_event) \
+        if not (found := _existing_strategy(store, tokens, ids)) else found
+    return f"{tokens} (search set #{ts.sets['search']}, rec set #{ts.sets['rec']})", ts.runs["rec"], ts.sets["search"]
+
+
+def _existing_strategy(store: ProjectStore, tokens: str, ids: dict):
+    from semid_studio.core import token_strategies as T
+
+    tagged = {}
+    for run in store.list_quantizer_runs():
+        t = run.metrics.get("tokens")
+        default = quantize.spec_to_dict(quantize.PRESETS["rq-kmeans"]["default"])
+        if t and t["strategy"] == tokens and run.spec == default:
+            tagged[t["task"]] = run
+    if set(tagged) != {"search", "rec"} or tagged["search"].metrics["tokens"]["partner_run"] != tagged["rec"].id:
+        return None
+    sets = {side: r.embedding_set_id for side, r in tagged.items()}
+    if any(ids[side] is not None and ids[side] != sets[side] for side in sets):
+        return None
+    ts = T.TokenStrategy(tokens, {side: r.id for side, r in tagged.items()}, sets,
+                         int(tagged["rec"].metrics["tokens"]["shared_levels"]), tagged["rec"].created)
+    log(f"  reusing token strategy {ts.describe()}")
+    store.set_active_run(ts.runs["rec"])
+    store.set_meta(T.META_KEY, ts.to_dict())
+    return ts
+
+
 def baselines(store: ProjectStore, set_ids: dict[str, int]) -> dict:
     from semid_studio.core.generative.baselines import Markov, Popularity
     from semid_studio.core.generative.data import Sequences, make_split
@@ -132,6 +172,9 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tokens", default="shared", choices=["shared", "separate", "prefix-share"],
+                    help="token strategy: one SID table (shared) or one per task")
+    ap.add_argument("--token-sets", help="SEARCH_SET,REC_SET for --tokens (default: the newest search / rec sets)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -144,8 +187,12 @@ def main() -> int:
     with ProjectStore.open(project(workdir)) as store:
         log(f"== movielens_tomt: {store.item_count()} movies, {store.query_count('train')} train / "
             f"{store.query_count('validation')} validation requests")
-        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-        runs = {s: sid_run(store, s) for s in strategies}
+        if args.tokens == "shared":
+            strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+            runs = {s: sid_run(store, s) for s in strategies}
+        else:
+            label, rec_run, search_set = token_runs(store, args.tokens, args.token_sets)
+            strategies, runs = [label], {label: (rec_run, search_set)}
         if not args.no_baselines:
             log("-- baselines")
             results["baselines"] = baselines(store, {s: r[1] for s, r in runs.items()})

@@ -65,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any spec field (repeatable)")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--json", action="store_true", help="print the run's health as JSON")
+    # token strategies of the joint model (core/token_strategies.py, docs/joint-search.md)
+    p.add_argument("--tokens", choices=["shared", "separate", "prefix-share"], default="shared",
+                   help="shared (default): one SID table; separate: one per task, distinct vocabulary ranges; "
+                        "prefix-share: one per task, level 1 shared")
+    p.add_argument("--search-set", type=int, help="--tokens separate/prefix-share: the search side's embedding set "
+                                                 "(default: the newest search-tuned set, else the content set)")
+    p.add_argument("--rec-set", type=int, help="--tokens separate/prefix-share: the rec side's embedding set "
+                                              "(default: the newest rec-tuned set)")
     p.set_defaults(func=cmd_quantize)
 
     p = subparsers.add_parser("presets", help="list the quantiser spec presets and their settings")
@@ -179,6 +187,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         overrides["codebook_size"] = str(args.codebook_size)
     overrides["seed"] = str(args.seed)
     spec = quantize.make_spec(args.method, preset=args.preset, overrides=overrides)
+    if args.tokens != "shared" or args.search_set is not None or args.rec_set is not None:
+        return _quantize_tokens(args, spec)
     with open_store(args.project) as store:
         run_id = run_task(
             quantize.quantize_project(store, method=args.method, spec=spec, embedding_set_id=args.embedding_set,
@@ -194,6 +204,31 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize_tokens(args: argparse.Namespace, spec) -> int:
+    """``semid quantize --tokens separate|prefix-share``: one SID table per task."""
+    from ..core import sids, token_strategies
+
+    if args.tokens == "shared":
+        raise SemidError("--search-set and --rec-set apply to --tokens separate or prefix-share")
+    if args.embedding_set is not None:
+        raise SemidError(f"--tokens {args.tokens} quantises one embedding set per task: name them with "
+                         "--search-set ID and --rec-set ID instead of --embedding-set")
+    with open_store(args.project) as store:
+        ts = run_task(token_strategies.build_token_strategy(
+            store, args.tokens, method=args.method, spec=spec, search_set=args.search_set, rec_set=args.rec_set,
+            label_field=args.label_field, name=args.name), quiet=args.json)
+        runs = {side: store.load_quantizer_run(run_id, with_arrays=False) for side, run_id in ts.runs.items()}
+    if args.json:
+        print_json({"tokens": ts.to_dict(), "runs": {side: {"run": r.id, "method": r.method, "health": r.metrics}
+                                                     for side, r in runs.items()}})
+        return 0
+    print(f"token strategy {ts.describe()}; run #{ts.runs['rec']} is now the active SID table")
+    for side, r in runs.items():
+        print(f"{side} table, quantiser run #{r.id} ({r.method}):")
+        print(sids.format_health(r.metrics))
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from ..core import quantize
 
@@ -204,8 +239,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from ..core import sids
 
+    from ..core.token_strategies import active_token_strategy
+
     with open_store(args.project) as store:
         summary = store.summary()
+        ts = active_token_strategy(store)
+        summary["token_strategy"] = ts.to_dict() if ts else {"strategy": "shared"}
     if args.json:
         print_json(summary)
         return 0
@@ -225,6 +264,7 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"embedding set #{r['embedding_set_id']}{active}")
         for line in sids.format_health(r["metrics"]).splitlines():
             print("      " + line)
+    print(f"token strategy: {ts.describe() if ts else 'shared (one SID table for search and rec)'}")
     if summary["models"]:
         print(f"models ({len(summary['models'])}):")
         for m in summary["models"]:

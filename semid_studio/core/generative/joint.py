@@ -342,10 +342,50 @@ def search_data(store: ProjectStore, joint: JointSpec, n_items: int, *, encoder:
 # --------------------------------------------------------------------------- the trainer
 
 
+@dataclass
+class TaskView:
+    """What one task decodes: its trie, how the trie's nodes map onto the model's per-node
+    output embeddings (None: the trie is the model's own), and where its rows sit in the model's
+    code table (row = item idx + ``shift``; ``offsets`` are added to the task's stored codes).
+    Under the shared token strategy both tasks have the same view."""
+
+    trie: SidTrie
+    node_maps: list | None = None
+    shift: int = 0
+    offsets: np.ndarray | None = None
+
+    def stored_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Decoded codes -> the codes of the task's own SID table (as ``semid export`` shows them)."""
+        return codes if self.offsets is None else codes - self.offsets
+
+
+def use_view(model: TigerModel, view: TaskView) -> SidTrie:
+    """Point the model's per-node output embeddings at ``view``'s trie; returns the trie."""
+    model.set_node_maps(view.node_maps if view.node_maps is not None else [None] * model.vocab.n_levels)
+    return view.trie
+
+
+def task_views(table, train_trie: SidTrie, device) -> dict[str, TaskView]:
+    """One trie per task over its own rows of a :class:`~semid_studio.core.token_strategies.JointTable`,
+    with node maps onto the model's training trie (built over all rows)."""
+    views = {}
+    for task in ("rec", "search"):
+        shift = table.shift(task)
+        trie = SidTrie.build(table.task_codes(task), table.level_sizes,
+                             items=np.arange(shift, shift + table.n_items))
+        maps = [m.to(device) for m in trie.node_map(train_trie)]
+        views[task] = TaskView(trie.to(device), maps, shift, table.offsets[task])
+    return views
+
+
 @torch.no_grad()
 def rank_texts(model: TigerModel, trie: SidTrie, feats: TextFeatures, *, k: int, beam: int,
-               rows: np.ndarray | None = None, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Constrained beam-search top-``k`` items for texts: ``(items, scores, codes)``."""
+               rows: np.ndarray | None = None, batch_size: int = 128, shift: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Constrained beam-search top-``k`` items for texts: ``(items, scores, codes)``.
+
+    ``shift``: the trie's rows are item idx + shift (the search rows of a Separate /
+    Prefix-share model); items are returned as item idx."""
     model.eval()
     rows = np.arange(len(feats)) if rows is None else np.asarray(rows)
     device = model.tokens.weight.device
@@ -356,19 +396,31 @@ def rank_texts(model: TigerModel, trie: SidTrie, feats: TextFeatures, *, k: int,
         items.append(dec.items), scores.append(dec.scores), codes.append(dec.codes)
     if not items:
         return np.zeros((0, k), np.int64), np.zeros((0, k)), np.zeros((0, k, trie.n_levels), np.int64)
-    return np.concatenate(items), np.concatenate(scores), np.concatenate(codes)
+    found = np.concatenate(items)
+    if shift:
+        found = np.where(found >= 0, found - shift, -1)
+    return found, np.concatenate(scores), np.concatenate(codes)
 
 
 class JointTrainer(Trainer):
     """:class:`Trainer` with a text side: each step mixes search pairs into the batch."""
 
     def __init__(self, spec: GenerativeSpec, joint: JointSpec, vocab: SidVocab, codes: np.ndarray, split,
-                 data: SearchData, text: TextInput, device="cpu", user_tokens: np.ndarray | None = None) -> None:
+                 data: SearchData, text: TextInput, device="cpu", user_tokens: np.ndarray | None = None,
+                 table=None) -> None:
+        """``table``: a :class:`~semid_studio.core.token_strategies.JointTable` (Separate /
+        Prefix-share; ``codes`` is then its virtual-row table), or None for one shared SID table."""
         self.joint, self.data = joint, data
         mix = 1.0 if joint.task == "search" else joint.mix
         self.n_search = max(1, int(round(spec.batch_targets * mix)))
         self.n_rec = 0 if joint.task == "search" else max(1, spec.batch_targets - self.n_search)
         super().__init__(spec, vocab, codes, split, device, user_tokens, text=text)
+        if table is None:  # shared: both tasks decode the one trie, exactly as before
+            view = TaskView(self.trie)
+            self.views = {"rec": view, "search": view}
+        else:
+            self.views = task_views(table, self.trie, self.device)
+        self._train_trie = self.trie
 
     def _batches(self):
         if self._epoch_batches is None:
@@ -390,7 +442,8 @@ class JointTrainer(Trainer):
         it = np.zeros(0, np.int64)
         if n_items and self.data.items is not None:
             it = rng.choice(len(self.data.items), size=min(n_items, len(self.data.items)), replace=False)
-        return q, self.data.train_targets[q], self.data.items, it, it  # item idx = its row
+        shift = self.views["search"].shift  # search targets are the search rows of the code table
+        return q, self.data.train_targets[q] + shift, self.data.items, it, it + shift  # item idx = its row
 
     def train_step(self) -> tuple[float, int]:
         spec = self.spec
@@ -400,7 +453,7 @@ class JointTrainer(Trainer):
         q_rows, q_targets, item_feats, i_rows, i_targets = self._search_rows()
         total, n_total = None, 0
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
-            parts = []
+            parts = []  # (decoder states, targets, the task's view)
             if self.n_rec:
                 batch = self.next_batch()
                 inputs = torch.from_numpy(batch.inputs).to(self.device)
@@ -409,16 +462,20 @@ class JointTrainer(Trainer):
                 if spec.user_bins > 0 and self.user_tokens is not None:
                     users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
                 h, tgt = self.model.forward_train(inputs, targets, users)
-                parts.append((h, tgt))
+                parts.append((h, tgt, self.views["rec"]))
             f, n = self.data.train.batch(q_rows, self.device)
-            parts.append(self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device)))
+            parts.append((*self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device)),
+                          self.views["search"]))
             if len(i_rows) and item_feats is not None:
                 f, n = item_feats.batch(i_rows, self.device)
-                parts.append(self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device)))
-            for h, tgt in parts:
+                parts.append((*self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device)),
+                              self.views["search"]))
+            for h, tgt, view in parts:
                 # per-target mean over all parts: each target weighs the same, so ``mix`` is the
-                # share of the gradient that comes from search
-                term = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
+                # share of the gradient that comes from search; each task's softmax runs over its
+                # own trie (the same trie for both under the shared strategy)
+                trie = use_view(self.model, view)
+                term = sid_loss(self.model, trie, h, tgt, constrained=spec.constrained_loss,
                                 label_smoothing=spec.label_smoothing) * len(tgt)
                 total = term if total is None else total + term
                 n_total += len(tgt)
@@ -438,10 +495,16 @@ class JointTrainer(Trainer):
 
         out: dict[str, float] = {}
         if self.n_rec:
-            out.update(super().validate(probes, ks))
+            self.trie = use_view(self.model, self.views["rec"])  # the recommender's validation reads self.trie
+            try:
+                out.update(super().validate(probes, ks))
+            finally:
+                self.trie = self._train_trie
         k = max(ks)
         self.cancel.raise_if_cancelled()
-        ranked, _, _ = rank_texts(self.model, self.trie, self.data.dev, k=k, beam=max(k, self.joint.search_beam))
+        view = self.views["search"]
+        ranked, _, _ = rank_texts(self.model, use_view(self.model, view), self.data.dev, k=k,
+                                  beam=max(k, self.joint.search_beam), shift=view.shift)
         m = search_metrics(ranked, self.data.dev_targets, tuple(ks))
         out.update({f"search_{name}": float(v) for name, v in m.items() if name != "n"})
         self.model.train()
@@ -463,13 +526,36 @@ class JointTrainer(Trainer):
 
 
 def _resumable(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec) -> int | None:
+    from ..token_strategies import active_token_strategy
+
+    ts = active_token_strategy(store)
+    tokens = None if ts is None else ts.to_dict()
     for rec in reversed(store.list_models(JOINT_KIND)):
         if rec.status == "done":
             continue
         if rec.spec.get("spec") == spec.to_dict() and rec.spec.get("joint") == joint.to_dict() \
-                and store.load_checkpoint(rec.id, "last") is not None:
+                and rec.spec.get("tokens") == tokens and store.load_checkpoint(rec.id, "last") is not None:
             return rec.id
     return None
+
+
+def _strategy_table(store: ProjectStore, tokens: dict, n_items: int):
+    """The virtual-row code table of a Separate / Prefix-share model (token_strategies.joint_table)."""
+    from ..token_strategies import joint_table, task_tables
+
+    tables = task_tables(store, tokens["runs"], n_items)
+    return joint_table(tables["rec"], tables["search"], int(tokens["shared_levels"]))
+
+
+def _strategy_vocab(spec: GenerativeSpec, table) -> SidVocab:
+    """:func:`.train.make_vocab` for a table of two tasks: item-id tokens for the N real items
+    only, the dedup step modelled when either table has collisions, node counts of both tries."""
+    dedup = table.codes[:, -1]
+    model_dedup = spec.dedup_token == "model" or (spec.dedup_token == "auto" and int(dedup.max()) > 0)
+    nodes: tuple[int, ...] = ()
+    if spec.node_output:
+        nodes = tuple(SidTrie.build(table.codes, table.level_sizes).n_nodes)
+    return SidVocab(table.level_sizes, table.n_items, spec.user_bins, model_dedup, nodes)
 
 
 def train_joint(
@@ -503,18 +589,37 @@ def train_joint(
     elif resume is not False:
         model_id = _resumable(store, spec, joint)
 
+    tokens: dict | None = None  # the token strategy (None: one shared SID table)
+    table = None
     if model_id is not None:
         rec = store.get_model(model_id)
         run = store.load_quantizer_run(rec.quantizer_run_id)
         vocab = SidVocab.from_dict(rec.spec["vocab"])
-        codes = run.codes[: vocab.n_items]
+        tokens = rec.spec.get("tokens")
+        if tokens is None:
+            codes = run.codes[: vocab.n_items]
+        else:
+            table = _strategy_table(store, tokens, vocab.n_items)
+            codes = table.codes
+            vocab.check_codes(codes)
     else:
+        from ..token_strategies import active_token_strategy
+
         run = store.load_quantizer_run()
         codes = run.codes
         if len(codes) != store.item_count():
             raise ProjectError(f"the active SID table covers {len(codes)} of {store.item_count()} items; "
                                "re-run 'semid quantize' so every item has a Semantic ID")
-        vocab = make_vocab(spec, codes)
+        ts = active_token_strategy(store)
+        if ts is None:
+            vocab = make_vocab(spec, codes)
+        else:
+            tokens = ts.to_dict()
+            table = _strategy_table(store, tokens, len(codes))
+            codes = table.codes
+            vocab = _strategy_vocab(spec, table)
+            yield Message(f"token strategy {ts.describe()}: the rec task decodes rec-SIDs, the search task "
+                          f"search-SIDs, each through its own trie")
     encoder = encoder_name(store, joint)
     data = yield from search_data(store, joint, vocab.n_items, encoder=encoder, cancel=cancel)
     from ..embed import load_encoder
@@ -525,14 +630,17 @@ def train_joint(
     yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id}; task {joint.task}, "
                   f"{'mix ' + format(joint.mix, 'g') + ' search, ' if joint.task == 'joint' else ''}"
                   f"query encoder {joint.query_encoder} ({encoder}); device {dev}")
-    trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs))
+    trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs), table)
     if model_id is None:
-        model_id = store.create_model(
-            name=name or f"joint-{joint.task}-{joint.query_encoder}-{preset or 'custom'}-seed{spec.seed}",
-            kind=JOINT_KIND, quantizer_run_id=run.id,
-            spec={"spec": spec.to_dict(), "joint": joint.to_dict(), "vocab": vocab.to_dict(), "text": text.to_dict(),
+        record = {"spec": spec.to_dict(), "joint": joint.to_dict(), "vocab": vocab.to_dict(), "text": text.to_dict(),
                   "preset": preset, "n_parameters": trainer.model.n_parameters(), "split_info": split.info,
-                  "queries": data.info},
+                  "queries": data.info}
+        if tokens is not None:
+            record["tokens"] = tokens
+        model_id = store.create_model(
+            name=name or f"joint-{joint.task}-{joint.query_encoder}-{preset or 'custom'}-seed{spec.seed}"
+                         + (f"-{tokens['strategy']}" if tokens else ""),
+            kind=JOINT_KIND, quantizer_run_id=run.id, spec=record,
         )
         history: list[dict] = []
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters; per step "
@@ -562,9 +670,17 @@ class JointModel:
     vocab: SidVocab
     model: TigerModel
     trie: SidTrie
-    codes: np.ndarray
+    codes: np.ndarray  # the rec task's SIDs as the model writes them (item idx order)
     encoder: str
     step: int
+    views: dict | None = None  # "rec" / "search" -> TaskView (the same view under the shared strategy)
+    tokens: dict | None = None  # the token strategy record (None: shared)
+
+    def view(self, task: str) -> TaskView:
+        """The task's view, with the model's node embeddings pointed at its trie."""
+        view = (self.views or {}).get(task) or TaskView(self.trie)
+        use_view(self.model, view)
+        return view
 
 
 def has_joint_model(store: ProjectStore) -> bool:
@@ -597,19 +713,34 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
     ckpt = store.load_checkpoint(rec.id, tag)
     if ckpt is None:
         raise ProjectError(f"model #{rec.id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
-    codes, _, _ = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     dev = resolve_device(device)
     model = TigerModel(spec, vocab, TextInput.from_dict(rec.spec["text"])).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
     model.eval()
+    encoder = rec.spec.get("queries", {}).get("encoder") or encoder_name(store, joint)
+    tokens = rec.spec.get("tokens")
+    if tokens is not None:
+        # Separate / Prefix-share: the catalogue the model was trained on (items added later have
+        # no SID in the two task tables' spaces yet: they are not searched or recommended)
+        table = _strategy_table(store, tokens, vocab.n_items)
+        vocab.check_codes(table.codes)
+        model.set_catalogue(table.codes)
+        views = task_views(table, SidTrie.build(table.codes, vocab.level_sizes), dev)
+        use_view(model, views["rec"])
+        return JointModel(rec, spec, joint, vocab, model, views["rec"].trie, table.task_codes("rec"), encoder,
+                          ckpt.step, views, tokens)
+    codes, _, _ = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     ok = (codes >= 0).all(axis=1)
     safe = np.where(ok[:, None], codes, 0)
     model.set_catalogue(safe)
     trie = build_trie(safe, vocab, ok)
+    maps = None
     if spec.node_output:
-        model.set_node_maps(trie.node_map(SidTrie.build(codes[: vocab.n_items], vocab.level_sizes)))
-    encoder = rec.spec.get("queries", {}).get("encoder") or encoder_name(store, joint)
-    return JointModel(rec, spec, joint, vocab, model, trie.to(dev), codes, encoder, ckpt.step)
+        maps = trie.node_map(SidTrie.build(codes[: vocab.n_items], vocab.level_sizes))
+        model.set_node_maps(maps)
+    view = TaskView(trie.to(dev), maps)
+    return JointModel(rec, spec, joint, vocab, model, view.trie, codes, encoder, ckpt.step,
+                      {"rec": view, "search": view})
 
 
 def joint_search(store: ProjectStore, text: str, *, k: int = 10, beam: int | None = None,
@@ -636,7 +767,10 @@ def joint_search(store: ProjectStore, text: str, *, k: int = 10, beam: int | Non
     started = time.perf_counter()
     jm = loaded or load_joint(store, model_id)
     feats = _drive(text_features(None, jm.joint, [checked.text], encoder=jm.encoder, cache=False))
-    items, scores, codes = rank_texts(jm.model, jm.trie, feats, k=int(k), beam=beam)
+    view = jm.view("search")
+    items, scores, codes = rank_texts(jm.model, view.trie, feats, k=int(k), beam=beam, shift=view.shift)
+    codes = view.stored_codes(codes)  # the SIDs of the search task's own table
+    jm.view("rec")  # leave the model pointed at the rec trie (jm.trie), as loaded
     result = SearchResult(checked.text, "joint", warnings=list(checked.warnings))
     if feats.n_truncated:
         result.warnings.append(f"the query is longer than {jm.joint.max_query_tokens} word pieces; the model reads "
@@ -648,6 +782,9 @@ def joint_search(store: ProjectStore, text: str, *, k: int = 10, beam: int | Non
                    for r, (it, s, c) in enumerate(zip(rows, scores[0][keep], codes[0][keep]))]
     result.note = (f"generative search with joint model #{jm.record.id} ({jm.joint.task}, query encoder "
                    f"{jm.joint.query_encoder}); constrained beam {beam}: every result is a real item")
+    if jm.tokens:
+        result.note += (f"; token strategy {jm.tokens['strategy']}: SIDs of the search table (quantiser run "
+                        f"#{jm.tokens['runs']['search']})")
     result.seconds = round(time.perf_counter() - started, 4)
     return result
 
@@ -723,8 +860,9 @@ def evaluate_joint(
         feats = yield from text_features(store, jm.joint, [clean[i] for i in sel], encoder=jm.encoder, cancel=cancel)
         t0 = time.monotonic()
         ranked = np.full((len(frame), kmax), -1, dtype=np.int64)
+        view = jm.view("search")
         if len(sel):
-            ranked[sel], _, _ = rank_texts(jm.model, jm.trie, feats, k=kmax, beam=beam)
+            ranked[sel], _, _ = rank_texts(jm.model, view.trie, feats, k=kmax, beam=beam, shift=view.shift)
         seconds = time.monotonic() - t0
         m = search_metrics(ranked, targets, ks, head, groups)
         m["ci95"] = bootstrap_ci(ranked, targets, ks, n_boot=bootstrap, seed=0)
@@ -733,13 +871,14 @@ def evaluate_joint(
         search_runs.append(m)
         info = {"model_id": record.id, "seed": jm.spec.seed, "step": jm.step, "best_step": record.best_step,
                 "task": jm.joint.task, "query_encoder": jm.joint.query_encoder,
+                "tokens": jm.tokens["strategy"] if jm.tokens else "shared",
                 "query_truncation": feats.info(), "search_seconds": round(seconds, 2)}
         yield Message(f"model #{record.id} search: R@{ks[0]} {m[f'recall@{ks[0]}']:.4f} R@{kmax} "
                       f"{m[f'recall@{kmax}']:.4f} MRR {m['mrr']:.4f} ({feats.n_truncated} queries cut at "
                       f"{jm.joint.max_query_tokens} word pieces)")
         if rec and jm.joint.task == "joint":
             seqs, sp = load_split(store, jm.spec.split)
-            lm = LoadedModel(record, jm.spec, jm.vocab, jm.model, jm.trie, jm.codes, jm.step, 0, [])
+            lm = LoadedModel(record, jm.spec, jm.vocab, jm.model, jm.view("rec").trie, jm.codes, jm.step, 0, [])
             r = yield from rank_probes(lm, sp.test, k=max(rec_ks), beam=max(20, max(rec_ks)),
                                        user_tokens=user_tokens_for(jm.vocab, seqs), cancel=cancel,
                                        stage=f"model #{record.id} rec test")
@@ -772,6 +911,7 @@ def evaluate_joint(
     return report
 
 
-__all__ = ["JOINT_KIND", "JointModel", "JointSpec", "JointTrainer", "SearchData", "TextFeatures", "evaluate_joint",
+__all__ = ["JOINT_KIND", "JointModel", "JointSpec", "JointTrainer", "SearchData", "TaskView", "TextFeatures",
+           "evaluate_joint", "task_views", "use_view",
            "has_joint_model", "joint_search", "load_joint", "make_joint_spec", "rank_texts", "search_data",
            "split_overrides", "text_features", "train_joint"]
