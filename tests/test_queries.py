@@ -170,3 +170,17 @@ def test_tokenize_handles_any_script():
     assert Q.tokenize("什么电影 Фильм") == ["什么电影", "фильм"]
     assert Q.content_terms("the best of the rest") == ["best", "rest"]
     assert np.array_equal(Q.tokenize(""), [])
+
+
+@pytest.mark.parametrize("method", ["known-item", "template"])
+def test_generated_queries_never_repeat_an_imported_query_for_the_same_item(sample_project, method):
+    # the sample project ships imported train and test queries; generated ones that equal them
+    # would put one request on both sides of a split, and training would refuse to start
+    with ProjectStore.open(sample_project) as store:
+        _generate(store, method)
+        imported = store.queries_frame(source="imported")
+        generated = store.queries_frame(source=Q.GENERATED)
+        key = lambda f: set(zip(f["text"].str.strip().str.lower(), f["item_idx"]))  # noqa: E731
+        assert not key(imported) & key(generated)
+        train = store.queries_frame()
+        Q.assert_training_only(store, train[train["split"] == Q.TRAIN_SPLIT], who="test")
