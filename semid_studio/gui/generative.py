@@ -1,5 +1,6 @@
 """What the panels run in workers for the generative recommender (TIGER): list models and
-decode a history (model export is :func:`semid_studio.core.export.export_model`).
+decode a history, with a recommender or a joint search + rec model (model export is
+:func:`semid_studio.core.export.export_model`).
 
 Everything here runs on a worker's own :class:`~semid_studio.core.store.ProjectStore` (see
 ``context.store_task``) and returns plain data. The playground's
@@ -41,6 +42,7 @@ class ModelInfo:
     has_best: bool  # a validated checkpoint exists: it can recommend, be evaluated, exported
     has_last: bool  # a training state exists: an unfinished model can be resumed
     updated: str
+    kind: str = MODEL_KIND  # or "tiger-joint": a joint search + rec model (it recommends too)
 
     @property
     def resumable(self) -> bool:
@@ -48,7 +50,8 @@ class ModelInfo:
 
     def describe(self) -> str:
         best = "" if self.best_metric is None else f", best {self.select_metric} {self.best_metric:.4f} @ {self.best_step}"
-        return f"#{self.id} {self.name} ({self.status}, step {self.step:,}{best})"
+        joint = "joint search + rec " if self.kind != MODEL_KIND else ""
+        return f"#{self.id} {joint}{self.name} ({self.status}, step {self.step:,}{best})"
 
 
 def list_generative_models(store: ProjectStore) -> list[ModelInfo]:
@@ -62,6 +65,17 @@ def list_generative_models(store: ProjectStore) -> list[ModelInfo]:
                              str(spec.get("split", "loo")), int(spec.get("seed", 0)),
                              (rec.id, "best") in tags, (rec.id, "last") in tags, rec.updated))
     return out
+
+
+def list_recommenders(store: ProjectStore) -> list[ModelInfo]:
+    """Every model that recommends from a history: the generative recommenders and the joint
+    search + rec models trained on both tasks (oldest first)."""
+    from .search import list_joint_models
+
+    joint = [ModelInfo(j.id, j.name, j.status, j.step, j.best_step, j.best_metric, "mean of rec and search ndcg@10",
+                       j.preset, "", j.seed, j.has_best, j.has_last, j.updated, kind="tiger-joint")
+             for j in list_joint_models(store) if j.task == "joint"]
+    return sorted(list_generative_models(store) + joint, key=lambda m: m.id)
 
 
 # --------------------------------------------------------------------------- recommending
@@ -120,7 +134,7 @@ def recommend_history(store: ProjectStore, request: RecommendRequest, cache: "Mo
         raise SemidError("the history is empty: add items to it")
     if request.k <= 0:
         raise SemidError("K must be at least 1")
-    infos = {m.id: m for m in list_generative_models(store)}
+    infos = {m.id: m for m in list_recommenders(store)}
     info = infos.get(request.model_id)
     if info is None:
         raise SemidError(f"model #{request.model_id} is not in this project")
@@ -177,12 +191,15 @@ class ModelCache:
 
     def get(self, store: ProjectStore, info: ModelInfo):
         from ..core.generative import load_model
+        from ..core.generative.joint import load_joint
 
         key = (str(store.path), *_cache_key(info))
         with self._lock:
             if self._key != key:
                 self._model, self._key = None, None  # free the old one before loading the next
-                self._model = load_model(store, info.id)
+                # a joint model decodes a history exactly as the recommender does (vocab, model, trie;
+                # loaded pointing at its rec view); the playground's search has its own copy
+                self._model = load_model(store, info.id) if info.kind == MODEL_KIND else load_joint(store, info.id)
                 self._key = key
             return self._model
 

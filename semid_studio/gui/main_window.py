@@ -1,4 +1,4 @@
-"""MainWindow: menus, the six views, the log, the job status bar, projects and their history.
+"""MainWindow: menus, the seven views, the log, the job status bar, projects and their history.
 
 The window owns the one :class:`~.tasks.TaskRunner` and the :class:`~.context.ProjectContext`
 every panel shares. It remembers its layout and the recent projects in ``QSettings``, starts
@@ -32,6 +32,7 @@ from .panels.evaluation import EvaluationPanel
 from .panels.export import ExportPanel
 from .panels.playground import PlaygroundPanel
 from .panels.sid_tree import SidTreePanel
+from .panels.strategies import StrategiesPanel
 from .panels.training import TrainingPanel
 from .tasks import TaskRunner
 from .widgets import JobStatusWidget, LogView
@@ -49,7 +50,7 @@ def sample_project_path() -> Path:
 class MainWindow(QMainWindow):
     """The SemID Studio window."""
 
-    VIEWS = ("catalogue", "tree", "training", "playground", "evaluation", "export")
+    VIEWS = ("catalogue", "tree", "training", "playground", "evaluation", "strategies", "export")
 
     def __init__(self, parent: QWidget | None = None, *, persist: bool = True) -> None:
         super().__init__(parent)
@@ -67,12 +68,14 @@ class MainWindow(QMainWindow):
         self.training = TrainingPanel(self.context)
         self.playground = PlaygroundPanel(self.context)
         self.evaluation = EvaluationPanel(self.context)
+        self.strategies = StrategiesPanel(self.context)
         self.export = ExportPanel(self.context)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         for panel, title in ((self.catalogue, "Catalogue"), (self.sid_tree, "SID tree"),
                              (self.training, "Training"), (self.playground, "Playground"),
-                             (self.evaluation, "Evaluation"), (self.export, "Export")):
+                             (self.evaluation, "Evaluation"), (self.strategies, "Strategies"),
+                             (self.export, "Export")):
             self.tabs.addTab(panel, title)
         self.setCentralWidget(self.tabs)
 
@@ -96,6 +99,9 @@ class MainWindow(QMainWindow):
         self.context.contentChanged.connect(self._update_project_label)
         self.context.revealItem.connect(lambda _idx: self.show_view("tree"))
         self.runner.job_finished.connect(self._on_job_finished)
+        self.strategies.compareRequested.connect(self.compare_runs)
+        self.strategies.openRunRequested.connect(self._open_run)
+        self.strategies.useModelRequested.connect(self._use_search_model)
 
         self._build_menus()
         self._restore_layout()
@@ -317,6 +323,31 @@ class MainWindow(QMainWindow):
         elif self.context.loading:
             parts.append("loading SIDs…")
         self.project_label.setText(" · ".join(parts))
+
+    # -- between views (panels never talk to each other directly)
+
+    @Slot(int, int)
+    def compare_runs(self, run_a: int, run_b: int) -> None:
+        """Open the SID tree's Compare runs view on two runs and compare them."""
+        tree = self.sid_tree
+        for combo, run in ((tree.compare_a, run_a), (tree.compare_b, run_b)):
+            if combo.findData(run) >= 0:
+                combo.setCurrentIndex(combo.findData(run))
+        for i in range(tree.tabs.count()):
+            if tree.tabs.tabText(i) == "Compare runs":
+                tree.tabs.setCurrentIndex(i)
+        self.show_view("tree")
+        tree.compare_runs()
+
+    @Slot(int)
+    def _open_run(self, run_id: int) -> None:
+        self.context.load_run(run_id)
+        self.show_view("tree")
+
+    @Slot(int)
+    def _use_search_model(self, model_id: int) -> None:
+        self.playground.choose_search_model(model_id)
+        self.show_view("playground")
 
     # -- state
 

@@ -3,6 +3,7 @@
 from collections import Counter
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QDropEvent
 
@@ -373,3 +374,15 @@ def test_opening_a_bad_file_is_a_message(qtbot, window, tmp_path):
     assert not window.open_project(tmp_path / "missing.semid")
     assert "no such project file" in window.errors[-1]
     assert not window.context.is_open and window.project_label.text() == "No project"
+
+
+def test_evaluation_table_reads_a_joint_models_rec_report():
+    from semid_studio.core.generative.metrics import summarise_runs
+    from semid_studio.gui.panels.evaluation import evaluation_methods
+
+    # the shape evaluate_joint stores for its rec side: per-seed figures and their summary
+    runs = [{"recall@10": 0.20, "ndcg@10": 0.10}, {"recall@10": 0.24, "ndcg@10": 0.12}]
+    stored = {"name": "joint #3, #4 rec", "metrics": {"per_seed": runs, "summary": summarise_runs(runs)}}
+    ((method, values),) = evaluation_methods(stored)
+    assert method == "joint #3, #4 rec"
+    assert values["recall@10"][0] == pytest.approx(0.22) and values["recall@10"][1] > 0

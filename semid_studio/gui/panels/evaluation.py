@@ -70,10 +70,14 @@ def evaluation_methods(evaluation: dict) -> list[tuple[str, dict[str, tuple[floa
     """``[(method, {metric: (mean, std or None)})]`` of one stored evaluation.
 
     A recommendation report (``evaluate_model``) has one entry per method with a ``summary``
-    of mean / std / n over seeds; any other evaluation is read as one method (its name) with
-    its top-level numbers.
+    of mean / std / n over seeds; a joint model's rec report (``per_seed`` + ``summary``) is
+    one method named after the evaluation; any other evaluation is read as one method (its
+    name) with its top-level numbers.
     """
     metrics = evaluation.get("metrics") or {}
+    if isinstance(metrics.get("summary"), dict) and "per_seed" in metrics:
+        # one model's recommendation figures without baselines (a joint model's rec side)
+        metrics = {str(evaluation.get("name")): {"summary": metrics["summary"]}}
     if metrics and all(isinstance(v, dict) and "summary" in v for v in metrics.values()):
         out = []
         for method, entry in metrics.items():

@@ -1,7 +1,9 @@
 """PlaygroundPanel: type a query or build a history, and read the top-K items live.
 
-Queries are ranked by embedding similarity (:class:`semid_studio.core.analysis.SimilaritySearch`)
-until the project has a joint search model, and the panel says so. The history builder (add by
+Queries are answered by the project's joint search + rec model (generative search: the query
+is decoded into a Semantic ID by constrained beam search, :func:`semid_studio.core.generative.joint.joint_search`)
+when it has one; otherwise, or when the user picks it, they are ranked by embedding similarity
+(:class:`semid_studio.core.analysis.SimilaritySearch`), and the panel says which. The history builder (add by
 search, from the tree or catalogue by drag and drop, reorder, remove, or load a real user's
 history) feeds the generative recommender: once the project has a trained model, its top-K
 items (title, SID, score) follow every change of the history and of the decoding controls
@@ -41,13 +43,18 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.analysis import SimilaritySearch, find_items, format_value
+from ...core.errors import SemidError
+from ...core.search import check_query
 from ..context import ProjectContext, freeze_long_lived, gc_paused
-from ..generative import ModelCache, ModelInfo, Recommendation, RecommendRequest, list_generative_models, \
+from ..generative import ModelCache, ModelInfo, Recommendation, RecommendRequest, list_recommenders, \
     recommend_history
 from ..models.common import items_from_mime
 from ..models.sid_tree import sid_text
 from ..models.tables import RecordsTableModel
+from ..search import JointAnswer, JointInfo, JointModelCache, joint_query, list_joint_models
 from ..widgets import debounce
+
+SIMILARITY = -1  # the "Search with" choice that ranks by embedding similarity
 
 
 class HistoryList(QListWidget):
@@ -105,6 +112,10 @@ class PlaygroundPanel(QWidget):
         self.last_recommendation: Recommendation | None = None
         self._models: list[ModelInfo] = []
         self._model_cache = ModelCache()  # the loaded model, for the workers (the GUI never touches it)
+        self._joint_models: list[JointInfo] = []
+        self._joint_cache = JointModelCache()
+        self._has_embeddings = False
+        self.last_answer: JointAnswer | None = None  # the joint model's answer shown (None: similarity)
         self._query_items: list[int] = []
         self._recommended_items: list[int] = []
 
@@ -115,9 +126,18 @@ class PlaygroundPanel(QWidget):
         self.query_note = QLabel("")
         self.query_note.setWordWrap(True)
         self.query_note.setStyleSheet("color: #555")
+        self.search_combo = QComboBox()
+        self.search_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.search_combo.setMinimumContentsLength(12)
+        self.search_combo.setToolTip("What answers the query: a joint search + rec model (generative search, "
+                                     "the newest by default) or embedding similarity")
         query_box = QGroupBox("Search query")
         ql = QVBoxLayout(query_box)
         ql.addWidget(self.query_edit)
+        search_row = QHBoxLayout()
+        search_row.addWidget(QLabel("Search with"))
+        search_row.addWidget(self.search_combo, 1)
+        ql.addLayout(search_row)
         ql.addWidget(self.query_note)
 
         # -- history
@@ -195,6 +215,7 @@ class PlaygroundPanel(QWidget):
         # -- results
         self.results_label = QLabel("")
         self.results_label.setWordWrap(True)
+        self.results_label.setTextFormat(Qt.RichText)  # warnings in colour; query text is escaped
         self.results = RecordsTableModel(["Rank", "Title", "SID", "Score"], self, drag_items=True)
         self.results_view = self._results_table(self.results)
         self.recommend_label = QLabel("")
@@ -236,6 +257,7 @@ class PlaygroundPanel(QWidget):
         # (wrapped: connected directly, a signal's value would pick QTimer.start(msec) and change the delay)
         self.query_edit.textChanged.connect(lambda *_: self._debounce.start())
         self.k_spin.valueChanged.connect(lambda *_: self._debounce.start())
+        self.search_combo.currentIndexChanged.connect(self._on_search_method_changed)
         for signal in (self.k_spin.valueChanged, self.beam_spin.valueChanged, self.temperature_spin.valueChanged,
                        self.constrained_check.toggled, self.exclude_check.toggled,
                        self.model_combo.currentIndexChanged):
@@ -283,12 +305,7 @@ class PlaygroundPanel(QWidget):
             self.user_combo.addItem(f"{user}", user)
             self.user_combo.setItemData(self.user_combo.count() - 1, f"{n} interactions", Qt.ToolTipRole)
         self.user_combo.setEditText("")
-        has_embeddings = bool(store.list_embedding_sets())
-        self.query_edit.setEnabled(has_embeddings)
-        self.query_note.setText(
-            "No joint search model in this project yet: the query is ranked by embedding similarity "
-            "(cosine between the encoded query and the item embeddings)." if has_embeddings else
-            "This project has no item embeddings yet, so queries cannot be ranked.")
+        self._has_embeddings = bool(store.list_embedding_sets())
         for w in (self.add_edit, self.user_combo, self.load_user_button):
             w.setEnabled(True)
         self._update_model_state()
@@ -300,6 +317,10 @@ class PlaygroundPanel(QWidget):
         self._latest_request = next(self._requests)  # drop anything still on its way
         self._latest_recommend = next(self._requests)
         self._model_cache.clear()
+        self._joint_cache.clear()
+        self._joint_models = []
+        self._has_embeddings = False
+        self.last_answer = None
         self._query_items, self._recommended_items = [], []
         self.last_recommendation = None
         self.history.clear()
@@ -308,15 +329,81 @@ class PlaygroundPanel(QWidget):
         self.recommendations.set_rows([])
         self.results_label.setText("Open a project to try queries and histories.")
         self.query_note.setText("")
-        for w in (self.query_edit, self.add_edit, self.user_combo, self.load_user_button):
+        for w in (self.query_edit, self.add_edit, self.user_combo, self.load_user_button, self.search_combo):
             w.setEnabled(False)
         self._update_model_state()
+
+    def _update_search_models(self) -> None:
+        """List the joint search models (newest first, the default) and say what answers queries."""
+        store = self.context.store
+        shown = self.current_search_model
+        before = {m.id for m in self._joint_models}
+        self._joint_models = [m for m in list_joint_models(store) if m.has_best] if store is not None else []
+        keep = self.search_combo.currentData()
+        if {m.id for m in self._joint_models} - before:
+            keep = None  # a joint model just got its first checkpoint: the newest answers from now on
+        self.search_combo.blockSignals(True)
+        self.search_combo.clear()
+        for info in reversed(self._joint_models):
+            self.search_combo.addItem(f"joint model {info.describe()}", info.id)
+        if self._has_embeddings:
+            self.search_combo.addItem("embedding similarity (no model)", SIMILARITY)
+        if keep is not None and self.search_combo.findData(keep) >= 0:
+            self.search_combo.setCurrentIndex(self.search_combo.findData(keep))
+        self.search_combo.blockSignals(False)
+        usable = store is not None and self.search_combo.count() > 0
+        self.query_edit.setEnabled(usable)
+        self.search_combo.setEnabled(usable)
+        self._update_query_note()
+        now = self.current_search_model
+        if store is not None and self.query_edit.text().strip() and (
+                (shown is None) != (now is None) or (now is not None and (shown.id, shown.best_step)
+                                                     != (now.id, now.best_step))):
+            self._debounce.start()  # a new joint model or a new best checkpoint: answer again
+
+    def _update_query_note(self) -> None:
+        if self.context.store is None:
+            self.query_note.setText("")
+            return
+        info = self.current_search_model
+        if info is not None:
+            self.query_note.setText(
+                f"Generative search with joint model #{info.id} ({info.task}, query encoder {info.query_encoder}): "
+                "the query is decoded into a Semantic ID by constrained beam search, so every result is a real item.")
+        elif self._joint_models:
+            self.query_note.setText("Ranked by embedding similarity (cosine between the encoded query and the item "
+                                    "embeddings); choose a joint model above for generative search.")
+        elif self._has_embeddings:
+            self.query_note.setText(
+                "No joint search model in this project yet: the query is ranked by embedding similarity "
+                "(cosine between the encoded query and the item embeddings). Train one in Training → Generative "
+                "model, task joint or search.")
+        else:
+            self.query_note.setText("This project has no item embeddings and no joint search model yet, so queries "
+                                    "cannot be ranked.")
+
+    @property
+    def current_search_model(self) -> JointInfo | None:
+        """The joint model that answers queries (None: embedding similarity)."""
+        model_id = self.search_combo.currentData()
+        return next((m for m in self._joint_models if m.id == model_id), None)
+
+    def choose_search_model(self, model_id: int) -> None:
+        """Answer queries with this joint model (if it has a checkpoint)."""
+        index = self.search_combo.findData(model_id)
+        if index >= 0:
+            self.search_combo.setCurrentIndex(index)
+
+    def _on_search_method_changed(self, *_args) -> None:
+        self._update_query_note()
+        self._debounce.start()
 
     @Slot()
     def _update_model_state(self) -> None:
         """List the trained generative models; enable their controls; recompute if the model changed."""
+        self._update_search_models()
         store = self.context.store
-        self._models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
+        self._models = [m for m in list_recommenders(store) if m.has_best] if store is not None else []
         keep = self.model_combo.currentData()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
@@ -339,7 +426,7 @@ class PlaygroundPanel(QWidget):
             self._recommended_items = []
             self.recommend_label.setText(
                 "Recommendations from the history need a trained generative model; this project has none yet "
-                "(train one in Training → Generative recommender).")
+                "(train one in Training → Generative model, task rec or joint).")
         shown = self.last_recommendation
         info = self.current_model
         if has_model and self.history.count() and (shown is None or info is None or shown.model.id != info.id
@@ -457,12 +544,27 @@ class PlaygroundPanel(QWidget):
             self._highlight()
             return
         k = self.k_spin.value()
+        try:
+            check_query(text)  # the core's one gate: empty, stop words only, too long
+        except SemidError as exc:
+            self._on_query_error(request, str(exc))
+            return
+        info = self.current_search_model
+        if info is not None:
+            cache = self._joint_cache
+            self.results_label.setText(f"Searching with joint model #{info.id}…")
+            self.context.submit(
+                "Searching", lambda store, cancel: joint_query(store, text, info, cache, k=k, cancel=cancel),
+                key="playground-query",
+                on_result=lambda answer: self._on_joint_results(request, answer),
+                on_error=lambda message: self._on_query_error(request, message))
+            return
         if self._searcher is None:
             self._load_searcher()
             self.results_label.setText("Loading the embedding model…")
             return
         searcher = self._searcher
-        self.results_label.setText(f"Ranking by embedding similarity to “{text}”…")
+        self.results_label.setText(f"Ranking by embedding similarity to “{html.escape(text)}”…")
         self.context.runner.submit(
             "Ranking items", lambda cancel: searcher.query(text, k), key="playground-query",
             on_result=lambda result: self._on_results(request, text, result),
@@ -492,10 +594,49 @@ class PlaygroundPanel(QWidget):
     def _on_searcher_done(self) -> None:
         self._searcher_loading = False
 
+    def _on_query_error(self, request: int, message: str) -> None:
+        """An unusable query (or a failed search): say why under the box, clear the results."""
+        if request != self._latest_request:
+            return
+        self.results_request = request
+        self.last_answer = None
+        self.results.set_rows([])
+        self.results_label.setText(f"<span style='color:#b00020'>{html.escape(message)}</span>")
+        self._query_items = []
+        self._highlight()
+
+    def _on_joint_results(self, request: int, answer: JointAnswer) -> None:
+        if request != self._latest_request or not self.context.is_open:
+            return  # the inputs changed since this was asked
+        self.results_request = request
+        self.last_answer = answer
+        result = answer.result
+        rows, keys, tips = [], [], []
+        for h in result.hits:
+            title = format_value(h["title"])
+            rows.append((h["rank"], title, h["sid"], h["score"]))
+            keys.append(h["idx"])
+            tips.append(f"{h['item_id']}: {title}")
+        self.results.set_rows(rows, keys, tooltips=tips)
+        parts = [f"Top {len(rows)} for “{html.escape(answer.text)}” from joint model #{answer.model.id} "
+                 f"(step {answer.model.best_step:,}), constrained beam {answer.beam}: every result is a real item "
+                 f"(score: SID log-probability); {1000 * result.seconds:.0f} ms. Their paths are highlighted in the "
+                 "SID tree."]
+        inspection = self.context.inspection
+        if inspection is not None and answer.model.quantizer_run_id not in (None, inspection.run.id):
+            parts.append(f"The SID column is the model's run #{answer.model.quantizer_run_id}; the tree shows run "
+                         f"#{inspection.run.id}.")
+        for warning in result.warnings:
+            parts.append(f"<span style='color:#a15c00'>Note: {html.escape(warning)}.</span>")
+        self.results_label.setText(" ".join(parts))
+        self._query_items = keys
+        self._highlight()
+
     def _on_results(self, request: int, text: str, result: list[tuple[int, float]]) -> None:
         if request != self._latest_request or not self.context.is_open:
             return  # the inputs changed since this was asked: a newer result is coming
         self.results_request = request
+        self.last_answer = None
         inspection = self.context.inspection
         rows, keys = [], []
         for rank, (idx, score) in enumerate(result, start=1):
@@ -503,16 +644,17 @@ class PlaygroundPanel(QWidget):
             rows.append((rank, format_value(self.context.item_title(idx)), sid, round(score, 4)))
             keys.append(idx)
         self.results.set_rows(rows, keys)
+        how = "chosen above" if self._joint_models else "no joint search model yet"
         self.results_label.setText(
-            f"Top {len(rows)} items for “{text}”, ranked by embedding similarity (cosine) — no joint search "
-            "model yet. Their paths are highlighted in the SID tree.")
+            f"Top {len(rows)} items for “{html.escape(text)}”, ranked by embedding similarity (cosine) — {how}. "
+            "Their paths are highlighted in the SID tree.")
         self._query_items = keys
         self._highlight()
 
     @Slot()
     def _refresh_result_sids(self) -> None:
-        if self.results.rowCount() and self.context.inspection is not None:
-            self.update_results()
+        if self.results.rowCount() and self.context.inspection is not None and self.last_answer is None:
+            self.update_results()  # similarity rows show the inspected run's SIDs (a joint model's are its own)
 
     @property
     def result_items(self) -> list[int]:
@@ -615,7 +757,7 @@ class PlaygroundPanel(QWidget):
             self.add_edit.clear()
             return
         if not matches:
-            self.results_label.setText(f"No item matches “{self.add_edit.text().strip()}”.")
+            self.results_label.setText(f"No item matches “{html.escape(self.add_edit.text().strip())}”.")
             return
         for idx, item_id, title in matches:
             entry = QListWidgetItem(f"{item_id}  {format_value(title)}")

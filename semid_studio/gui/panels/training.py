@@ -1,6 +1,9 @@
-"""TrainingPanel: fit a quantiser or train the generative recommender; progress, live curves, cancel.
+"""TrainingPanel: fit a quantiser, train the generative model (recommender, joint search + rec or
+search only), generate search queries or make item embeddings with a strategy; progress, live
+curves, cancel.
 
-The panel holds one *form* per kind of training (a quantiser, the generative model). A form
+The panel holds one *form* per kind of training (a quantiser, the generative model, search
+queries, an embedding strategy). A form
 turns its widgets into a core task (``body(store, cancel)``); the panel runs it through the
 task runner, shows its progress, plots the training loss and the validation metrics live (two
 plots: their scales differ) and reports the saved result. The core saves results into the
@@ -15,6 +18,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -25,6 +29,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -33,14 +38,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...core import queries as core_queries
 from ...core import quantize
+from ...core import strategies as core_strategies
 from ...core.embed import BUNDLED_MODEL, embed_items
 from ...core.errors import SemidError
 from ...core.events import Message, Metric, PartialResult, Progress
+from ...core.generative import joint as gen_joint
 from ...core.generative import spec as gen_spec
+from ...core.analysis import format_value
 from ...core.sids import format_health
 from ..context import ProjectContext
 from ..generative import ModelInfo, list_generative_models
+from ..search import STRATEGY_LABELS, JointInfo, list_joint_models
 from ..plots import LossCurvePlot
 
 NEW_EMBEDDING = -1
@@ -222,9 +232,10 @@ NEW_MODEL = -1
 
 
 class GenerativeForm(QWidget):
-    """Settings of a generative recommender (TIGER): preset, schedule, seed, split; or a model to resume."""
+    """Settings of a generative model (TIGER): the task (recommendation, joint search + rec, or
+    search), preset, schedule, seed, split; or a model to resume."""
 
-    title = "Generative recommender (TIGER)"
+    title = "Generative model (TIGER: rec, search, joint)"
     cancelled_text = ("Cancelled; the model is saved at its last completed step: choose it under Model → resume "
                       "to continue.")
     changed = Signal()
@@ -233,9 +244,26 @@ class GenerativeForm(QWidget):
         super().__init__(parent)
         self.context = context
         self.models: list[ModelInfo] = []
+        self.joint_models: list[JointInfo] = []
         self.resume_combo = QComboBox()
         self.resume_combo.setToolTip("Start a new model, or continue one whose training was interrupted "
                                      "(it resumes exactly where its last completed step left it)")
+        self.task_combo = QComboBox()
+        self.task_combo.addItem("rec: history → next item (the recommender)", "rec")
+        self.task_combo.addItem("joint: search and rec, one model", "joint")
+        self.task_combo.addItem("search: query → item", "search")
+        self.task_combo.setToolTip("joint and search read query text too ([SEARCH] + query → SID) and need the "
+                                   "project's training queries (Search queries form, or an imported log)")
+        self.mix_spin = QDoubleSpinBox()
+        self.mix_spin.setRange(0.05, 0.95)
+        self.mix_spin.setSingleStep(0.05)
+        self.mix_spin.setValue(0.5)
+        self.mix_spin.setToolTip("Share of search targets in every training batch (the rest are history positions)")
+        self.encoder_combo = QComboBox()
+        self.encoder_combo.addItem("MiniLM token states (frozen sentence encoder)", "minilm")
+        self.encoder_combo.addItem("word pieces learned from scratch", "wordpiece")
+        self.encoder_combo.setToolTip("How the query text reaches the model: the project's sentence encoder reads "
+                                      "it (a head start; the default) or a table of word pieces learned from scratch")
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(gen_spec.PRESETS))
         self.preset_combo.setCurrentText("laptop")
@@ -262,7 +290,7 @@ class GenerativeForm(QWidget):
         self.device_combo.addItem("CPU", "cpu")
         self.device_combo.addItem("CUDA", "cuda")
         self.overrides_edit = QLineEdit()
-        self.overrides_edit.setPlaceholderText("other settings, e.g. dropout=0.3, lr=0.001")
+        self.overrides_edit.setPlaceholderText("other settings, e.g. dropout=0.3, lr=0.001, index_share=0.25")
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("(automatic)")
         self.spec_label = QLabel("")
@@ -271,6 +299,9 @@ class GenerativeForm(QWidget):
 
         form = QFormLayout(self)
         form.addRow("Model", self.resume_combo)
+        form.addRow("Task", self.task_combo)
+        form.addRow("Search share", self.mix_spin)
+        form.addRow("Query encoder", self.encoder_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow("Steps", self.steps_spin)
         form.addRow("Validate every", self.eval_spin)
@@ -281,11 +312,14 @@ class GenerativeForm(QWidget):
         form.addRow("More settings", self.overrides_edit)
         form.addRow("Model name", self.name_edit)
         form.addRow(self.spec_label)
-        self._new_widgets = (self.preset_combo, self.steps_spin, self.eval_spin, self.seed_spin, self.split_combo,
-                             self.overrides_edit, self.name_edit)
+        self._new_widgets = (self.task_combo, self.mix_spin, self.encoder_combo, self.preset_combo, self.steps_spin,
+                             self.eval_spin, self.seed_spin, self.split_combo, self.overrides_edit, self.name_edit)
 
         self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
         self.resume_combo.currentIndexChanged.connect(self._update_spec)
+        self.task_combo.currentIndexChanged.connect(self._update_spec)
+        self.encoder_combo.currentIndexChanged.connect(self._update_spec)
+        self.mix_spin.valueChanged.connect(self._update_spec)
         for spin in (self.steps_spin, self.eval_spin, self.seed_spin):
             spin.valueChanged.connect(self._update_spec)
         self.split_combo.currentIndexChanged.connect(self._update_spec)
@@ -307,6 +341,23 @@ class GenerativeForm(QWidget):
         data = self.resume_combo.currentData()
         return None if data in (None, NEW_MODEL) else int(data)
 
+    @property
+    def resume_joint(self) -> JointInfo | None:
+        """The joint model to resume, when the Model box names one."""
+        return next((m for m in self.joint_models if m.id == self.resume_id), None)
+
+    @property
+    def task(self) -> str:
+        """rec, joint or search (a resumed model keeps its own)."""
+        if self.resume_id is not None:
+            joint = self.resume_joint
+            return "rec" if joint is None else joint.task
+        return self.task_combo.currentData()
+
+    def _overrides(self) -> tuple[dict, dict]:
+        """(GenerativeSpec overrides, JointSpec overrides) from the More settings box."""
+        return gen_joint.split_overrides(parse_overrides(self.overrides_edit.text()))
+
     def spec(self):
         """The spec the widgets describe, or the stored spec of the model to resume."""
         if self.resume_id is not None:
@@ -314,27 +365,45 @@ class GenerativeForm(QWidget):
             return gen_spec.spec_from_dict(rec.spec["spec"])
         preset = self.preset_combo.currentText()
         base = gen_spec.make_spec(preset)
-        overrides: dict[str, Any] = parse_overrides(self.overrides_edit.text())
+        overrides, joint = self._overrides()
+        if joint and self.task == "rec":
+            raise SemidError(f"{', '.join(sorted(joint))}: joint-model settings; choose task joint or search")
         for key, value in (("max_steps", self.steps_spin.value()), ("eval_every", self.eval_spin.value()),
                            ("seed", self.seed_spin.value()), ("split", self.split_combo.currentData())):
             if value != getattr(base, key) and key not in overrides:
                 overrides[key] = value
         return gen_spec.make_spec(preset, overrides)
 
+    def joint_spec(self):
+        """The joint settings (task, mix, query encoder, ...) of a new search / joint model."""
+        if self.resume_id is not None:
+            rec = self.context.store.get_model(self.resume_id)
+            return gen_joint.JointSpec(**rec.spec["joint"])
+        _gen, joint = self._overrides()
+        values: dict[str, Any] = {"task": self.task, "query_encoder": self.encoder_combo.currentData()}
+        if self.task == "joint":
+            values["mix"] = round(self.mix_spin.value(), 4)
+        values.update(joint)
+        return gen_joint.make_joint_spec(values)
+
     @Slot()
     def _update_spec(self, *_args) -> None:
         resuming = self.resume_id is not None
         for w in self._new_widgets:
             w.setEnabled(not resuming)
+        self.mix_spin.setEnabled(not resuming and self.task == "joint")
+        self.encoder_combo.setEnabled(not resuming and self.task != "rec")
         problem = self._problem()
         if problem:
             self.spec_label.setText(f"<span style='color:#b00020'>{html.escape(problem)}</span>")
         else:
             spec = self.spec()
             fields = ", ".join(f"{k}={v}" for k, v in spec.to_dict().items())
+            if self.task != "rec":
+                fields = ", ".join(f"{k}={v}" for k, v in self.joint_spec().to_dict().items()) + "; " + fields
             lead = ""
             if resuming:
-                info = next(m for m in self.models if m.id == self.resume_id)
+                info = next(m for m in [*self.models, *self.joint_models] if m.id == self.resume_id)
                 lead = (f"<b>Resuming model #{info.id} at step {info.step:,} of {spec.max_steps:,}</b> with its own "
                         "settings:<br>")
             self.spec_label.setText(f"{lead}<span style='color:#555'>{html.escape(fields)}</span>")
@@ -346,8 +415,13 @@ class GenerativeForm(QWidget):
             return "this project has no Semantic IDs yet: fit a quantiser first"
         if store is not None and store.interaction_count() == 0:
             return "this project has no interactions to learn from"
+        if store is not None and self.task != "rec" and store.query_count(core_queries.TRAIN_SPLIT) < 2:
+            return ("a search or joint model learns from the project's training queries, and it has none: "
+                    "generate them (Search queries form) or import a query log")
         try:
             self.spec()
+            if self.task != "rec":
+                self.joint_spec()
         except SemidError as exc:
             return str(exc)
         return None
@@ -364,10 +438,12 @@ class GenerativeForm(QWidget):
         self.resume_combo.clear()
         self.resume_combo.addItem("a new model", NEW_MODEL)
         self.models = list_generative_models(store) if store is not None else []
-        for info in reversed(self.models):
-            if info.resumable:
-                self.resume_combo.addItem(f"resume #{info.id} {info.name} ({info.status} at step {info.step:,})",
-                                          info.id)
+        self.joint_models = list_joint_models(store) if store is not None else []
+        resumable = [(m.id, f"{m.name} (rec, {m.status} at step {m.step:,})") for m in self.models if m.resumable]
+        resumable += [(m.id, f"{m.name} ({m.task}, {m.status} at step {m.step:,})") for m in self.joint_models
+                      if m.resumable]
+        for model_id, text in sorted(resumable, reverse=True):
+            self.resume_combo.addItem(f"resume #{model_id} {text}", model_id)
         if keep is not None and self.resume_combo.findData(keep) >= 0:
             self.resume_combo.setCurrentIndex(self.resume_combo.findData(keep))
         self.resume_combo.blockSignals(False)
@@ -378,6 +454,8 @@ class GenerativeForm(QWidget):
         if problem:
             raise SemidError(problem)
         spec = self.spec()
+        task = self.task
+        joint = self.joint_spec() if task != "rec" else None
         resume: int | bool = self.resume_id if self.resume_id is not None else False
         preset = self.preset_combo.currentText()
         name = self.name_edit.text().strip() or None
@@ -385,13 +463,18 @@ class GenerativeForm(QWidget):
         device = self.device_combo.currentData()
 
         def body(store, cancel):
+            if joint is not None:
+                return (yield from gen_joint.train_joint(store, spec, joint, resume=resume, name=name, preset=preset,
+                                                         device=device, max_minutes=minutes, cancel=cancel))
             from ...core.generative import train_model
 
             return (yield from train_model(store, spec, resume=resume, name=name, preset=preset, device=device,
                                            max_minutes=minutes, cancel=cancel))
 
         what = f"resuming model #{resume}" if resume else f"{preset} preset, {spec.max_steps:,} steps"
-        return f"Training the generative recommender ({what})", body
+        kind = {"rec": "the generative recommender", "joint": "a joint search + rec model",
+                "search": "a generative search model"}[task]
+        return f"Training {kind} ({what})", body
 
     def outcome(self, model_id: int) -> tuple[str, float]:
         rec = self.context.store.get_model(model_id)
@@ -405,24 +488,354 @@ class GenerativeForm(QWidget):
     def describe_result(self, model_id: int) -> str:
         rec = self.context.store.get_model(model_id)
         spec = rec.spec.get("spec", {})
+        joint = rec.spec.get("joint")
         metric = spec.get("select_metric", "ndcg@10")
+        what = "mean of rec and search " + metric if joint and joint.get("task") == "joint" else \
+            "search " + metric if joint else metric
         best = "no validation yet" if rec.best_metric is None else \
-            f"best validation {metric} {rec.best_metric:.4f} at step {rec.best_step:,} (the checkpoint kept)"
+            f"best validation {what} {rec.best_metric:.4f} at step {rec.best_step:,} (the checkpoint kept)"
         lines = [f"Model #{rec.id} “{rec.name}”: {rec.status} at step {rec.step:,} of {spec.get('max_steps', 0):,};",
                  f"{best}.", ""]
         if rec.status in ("stopped", "interrupted"):
             lines += ["Choose it under Model → resume to continue training.", ""]
-        lines.append(f"{'step':>8} {'min':>7} {'train loss':>11} {metric:>10} {'recall@10':>10} {'targets/s':>10}")
+        # (name in the table, key in the validation dict)
+        cols = [(metric, metric), ("recall@10", "recall@10")]
+        if joint:
+            search_cols = [(f"search {metric}", f"search_{metric}"), ("search R@10", "search_recall@10")]
+            cols = search_cols if joint.get("task") == "search" else cols + search_cols
+        lines.append(f"{'step':>8} {'min':>7} {'train loss':>11} " + " ".join(f"{c:>17}" for c, _k in cols)
+                     + f" {'targets/s':>10}")
         for e in rec.history[-12:]:
             valid = e.get("valid", {})
             loss = e.get("train_loss")
             lines.append(f"{e['step']:>8,} {e['elapsed_s'] / 60:>7.2f} {'' if loss is None else f'{loss:.4f}':>11} "
-                         f"{valid.get(metric, float('nan')):>10.4f} {valid.get('recall@10', float('nan')):>10.4f} "
-                         f"{e.get('targets_per_s', 0):>10,.0f}")
+                         + " ".join(f"{valid.get(k, float('nan')):>17.4f}" for _c, k in cols)
+                         + f" {e.get('targets_per_s', 0):>10,.0f}")
+        if joint:
+            lines += ["", "Search with it in the Playground; evaluate it against the baselines in Strategies."]
         return "\n".join(lines)
 
     def after_success(self, model_id: int) -> None:
         self.context.modelsChanged.emit()
+
+
+class QueriesForm(QWidget):
+    """Generate search queries from the catalogue (known-item, category-path, attribute templates)."""
+
+    title = "Search queries (generate from the catalogue)"
+    cancelled_text = "Cancelled; the project's queries are as they were."
+    changed = Signal()
+
+    METHOD_TIPS = {
+        "known-item": "Terms drawn from the item's own text, weighted by how discriminative they are "
+                      "(Azzopardi, de Rijke and Balog, SIGIR 2007)",
+        "category-path": "The leaf category plus some of its ancestors (Ai et al., SIGIR 2017)",
+        "template": "The item's category with its brand, a price band or another field (\"lipstick under $10\")",
+    }
+
+    def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.method_combo = QComboBox()
+        for method in core_queries.METHODS:
+            self.method_combo.addItem(method, method)
+            self.method_combo.setItemData(self.method_combo.count() - 1, self.METHOD_TIPS.get(method, ""),
+                                          Qt.ToolTipRole)
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItem("(choose to fill in)", None)
+        for name in core_queries.PRESETS:
+            self.preset_combo.addItem(name, name)
+        self.preset_combo.setToolTip("laptop: 4 + 2 per item; paper: 10 + 10 per item, no title words")
+        self.per_item_spin = QSpinBox()
+        self.per_item_spin.setRange(1, 100)
+        self.per_item_spin.setToolTip("Training queries per item")
+        self.test_spin = QSpinBox()
+        self.test_spin.setRange(0, 100)
+        self.test_spin.setToolTip("Test queries per item: held out, never trained on")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.exclude_title_check = QCheckBox("Leave title words out (known-item)")
+        self.exclude_title_check.setToolTip("Queries never contain a word of the item's title, as people who cannot "
+                                            "remember the title ask")
+        self.overrides_edit = QLineEdit()
+        self.overrides_edit.setPlaceholderText("other settings, e.g. fields=title,description, noise=0.1")
+        self.spec_label = QLabel("")
+        self.spec_label.setWordWrap(True)
+        self.spec_label.setTextFormat(Qt.RichText)
+        self.counts_label = QLabel("")
+        self.counts_label.setWordWrap(True)
+
+        form = QFormLayout(self)
+        form.addRow("Generator", self.method_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Train per item", self.per_item_spin)
+        form.addRow("Test per item", self.test_spin)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("", self.exclude_title_check)
+        form.addRow("More settings", self.overrides_edit)
+        form.addRow(self.spec_label)
+        form.addRow(self.counts_label)
+
+        base = core_queries.QuerySpec()
+        self.per_item_spin.setValue(base.per_item)
+        self.test_spin.setValue(base.test_per_item)
+        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
+        self.method_combo.currentIndexChanged.connect(self._update_spec)
+        for spin in (self.per_item_spin, self.test_spin, self.seed_spin):
+            spin.valueChanged.connect(self._update_spec)
+        self.exclude_title_check.toggled.connect(self._update_spec)
+        self.overrides_edit.textChanged.connect(self._update_spec)
+        self._update_spec()
+
+    def _on_preset_changed(self, *_args) -> None:
+        name = self.preset_combo.currentData()
+        if name is None:
+            return
+        values = core_queries.PRESETS[name]
+        self.per_item_spin.setValue(int(values.get("per_item", self.per_item_spin.value())))
+        self.test_spin.setValue(int(values.get("test_per_item", self.test_spin.value())))
+        self.exclude_title_check.setChecked(bool(values.get("exclude_title", False)))
+
+    def spec(self):
+        """The protocol the widgets describe (the widgets are the truth; a preset only fills them)."""
+        overrides: dict[str, Any] = {"per_item": self.per_item_spin.value(), "test_per_item": self.test_spin.value(),
+                                     "seed": self.seed_spin.value(),
+                                     "exclude_title": self.exclude_title_check.isChecked()}
+        overrides.update(parse_overrides(self.overrides_edit.text()))
+        return core_queries.make_spec(self.method_combo.currentData(), overrides=overrides)
+
+    @Slot()
+    def _update_spec(self, *_args) -> None:
+        self.exclude_title_check.setEnabled(self.method_combo.currentData() == "known-item")
+        try:
+            spec = self.spec()
+        except SemidError as exc:
+            self.spec_label.setText(f"<span style='color:#b00020'>{html.escape(str(exc))}</span>")
+        else:
+            self.spec_label.setText(f"<span style='color:#555'>{html.escape(core_queries.describe_spec(spec))}. "
+                                    "Generating again replaces the earlier generated queries (imported ones are "
+                                    "kept); test queries never reach a training step.</span>")
+        self.changed.emit()
+
+    def is_valid(self) -> bool:
+        try:
+            self.spec()
+        except SemidError:
+            return False
+        return self.context.store is not None and self.context.store.item_count() > 0
+
+    def refresh(self) -> None:
+        store = self.context.store
+        if store is None:
+            self.counts_label.setText("")
+            return
+        rows = core_queries.query_protocols(store)
+        if not rows:
+            self.counts_label.setText("This project has no queries yet.")
+        else:
+            parts = [f"{r['n']:,} {r['source']} {r['split']}" for r in rows]
+            self.counts_label.setText("The project's queries now: " + ", ".join(parts) + ".")
+        self._update_spec()
+
+    def build_task(self) -> tuple[str, Callable]:
+        spec = self.spec()
+
+        def body(store, cancel):
+            return (yield from core_queries.generate_queries(store, spec, cancel=cancel))
+
+        return f"Generating {spec.method} queries", body
+
+    def outcome(self, protocol: dict) -> tuple[str, float]:
+        return f"Finished: {protocol['n_train']:,} train and {protocol['n_test']:,} test queries.", 1.0
+
+    def describe_result(self, protocol: dict) -> str:
+        store = self.context.store
+        lines = [f"Saved {protocol['n_train']:,} train and {protocol['n_test']:,} test queries "
+                 f"({protocol['method']}, seed {protocol['seed']}) for {protocol['n_items']:,} items.",
+                 f"Protocol: {protocol.get('reference', '')}."]
+        if protocol.get("items_short"):
+            lines.append(f"{protocol['items_short']:,} items could not give that many distinct queries and got fewer.")
+        examples = store.queries_frame(split=core_queries.TRAIN_SPLIT, source=core_queries.GENERATED).head(6)
+        if len(examples):
+            titles = {int(r["idx"]): format_value(r.get("title")) for r in store.get_items(
+                [int(i) for i in examples["item_idx"]])}
+            lines += ["", "Examples (query → item):"]
+            lines += [f"  {t}  →  {titles.get(int(i), i)}" for t, i in zip(examples["text"], examples["item_idx"])]
+        lines += ["", "Next: an embedding strategy fine-tuned on them (Embedding strategy),",
+                  "or a joint search + rec model (Generative model, task joint)."]
+        return "\n".join(lines)
+
+    def after_success(self, protocol: dict) -> None:
+        self.context.contentChanged.emit()
+
+
+class StrategyForm(QWidget):
+    """Make an embedding set with a strategy (content, search-tuned, rec-tuned, multi-task, fused)."""
+
+    title = "Embedding strategy (item embeddings for SIDs)"
+    cancelled_text = "Cancelled; no embedding set was saved (the project is as it was)."
+    changed = Signal()
+
+    STRATEGY_TIPS = {
+        "content": "The project's sentence encoder as it is",
+        "search": "The encoder fine-tuned on (training query, item text) pairs, in-batch negatives",
+        "rec": "Collaborative item vectors from the training interactions (PPMI-SVD or BPR)",
+        "multitask": "One encoder fine-tuned on query→item plus item→item (co-occurring) contrastive losses",
+        "fused-concat": "Search-tuned and rec-tuned vectors, normalised and concatenated",
+        "fused-svd": "Search-tuned and rec-tuned vectors projected to one size by PCA and summed",
+    }
+
+    def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.strategy_combo = QComboBox()
+        for strategy in core_strategies.STRATEGIES:
+            self.strategy_combo.addItem(STRATEGY_LABELS.get(strategy, strategy), strategy)
+            self.strategy_combo.setItemData(self.strategy_combo.count() - 1, self.STRATEGY_TIPS.get(strategy, ""),
+                                            Qt.ToolTipRole)
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItem("(defaults)", None)
+        for name in core_strategies.PRESETS:
+            self.preset_combo.addItem(name, name)
+        self.preset_combo.setToolTip("laptop: one pass over at most 5,000 pairs, texts cut at 128 word pieces; "
+                                     "paper: 3 passes over every pair (a GPU is advisable)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.search_source = QComboBox()
+        self.rec_source = QComboBox()
+        for combo in (self.search_source, self.rec_source):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(20)
+        self.overrides_edit = QLineEdit()
+        self.overrides_edit.setPlaceholderText("other settings, e.g. epochs=2, max_pairs=2000, rec_method=bpr")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("(automatic)")
+        self.force_check = QCheckBox("Make a new set even if one with these settings exists")
+        self.spec_label = QLabel("")
+        self.spec_label.setWordWrap(True)
+        self.spec_label.setTextFormat(Qt.RichText)
+
+        form = QFormLayout(self)
+        form.addRow("Strategy", self.strategy_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Search-tuned set", self.search_source)
+        form.addRow("Rec-tuned set", self.rec_source)
+        form.addRow("More settings", self.overrides_edit)
+        form.addRow("Set name", self.name_edit)
+        form.addRow("", self.force_check)
+        form.addRow(self.spec_label)
+
+        self.strategy_combo.currentIndexChanged.connect(self._update_spec)
+        self.preset_combo.currentIndexChanged.connect(self._update_spec)
+        self.seed_spin.valueChanged.connect(self._update_spec)
+        self.search_source.currentIndexChanged.connect(self._update_spec)
+        self.rec_source.currentIndexChanged.connect(self._update_spec)
+        self.overrides_edit.textChanged.connect(self._update_spec)
+        self._update_spec()
+
+    @property
+    def strategy(self) -> str:
+        return self.strategy_combo.currentData()
+
+    def spec(self):
+        overrides: dict[str, Any] = {"seed": self.seed_spin.value()}
+        overrides.update(parse_overrides(self.overrides_edit.text()))
+        return core_strategies.make_spec(preset=self.preset_combo.currentData(), overrides=overrides)
+
+    def sources(self) -> list[int] | None:
+        if not self.strategy.startswith("fused"):
+            return None
+        return [self.search_source.currentData(), self.rec_source.currentData()]
+
+    def _problem(self) -> str | None:
+        store = self.context.store
+        strategy = self.strategy
+        if store is not None:
+            if strategy in core_strategies.FINE_TUNED and store.query_count(core_queries.TRAIN_SPLIT) < 2:
+                return ("fine-tuning learns from the project's training queries, and it has none: generate them "
+                        "(Search queries form) or import a query log")
+            if strategy in ("rec", "multitask") and store.interaction_count() == 0:
+                return "this strategy learns from interactions, and the project has none"
+            if strategy.startswith("fused") and (self.search_source.currentData() is None
+                                                 or self.rec_source.currentData() is None):
+                return "a fused set needs a search-tuned set and a rec-tuned set: make them first"
+        try:
+            self.spec()
+        except SemidError as exc:
+            return str(exc)
+        return None
+
+    @Slot()
+    def _update_spec(self, *_args) -> None:
+        fused = self.strategy.startswith("fused")
+        self.search_source.setEnabled(fused)
+        self.rec_source.setEnabled(fused)
+        problem = self._problem()
+        if problem:
+            self.spec_label.setText(f"<span style='color:#b00020'>{html.escape(problem)}</span>")
+        else:
+            spec = self.spec()
+            keep = core_strategies._key_spec(self.strategy, spec) if self.strategy != "content" else \
+                {"model": spec.model, "template": spec.template}
+            fields = ", ".join(f"{k}={v}" for k, v in keep.items())
+            tip = self.STRATEGY_TIPS.get(self.strategy, "")
+            self.spec_label.setText(f"{html.escape(tip)}.<br><span style='color:#555'>{html.escape(fields)}</span><br>"
+                                    "<span style='color:#555'>Then fit a quantiser on the new set (Quantiser form, "
+                                    "Embeddings) to get its Semantic IDs.</span>")
+        self.changed.emit()
+
+    def is_valid(self) -> bool:
+        return self.context.store is not None and self._problem() is None
+
+    def refresh(self) -> None:
+        store = self.context.store
+        for combo, strategy in ((self.search_source, "search"), (self.rec_source, "rec")):
+            keep = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            if store is not None:
+                for emb in reversed(store.list_embedding_sets()):
+                    if emb.strategy == strategy:
+                        combo.addItem(emb.describe(), emb.id)
+            if keep is not None and combo.findData(keep) >= 0:
+                combo.setCurrentIndex(combo.findData(keep))
+            combo.blockSignals(False)
+        self._update_spec()
+
+    def build_task(self) -> tuple[str, Callable]:
+        problem = self._problem()
+        if problem:
+            raise SemidError(problem)
+        strategy, spec, sources = self.strategy, self.spec(), self.sources()
+        name = self.name_edit.text().strip() or None
+        force = self.force_check.isChecked()
+
+        def body(store, cancel):
+            return (yield from core_strategies.build_embedding(store, strategy, spec, sources=sources, name=name,
+                                                               force=force, cancel=cancel))
+
+        return f"Making {STRATEGY_LABELS.get(strategy, strategy)} embeddings (seed {spec.seed})", body
+
+    def outcome(self, set_id: int) -> tuple[str, float]:
+        return f"Finished: embedding set #{set_id}.", 1.0
+
+    def describe_result(self, set_id: int) -> str:
+        emb = next(e for e in self.context.store.list_embedding_sets() if e.id == set_id)
+        p = emb.params or {}
+        lines = [f"Embedding set #{emb.id} “{emb.name}”: {emb.n_items:,} items × {emb.dim} dims, strategy "
+                 f"{STRATEGY_LABELS.get(emb.strategy, emb.strategy)}."]
+        for key, label in (("train_queries", "training queries"), ("steps", "steps"), ("pairs_per_s", "pairs/s"),
+                           ("loss_first", "loss first"), ("loss_last", "loss last"), ("rec_method", "rec method"),
+                           ("queries_truncated_share", "share of queries cut"), ("how", "how")):
+            if key in p:
+                lines.append(f"  {label}: {p[key]}")
+        lines += ["", "Fit a quantiser on it (Quantiser form → Embeddings) to get its Semantic IDs;",
+                  "the Strategies view compares SID spaces and the joint models trained on them."]
+        return "\n".join(lines)
+
+    def after_success(self, set_id: int) -> None:
+        self.context.contentChanged.emit()
 
 
 class TrainingPanel(QWidget):
@@ -435,7 +848,9 @@ class TrainingPanel(QWidget):
         self.context = context
         self.quantizer_form = QuantizerForm(context)
         self.generative_form = GenerativeForm(context)
-        self.forms: list[QWidget] = [self.quantizer_form, self.generative_form]
+        self.queries_form = QueriesForm(context)
+        self.strategy_form = StrategyForm(context)
+        self.forms: list[QWidget] = [self.quantizer_form, self.generative_form, self.queries_form, self.strategy_form]
         self.kind_combo = QComboBox()
         self.stack = QStackedWidget()
         for form in self.forms:
@@ -472,7 +887,12 @@ class TrainingPanel(QWidget):
         settings = QGroupBox("What to train")
         sl = QVBoxLayout(settings)
         sl.addWidget(self.kind_combo)
-        sl.addWidget(self.stack, 1)
+        # the forms scroll when the window is short (the generative form has many rows)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(self.stack)
+        sl.addWidget(scroll, 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
@@ -483,8 +903,8 @@ class TrainingPanel(QWidget):
         plots = QWidget()
         pl = QHBoxLayout(plots)
         pl.setContentsMargins(0, 0, 0, 0)
-        pl.addWidget(self.curves)
-        pl.addWidget(self.valid_curves)
+        pl.addWidget(self.curves, 1)
+        pl.addWidget(self.valid_curves, 1)  # equal widths: a long metric name needs room too
         right = QSplitter(Qt.Vertical)
         right.addWidget(plots)
         right.addWidget(self.log)
@@ -642,4 +1062,6 @@ class TrainingPanel(QWidget):
         self.valid_curves.refresh()
         if form is self.generative_form:
             self.context.modelsChanged.emit()  # finished, stopped or interrupted: the Model list changes
+        if form in (self.queries_form, self.strategy_form) and self.last_status == "done":
+            self._refresh_forms()  # new queries or a new embedding set: every form's choices change
         self._update_buttons()
