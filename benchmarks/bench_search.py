@@ -380,6 +380,8 @@ def main() -> int:
     needed = {"tomt": "movielens_tomt", "beauty": "amazon2014_beauty_5core"}
     results: dict = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     started = time.perf_counter()
+    if args.long_text == "auto" and "tomt" not in args.datasets:
+        args.long_text = "truncate"  # "auto" is chosen on tomt's dev split; generated queries are short anyway
     for name in args.datasets:
         if not (DATA / needed[name]).exists():
             log(f"skipping {name}: ../shared/data/{needed[name]} is not available")
