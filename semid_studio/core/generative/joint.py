@@ -675,6 +675,9 @@ class JointModel:
     step: int
     views: dict | None = None  # "rec" / "search" -> TaskView (the same view under the shared strategy)
     tokens: dict | None = None  # the token strategy record (None: shared)
+    # script families of the catalogue's texts, for the unknown-script warning (filled on first
+    # search: rendering every item's text per keystroke is slow on a large catalogue)
+    catalogue_scripts: set[str] | None = None
 
     def view(self, task: str) -> TaskView:
         """The task's view, with the model's node embeddings pointed at its trie."""
@@ -762,8 +765,10 @@ def joint_search(store: ProjectStore, text: str, *, k: int = 10, beam: int | Non
     if not 1 <= int(k) <= 1000:
         raise SemidError("-k must be between 1 and 1000")
     beam = max(int(k), beam or 20)
-    texts, _ = item_texts(store)
-    checked = check_query(text, known_scripts=text_scripts(texts))
+    if loaded is not None and loaded.catalogue_scripts is None:
+        loaded.catalogue_scripts = text_scripts(item_texts(store)[0])
+    scripts = loaded.catalogue_scripts if loaded is not None else text_scripts(item_texts(store)[0])
+    checked = check_query(text, known_scripts=scripts)  # before loading a model: bad input fails fast
     started = time.perf_counter()
     jm = loaded or load_joint(store, model_id)
     feats = _drive(text_features(None, jm.joint, [checked.text], encoder=jm.encoder, cache=False))
