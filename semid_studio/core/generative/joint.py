@@ -521,6 +521,13 @@ class JointTrainer(Trainer):
             return metrics[f"search_{m}"]
         return 0.5 * (metrics[m] + metrics[f"search_{m}"])
 
+    def part_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Each task's own figure, so a live plot can show the two curves apart."""
+        m = self.spec.select_metric
+        if self.joint.task == "search":
+            return {}
+        return {f"rec {m}": metrics[m], f"search {m}": metrics[f"search_{m}"]}
+
 
 # --------------------------------------------------------------------------- the project task
 

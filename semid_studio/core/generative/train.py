@@ -252,6 +252,10 @@ class Trainer:
     def selection_value(self, metrics: dict[str, float]) -> float:
         return metrics[self.spec.select_metric]
 
+    def part_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Validation figures worth a curve of their own beside the selection figure (none here)."""
+        return {}
+
     # -- state as arrays (checkpoints)
 
     def weights(self) -> dict[str, np.ndarray]:
@@ -521,5 +525,7 @@ def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> 
     if entry["train_loss"] is not None:
         yield Metric("train_loss", entry["train_loss"], s.step, s.elapsed_s, "train")
     yield Metric(trainer.selection_name, value, s.step, s.elapsed_s, "valid")
+    for name, part in trainer.part_metrics(metrics).items():
+        yield Metric(name, part, s.step, s.elapsed_s, "valid")
     yield PartialResult("checkpoint", {"model_id": model_id, "step": s.step, "best": improved, **metrics})
     return {**entry, "improved": improved}
