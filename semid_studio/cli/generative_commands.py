@@ -102,15 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume = False
     elif args.resume is not None:
         resume = args.resume
-    with open_store(args.project) as store:
-        try:
-            model_id = run_task(train_model(store, spec, resume=resume, name=args.name, preset=args.preset,
-                                            device=args.device, max_minutes=args.max_minutes), quiet=args.json)
-        except KeyboardInterrupt:
-            print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
-                  "command again to resume", flush=True)
-            return 130
-        rec = store.get_model(model_id)
+    rec = _run_training(args, lambda store: train_model(
+        store, spec, resume=resume, name=args.name, preset=args.preset, device=args.device,
+        max_minutes=args.max_minutes))
+    if rec is None:
+        return 130
+    model_id = rec.id
     if args.json:
         print_json({"model_id": model_id, "status": rec.status, "step": rec.step, "best_step": rec.best_step,
                     "best_metric": rec.best_metric, "history": rec.history})
@@ -121,6 +118,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rec.status in ("stopped", "interrupted"):
             print("run the same command again to continue training")
     return 0
+
+
+def _run_training(args: argparse.Namespace, make_task):
+    """Run a training task on the project; its record, or None after Ctrl-C (the last
+    completed step is saved by the task)."""
+    with open_store(args.project) as store:
+        try:
+            model_id = run_task(make_task(store), quiet=args.json)
+        except KeyboardInterrupt:
+            print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
+                  "command again to resume", flush=True)
+            return None
+        return store.get_model(model_id)
 
 
 def _train_joint(args: argparse.Namespace) -> int:
@@ -143,15 +153,12 @@ def _train_joint(args: argparse.Namespace) -> int:
     spec = make_spec(args.preset, overrides)
     joint = make_joint_spec(joint_over)
     resume: int | bool | None = False if args.new else args.resume
-    with open_store(args.project) as store:
-        try:
-            model_id = run_task(train_joint(store, spec, joint, resume=resume, name=args.name, preset=args.preset,
-                                            device=args.device, max_minutes=args.max_minutes), quiet=args.json)
-        except KeyboardInterrupt:
-            print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
-                  "command again to resume", flush=True)
-            return 130
-        rec = store.get_model(model_id)
+    rec = _run_training(args, lambda store: train_joint(
+        store, spec, joint, resume=resume, name=args.name, preset=args.preset, device=args.device,
+        max_minutes=args.max_minutes))
+    if rec is None:
+        return 130
+    model_id = rec.id
     if args.json:
         print_json({"model_id": model_id, "kind": rec.kind, "task": args.task, "status": rec.status, "step": rec.step,
                     "best_step": rec.best_step, "best_metric": rec.best_metric, "history": rec.history})

@@ -816,6 +816,14 @@ class ProjectStore:
                  encode_arrays(train_state) if train_state else None, _json(extra or {}), now_iso()],
             )
 
+    def checkpoint_tags(self) -> set[tuple[int, str]]:
+        """Every ``(model_id, tag)`` that has a checkpoint, without reading any weights."""
+        return {(int(m), str(t)) for m, t in self.db.execute("SELECT model_id, tag FROM checkpoints")}
+
+    def has_checkpoint(self, model_id: int, tag: str = "best") -> bool:
+        return self.db.execute("SELECT 1 FROM checkpoints WHERE model_id = ? AND tag = ?",
+                               [model_id, tag]).fetchone() is not None
+
     def load_checkpoint(self, model_id: int, tag: str = "best") -> Checkpoint | None:
         row = self.db.execute(
             "SELECT step, weights, train_state, extra FROM checkpoints WHERE model_id = ? AND tag = ?",

@@ -56,7 +56,7 @@ class ModelInfo:
 
 def list_generative_models(store: ProjectStore) -> list[ModelInfo]:
     """Every generative model of the project, oldest first, with what can be done with it."""
-    tags = {(m, t) for m, t in store.db.execute("SELECT model_id, tag FROM checkpoints")}
+    tags = store.checkpoint_tags()
     out = []
     for rec in store.list_models(MODEL_KIND):
         spec = rec.spec.get("spec", {})

@@ -64,7 +64,7 @@ class JointInfo:
 
 def list_joint_models(store: ProjectStore) -> list[JointInfo]:
     """Every joint model of the project, oldest first."""
-    tags = {(m, t) for m, t in store.db.execute("SELECT model_id, tag FROM checkpoints")}
+    tags = store.checkpoint_tags()
     out = []
     for rec in store.list_models(JOINT_KIND):
         spec, joint = rec.spec.get("spec", {}), rec.spec.get("joint", {})

@@ -28,7 +28,7 @@ from .metrics import DEFAULT_KS, category_entropy, ranking_metrics, summarise_ru
 from .model import TigerModel
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import MODEL_KIND, load_split, resolve_device, user_tokens_for
+from .train import JOINT_KIND, MODEL_KIND, load_split, resolve_device, user_tokens_for
 from .trie import SidTrie
 
 
@@ -45,17 +45,24 @@ class LoadedModel:
     skipped: list[int]  # items with no SID (no embedding, or a collision group too large)
 
 
-def pick_model(store: ProjectStore, model_id: int | None = None) -> ModelRecord:
-    """The model asked for, or the newest generative model that has a checkpoint."""
+#: per model kind: what it is called in messages, and the command that trains one
+_KIND_WORDS = {MODEL_KIND: ("generative recommender", "generative model", "semid train"),
+               JOINT_KIND: ("joint search + rec model", "joint search model", "semid train --task joint")}
+
+
+def pick_model(store: ProjectStore, model_id: int | None = None, *, kind: str = MODEL_KIND) -> ModelRecord:
+    """The model asked for (checked to be of ``kind``), or the newest one of ``kind`` that has
+    a checkpoint."""
+    what, short, command = _KIND_WORDS[kind]
     if model_id is not None:
         rec = store.get_model(model_id)
-        if rec.kind != MODEL_KIND:
-            raise ProjectError(f"model #{model_id} is a '{rec.kind}' model, not a generative recommender")
+        if rec.kind != kind:
+            raise ProjectError(f"model #{model_id} is a '{rec.kind}' model, not a {what}")
         return rec
-    for rec in reversed(store.list_models(MODEL_KIND)):
-        if store.load_checkpoint(rec.id, "best") is not None:
+    for rec in reversed(store.list_models(kind)):
+        if store.has_checkpoint(rec.id, "best"):
             return rec
-    raise ProjectError(f"{store.path}: has no trained generative model yet; run 'semid train' first")
+    raise ProjectError(f"{store.path}: has no trained {short} yet; run '{command}' first")
 
 
 def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: SidVocab
@@ -176,7 +183,7 @@ def _group(store: ProjectStore, rec: ModelRecord) -> list[ModelRecord]:
         spec = dict(other.spec.get("spec", {}))
         spec.pop("seed", None)
         if spec == base and other.quantizer_run_id == rec.quantizer_run_id \
-                and store.load_checkpoint(other.id, "best") is not None:
+                and store.has_checkpoint(other.id, "best"):
             out.append(other)
     return out
 

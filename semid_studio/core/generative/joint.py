@@ -54,10 +54,9 @@ from .metrics import ranking_metrics, summarise_runs
 from .model import TextInput, TigerModel
 from .spec import GenerativeSpec, _coerce, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import Trainer, _loop, load_split, lr_factor, make_vocab, resolve_device, sid_loss, user_tokens_for
+from .train import JOINT_KIND, Trainer, _loop, resume_trainer, load_split, lr_factor, make_vocab, resolve_device, sid_loss, user_tokens_for
 from .trie import SidTrie
 
-JOINT_KIND = "tiger-joint"
 TASKS = ("rec", "search", "joint")
 QUERY_ENCODERS = ("minilm", "wordpiece")
 
@@ -541,7 +540,7 @@ def _resumable(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec) -> i
         if rec.status == "done":
             continue
         if rec.spec.get("spec") == spec.to_dict() and rec.spec.get("joint") == joint.to_dict() \
-                and rec.spec.get("tokens") == tokens and store.load_checkpoint(rec.id, "last") is not None:
+                and rec.spec.get("tokens") == tokens and store.has_checkpoint(rec.id, "last"):
             return rec.id
     return None
 
@@ -653,14 +652,7 @@ def train_joint(
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters; per step "
                       f"{trainer.n_search} search + {trainer.n_rec} rec targets")
     else:
-        ckpt = store.load_checkpoint(model_id, "last")
-        if ckpt is None:
-            raise ProjectError(f"model #{model_id} has no saved checkpoint to resume from; start a new one with --new")
-        trainer.load_weights(ckpt.weights)
-        trainer.load_train_state(ckpt.train_state)
-        rec = store.get_model(model_id)
-        history = list(rec.history)
-        trainer.state.best_metric, trainer.state.best_step = rec.best_metric, rec.best_step
+        history = resume_trainer(store, model_id, trainer)
         yield Message(f"resuming joint model #{model_id} at step {trainer.state.step}")
     yield from _loop(store, model_id, trainer, history, max_minutes, cancel)
     return model_id
@@ -695,19 +687,13 @@ class JointModel:
 
 def has_joint_model(store: ProjectStore) -> bool:
     """Whether the project has a joint model with a chosen checkpoint (search can use it)."""
-    return any(store.load_checkpoint(r.id, "best") is not None for r in store.list_models(JOINT_KIND))
+    return any(store.has_checkpoint(r.id, "best") for r in store.list_models(JOINT_KIND))
 
 
 def pick_joint(store: ProjectStore, model_id: int | None = None) -> ModelRecord:
-    if model_id is not None:
-        rec = store.get_model(model_id)
-        if rec.kind != JOINT_KIND:
-            raise ProjectError(f"model #{model_id} is a '{rec.kind}' model, not a joint search + rec model")
-        return rec
-    for rec in reversed(store.list_models(JOINT_KIND)):
-        if store.load_checkpoint(rec.id, "best") is not None:
-            return rec
-    raise ProjectError(f"{store.path}: has no trained joint search model yet; run 'semid train --task joint' first")
+    from .evaluate import pick_model
+
+    return pick_model(store, model_id, kind=JOINT_KIND)
 
 
 def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "best",

@@ -40,6 +40,7 @@ from .tokens import SidVocab, default_level_sizes
 from .trie import SidTrie
 
 MODEL_KIND = "tiger"
+JOINT_KIND = "tiger-joint"  # a joint search + rec model (joint.py), stored beside the recommenders
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -337,7 +338,7 @@ def _resumable(store: ProjectStore, spec: GenerativeSpec) -> int | None:
     for rec in reversed(store.list_models(MODEL_KIND)):
         if rec.status in ("done",):
             continue
-        if rec.spec.get("spec") == spec.to_dict() and store.load_checkpoint(rec.id, "last") is not None:
+        if rec.spec.get("spec") == spec.to_dict() and store.has_checkpoint(rec.id, "last"):
             return rec.id
     return None
 
@@ -421,14 +422,7 @@ def train_model(
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters, "
                       f"{trainer.targets_per_epoch:,} training targets per epoch")
     else:
-        ckpt = store.load_checkpoint(model_id, "last")
-        if ckpt is None:
-            raise ProjectError(f"model #{model_id} has no saved checkpoint to resume from; start a new one with --new")
-        trainer.load_weights(ckpt.weights)
-        trainer.load_train_state(ckpt.train_state)
-        rec = store.get_model(model_id)
-        history = list(rec.history)
-        trainer.state.best_metric, trainer.state.best_step = rec.best_metric, rec.best_step
+        history = resume_trainer(store, model_id, trainer)
         yield Message(f"resuming model #{model_id} at step {trainer.state.step} "
                       f"({trainer.state.elapsed_s / 60:.1f} min trained so far)")
 
@@ -447,6 +441,19 @@ def _save(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
         store.save_checkpoint(model_id, "last", s.step, trainer.weights(), trainer.train_state(), extra)
         store.update_model(model_id, status=status, step=s.step, best_step=s.best_step, best_metric=s.best_metric,
                            history=history)
+
+
+def resume_trainer(store: ProjectStore, model_id: int, trainer: Trainer) -> list[dict]:
+    """Load model ``model_id``'s last checkpoint (weights, optimiser, data order, best so far)
+    into ``trainer``; returns its validation history."""
+    ckpt = store.load_checkpoint(model_id, "last")
+    if ckpt is None:
+        raise ProjectError(f"model #{model_id} has no saved checkpoint to resume from; start a new one with --new")
+    trainer.load_weights(ckpt.weights)
+    trainer.load_train_state(ckpt.train_state)
+    rec = store.get_model(model_id)
+    trainer.state.best_metric, trainer.state.best_step = rec.best_metric, rec.best_step
+    return list(rec.history)
 
 
 def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
