@@ -1,22 +1,26 @@
-"""The joint generative search + recommendation model on movielens_tomt, next to BM25, dense
-retrieval, popularity and the Markov chain.
+"""The joint generative search + recommendation model on movielens_tomt (or any project with
+queries, e.g. Beauty), next to BM25, dense retrieval, popularity and the Markov chain.
 
     .venv/bin/python benchmarks/bench_joint.py [--minutes 8] [--encoders minilm,wordpiece]
         [--strategies content] [--mix 0.5] [--index-share 0.0] [--seeds 0] [--set FIELD=VALUE ...]
         [--tokens shared|separate|prefix-share] [--token-sets SEARCH_SET,REC_SET]
+        [--project PATH --workdir DIR]
 
 What it does (CPU; every figure on the full catalogue of 9,742 movies):
 
 1. the project: ``out/bench_joint/tomt.semid``, a copy of ``out/bench_search/tomt.semid`` (made by
    ``benchmarks/bench_search.py``, with its embedding sets) or, without it, a fresh import of
-   ``../shared/data/movielens_tomt``;
+   ``../shared/data/movielens_tomt``; with ``--project`` a copy of that project instead (for
+   Beauty: ``out/bench_search/beauty.semid``, which ``bench_search.py --datasets beauty`` makes with
+   generated queries and every embedding set), search then reported on its held-out split
+   (``validation`` when it has one, else ``test``);
 2. SIDs: RQ-KMeans (default settings) on the newest embedding set of each ``--strategies``
    entry (content, search, multitask, fused-concat, ...), once;
-3. baselines: BM25 and dense retrieval with each strategy's set on the ``validation`` requests;
+3. baselines: BM25 and dense retrieval with each strategy's set on the held-out requests;
    popularity and first-order Markov on the leave-one-out test split (training part only);
 4. joint models: one per (strategy, query encoder, seed), trained for ``--minutes`` on mixed
    batches of train requests (minus a 10% dev part used to choose the checkpoint) and training
-   histories; search evaluated on ``validation``, rec on the leave-one-out test users.
+   histories; search evaluated on the held-out split, rec on the leave-one-out test users.
 
 With ``--tokens separate|prefix-share`` step 2 makes one SID table per task instead (search side
 from the search-tuned set, rec side from the rec-tuned set, or ``--token-sets``; once, reused
@@ -62,11 +66,14 @@ def on_event(event) -> None:
         log(f"    step {event.step} ({event.elapsed_s:.0f} s): valid {event.name} = {event.value:.4f}")
 
 
-def project(workdir: Path) -> Path:
-    path = workdir / "tomt.semid"
+def project(workdir: Path, source: Path | None = None) -> Path:
+    """The benchmark's own copy of a project (never the original: models are added to it)."""
+    path = workdir / (source.name if source else "tomt.semid")
     if path.exists():
         return path
-    source = REPO / "out" / "bench_search" / "tomt.semid"
+    if source is not None and not source.exists():
+        raise SystemExit(f"{source}: no such project (make it with benchmarks/bench_search.py)")
+    source = source or REPO / "out" / "bench_search" / "tomt.semid"
     if source.exists():
         log(f"copying {source} -> {path}")
         with ProjectStore.open(source) as store:
@@ -160,6 +167,8 @@ def baselines(store: ProjectStore, set_ids: dict[str, int]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / "out" / "bench_joint"))
+    ap.add_argument("--project", help="run on a copy of this project (with queries and embedding sets) "
+                                      "instead of movielens_tomt")
     ap.add_argument("--minutes", type=float, default=8.0, help="training time per joint model")
     ap.add_argument("--max-steps", type=int, default=3000, help="the schedule's length (cosine)")
     ap.add_argument("--encoders", default="minilm,wordpiece")
@@ -184,9 +193,12 @@ def main() -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict = {"args": vars(args), "baselines": {}, "joint": []}
-    with ProjectStore.open(project(workdir)) as store:
-        log(f"== movielens_tomt: {store.item_count()} movies, {store.query_count('train')} train / "
-            f"{store.query_count('validation')} validation requests")
+    path = project(workdir, Path(args.project) if args.project else None)
+    name = path.stem
+    with ProjectStore.open(path) as store:
+        heldout = "validation" if store.query_count("validation") else "test"
+        log(f"== {name}: {store.item_count()} items, {store.query_count('train')} train / "
+            f"{store.query_count(heldout)} {heldout} queries")
         if args.tokens == "shared":
             strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
             runs = {s: sid_run(store, s) for s in strategies}
@@ -226,7 +238,7 @@ def main() -> int:
                     results["joint"].append(entry)
                     (workdir / "results.json").write_text(json.dumps(results, indent=1, default=float))
         log("")
-        log("== movielens_tomt, full catalogue; search on validation requests, rec on leave-one-out test users")
+        log(f"== {name}, full catalogue; search on {heldout} queries, rec on leave-one-out test users")
         log(f"{'':58}{'S R@10':>8}{'S R@30':>8}{'S MRR':>8}{'asked':>8}{'never':>8}{'rec R@10':>9}")
         for name, m in results["baselines"].items():
             if name.startswith("search"):
@@ -246,7 +258,7 @@ def main() -> int:
             t = e["train_queries"]
             log(f"  #{e['model_id']}: {e['steps']} steps in {e['train_s']:.0f} s, best at {e['best_step']}, "
                 f"{e['targets_per_s'] or 0:.0f} targets/s; train requests cut at the word-piece limit: "
-                f"{t['n_truncated']} of {t['n']} ({t['share_truncated']:.1%}); validation: "
+                f"{t['n_truncated']} of {t['n']} ({t['share_truncated']:.1%}); {heldout}: "
                 f"{e['truncation']['n_truncated']} of {e['truncation']['n']}")
     (workdir / "results.json").write_text(json.dumps(results, indent=1, default=float))
     (workdir / "log.txt").write_text("\n".join(LOG) + "\n")

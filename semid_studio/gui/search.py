@@ -356,21 +356,6 @@ def sid_spaces(store: ProjectStore) -> list[tuple[int, str]]:
 # --------------------------------------------------------------------------- running evaluations
 
 
-def _rec_baselines(store: ProjectStore, split: str, ks: tuple[int, ...]) -> dict:
-    """Popularity and the first-order Markov chain on the recommender's test split (what
-    ``evaluate_model`` reports beside a generative model), in its report format."""
-    from ..core.generative.baselines import Markov, Popularity
-    from ..core.generative.metrics import ranking_metrics, summarise_runs
-    from ..core.generative.train import load_split
-
-    _seqs, sp = load_split(store, split)
-    out = {}
-    for cls in (Popularity, Markov):
-        m = ranking_metrics(cls(store.item_count()).fit(sp.train).recommend(sp.test, max(ks)), sp.test.targets, ks)
-        out[cls.name] = {"per_seed": [m], "summary": summarise_runs([m])}
-    return {"models": out, "split_info": sp.info, "n_test": len(sp.test)}
-
-
 def run_strategy_evaluations(store: ProjectStore, *, max_queries: int | None = 500, rec_ks=(5, 10, 20),
                              search_ks=(10, 30), cancel: CancelToken = NEVER):
     """Evaluate what the strategies view is missing, storing every report in the project:
@@ -379,6 +364,7 @@ def run_strategy_evaluations(store: ProjectStore, *, max_queries: int | None = 5
     (popularity, Markov). ``max_queries`` evaluates a seeded sample of the held-out queries
     (stored with the report); None = all. Returns the number of evaluations written."""
     from ..core import search as S
+    from ..core.generative.evaluate import evaluate_count_baselines
     from ..core.generative.joint import evaluate_joint
 
     data = strategy_points(store)
@@ -416,12 +402,7 @@ def run_strategy_evaluations(store: ProjectStore, *, max_queries: int | None = 5
         cancel.raise_if_cancelled()
         split = "loo"
         yield Message(f"rec baselines: popularity and the Markov chain on the '{split}' test users")
-        rep = _rec_baselines(store, split, tuple(rec_ks))
-        settings = {"method": "baselines", "split": split, "split_info": rep["split_info"], "ks": list(rec_ks),
-                    "baselines": ["popularity", "markov"], "model_ids": [], "seeds": [],
-                    "n_items": store.item_count(), "n_test": rep["n_test"]}
-        store.save_evaluation(name=f"rec baselines on {split}", task="recommendation", split=split,
-                              settings=settings, metrics=rep["models"])
+        evaluate_count_baselines(store, split=split, ks=tuple(rec_ks))
         written += 1
     return written
 

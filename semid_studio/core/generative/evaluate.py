@@ -270,10 +270,9 @@ def evaluate_model(
     n_items = store.item_count()
     for name in baselines:
         cancel.raise_if_cancelled()
-        if name == "popularity":
-            ranker = Popularity(n_items).fit(sp.train)
-        elif name == "markov":
-            ranker = Markov(n_items).fit(sp.train)
+        if name != "sasrec":
+            report["models"][name] = count_baseline(name, sp, n_items, ks)
+            yield Message(f"{name}: " + _fmt(report["models"][name]["per_seed"][0], ks))
         else:
             runs = []
             for seed in seeds:
@@ -286,10 +285,6 @@ def evaluate_model(
                 runs.append(mm)
                 yield Message(f"sasrec (seed {seed}): " + _fmt(mm, ks))
             report["models"]["sasrec"] = {"per_seed": runs, "seeds": seeds, "summary": summarise_runs(runs)}
-            continue
-        mm = ranking_metrics(ranker.recommend(sp.test, kmax), sp.test.targets, ks)
-        report["models"][name] = {"per_seed": [mm], "summary": summarise_runs([mm])}
-        yield Message(f"{name}: " + _fmt(mm, ks))
     rec0 = records[0]
     report["settings"] = {
         "split": split, "split_info": sp.info, "ks": list(ks), "beam": beam, "constrained": True,
@@ -301,6 +296,31 @@ def evaluate_model(
         report["evaluation_id"] = store.save_evaluation(
             name=f"tiger #{', #'.join(str(r.id) for r in records)} on {split}", task="recommendation", split=split,
             settings=report["settings"], metrics=report["models"], model_id=rec0.id)
+    return report
+
+
+def count_baseline(name: str, sp: Split, n_items: int, ks: tuple[int, ...]) -> dict:
+    """Popularity or the first-order Markov chain, fitted on the split's training part and
+    tested on its test users, in the report's ``{"per_seed", "summary"}`` form."""
+    ranker = {"popularity": Popularity, "markov": Markov}[name](n_items).fit(sp.train)
+    m = ranking_metrics(ranker.recommend(sp.test, max(ks)), sp.test.targets, ks)
+    return {"per_seed": [m], "summary": summarise_runs([m])}
+
+
+def evaluate_count_baselines(store: ProjectStore, *, split: str = "loo", ks: tuple[int, ...] = DEFAULT_KS,
+                             save: bool = True) -> dict:
+    """Popularity and the Markov chain alone (no generative model), stored as a recommendation
+    report: the reference lines of views that compare models trained elsewhere."""
+    ks = tuple(sorted({int(k) for k in ks}))
+    _seqs, sp = load_split(store, split)
+    models = {name: count_baseline(name, sp, store.item_count(), ks) for name in ("popularity", "markov")}
+    settings = {"method": "baselines", "split": split, "split_info": sp.info, "ks": list(ks),
+                "baselines": list(models), "model_ids": [], "seeds": [], "n_items": store.item_count(),
+                "n_test": len(sp.test)}
+    report = {"settings": settings, "models": models}
+    if save:
+        report["evaluation_id"] = store.save_evaluation(name=f"rec baselines on {split}", task="recommendation",
+                                                        split=split, settings=settings, metrics=models)
     return report
 
 
