@@ -94,7 +94,9 @@ def project(workdir: Path, source: Path | None = None) -> Path:
 
 def sid_run(store: ProjectStore, strategy: str) -> tuple[int, int]:
     """(quantiser run id, embedding set id) for a strategy: RQ-KMeans on its newest set, once."""
-    sets = [e for e in store.list_embedding_sets() if e.strategy == strategy and e.n_items == store.item_count()]
+    # content vectors read from a file (bench_search's --beauty-embeddings cache) are stored as 'imported'
+    kinds = ("content", "imported") if strategy == "content" else (strategy,)
+    sets = [e for e in store.list_embedding_sets() if e.strategy in kinds and e.n_items == store.item_count()]
     if not sets:
         raise SystemExit(f"no '{strategy}' embedding set in the project; run benchmarks/bench_search.py first")
     set_id = sets[-1].id if strategy != "content" else sets[0].id

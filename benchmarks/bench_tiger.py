@@ -5,6 +5,7 @@
         [--curve 5,10,15,30,45,60] [--project out/bench/beauty.semid] [--json out/bench_tiger.json]
     .venv/bin/python benchmarks/bench_tiger.py --models ID[,ID] [--speed-only] ...   (stored models)
     .venv/bin/python benchmarks/bench_tiger.py --throughput --threads 1              (efficiency choices)
+    .venv/bin/python benchmarks/bench_tiger.py --combine s0.json,s1.json,s2.json     (seeds run apart)
 
 Budgets (``--minutes``, ``--curve``) are CPU minutes of this process: with one torch thread
 that is one core of a laptop, and it stays fair on a shared machine; wall minutes are printed
@@ -297,6 +298,37 @@ def throughput(store, split, steps: int = 6, max_s: float = 25.0) -> dict:
     return out
 
 
+def combine(files: list[Path]) -> int:
+    """Pool the per-seed test figures of several result files (same preset, same split; the
+    baselines are deterministic and are taken from the first file) into mean and spread."""
+    from semid_studio.core.generative.metrics import summarise_runs
+
+    per_seed, seeds, rows = [], [], []
+    for f in files:
+        res = json.loads(f.read_text())
+        tiger = res["report"]["tiger"]
+        per_seed += tiger["per_seed"]
+        seeds += tiger["seeds"]
+        rows.append((f, res))
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"seeds repeat across the files ({seeds}): each file must add new seeds")
+    presets = {(r["preset"], json.dumps(r["overrides"], sort_keys=True)) for _, r in rows}
+    if len(presets) > 1:
+        raise SystemExit(f"the files were trained with different settings: {sorted(presets)}")
+    print(f"TIGER on Beauty, test split: {len(seeds)} seeds {seeds} pooled from {len(files)} files "
+          f"(mean ± standard deviation over seeds)")
+    print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
+    print(fmt_row("TIGER (paper)", PAPER))
+    for seed, m in zip(seeds, per_seed):
+        print(fmt_row(f"  ours, seed {seed}", m))
+    print(fmt_row("TIGER-ours (SID model)", summarise_runs(per_seed)))
+    names = {"popularity": "popularity", "markov": "Markov (1st order)", "sasrec": "SASRec (tuned, ours)"}
+    for key, entry in rows[0][1]["report"].items():
+        if key != "tiger":
+            print(fmt_row(names.get(key, key), entry["summary"]))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(BEAUTY))
@@ -320,7 +352,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     ap.add_argument("--models", help="skip training: evaluate these model ids (comma list)")
     ap.add_argument("--json", help="write all figures to this file")
+    ap.add_argument("--combine", help="only pool the test figures of earlier --json files (one seed each, e.g. "
+                                      "seeds trained in parallel processes) into mean and spread")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine([Path(f) for f in args.combine.split(",") if f.strip()])
 
     data = Path(args.data)
     if not (data / "interactions.tsv.gz").exists():
