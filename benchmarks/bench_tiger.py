@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/bench_tiger.py --models ID[,ID] [--speed-only] ...   (stored models)
     .venv/bin/python benchmarks/bench_tiger.py --throughput --threads 1              (efficiency choices)
     .venv/bin/python benchmarks/bench_tiger.py --combine s0.json,s1.json,s2.json     (seeds run apart)
+    .venv/bin/python benchmarks/bench_tiger.py --models ID --beam-check 2000          (beam vs exact ranking)
 
 Budgets (``--minutes``, ``--curve``) are CPU minutes of this process: with one torch thread
 that is one core of a laptop, and it stays fair on a shared machine; wall minutes are printed
@@ -298,6 +299,36 @@ def throughput(store, split, steps: int = 6, max_s: float = 25.0) -> dict:
     return out
 
 
+def beam_check(store, model_id: int, split, n_users: int, beams=(10, 20, 50), seed: int = 0) -> dict:
+    """How much the beam costs: Recall / NDCG @ 10 on a seeded sample of test users from
+    constrained beam search at several widths and from the exact ranking of the whole catalogue
+    (``exact_scores``: every item's SID log-likelihood), plus how often the top 10 agree."""
+    from semid_studio.core.events import drive
+    from semid_studio.core.generative.decode import exact_scores
+    from semid_studio.core.generative.evaluate import load_model, rank_probes
+    from semid_studio.core.generative.metrics import ranking_metrics
+
+    lm = load_model(store, model_id)
+    rows = np.sort(np.random.default_rng(seed).choice(len(split.test), min(n_users, len(split.test)), replace=False))
+    probes = split.test.subset(rows)
+    t0 = time.process_time()
+    exact = np.stack([np.argsort(-exact_scores(lm.model, lm.trie, probes.history(i)), kind="stable")[:10]
+                      for i in range(len(probes))])
+    out = {"n_users": len(probes), "exact": {**ranking_metrics(exact, probes.targets, (10,)),
+                                              "cpu_s": time.process_time() - t0}}
+    for beam in beams:
+        t0 = time.process_time()
+        ranked = drive(rank_probes(lm, probes, k=10, beam=beam))
+        same = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ranked, exact)]))
+        out[f"beam {beam}"] = {**ranking_metrics(ranked, probes.targets, (10,)), "overlap_with_exact@10": same,
+                               "cpu_s": time.process_time() - t0}
+    for name, m in out.items():
+        if isinstance(m, dict):
+            extra = f"  top-10 overlap with exact {m['overlap_with_exact@10']:.3f}" if "overlap_with_exact@10" in m else ""
+            log(f"  {name:8} R@10 {m['recall@10']:.4f}  N@10 {m['ndcg@10']:.4f}  ({m['cpu_s']:.0f} CPU s){extra}")
+    return out
+
+
 def combine(files: list[Path]) -> int:
     """Pool the per-seed test figures of several result files (same preset, same split; the
     baselines are deterministic and are taken from the first file) into mean and spread."""
@@ -352,6 +383,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     ap.add_argument("--models", help="skip training: evaluate these model ids (comma list)")
     ap.add_argument("--json", help="write all figures to this file")
+    ap.add_argument("--beam-check", type=int, metavar="USERS",
+                    help="with --models: beam widths 10/20/50 against the exact ranking on this many test users")
     ap.add_argument("--combine", help="only pool the test figures of earlier --json files (one seed each, e.g. "
                                       "seeds trained in parallel processes) into mean and spread")
     args = ap.parse_args(argv)
@@ -399,7 +432,7 @@ def main(argv=None) -> int:
         model_ids = [int(m) for m in args.models.split(",")]
         for model_id in model_ids:
             snaps = load_snapshots(Path(args.project).with_suffix(".snapshots"), model_id)
-            if snaps and not args.speed_only:
+            if snaps and not (args.speed_only or args.beam_check):
                 curves.append(curve_points(store, model_id, snaps, split, beam=20))
     else:
         for seed in seeds:
@@ -418,6 +451,13 @@ def main(argv=None) -> int:
                                                     for hist in histories]))
     results["valid_history"] = histories
 
+    if args.beam_check:
+        if not model_ids:
+            sys.exit("--beam-check needs --models")
+        out = beam_check(store, model_ids[0], split, args.beam_check)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1, default=float))
+        return 0
     if args.speed_only:
         if not model_ids:
             sys.exit("--speed-only needs --models")
