@@ -5,6 +5,7 @@ queries, e.g. Beauty), next to BM25, dense retrieval, popularity and the Markov 
         [--strategies content] [--mix 0.5] [--index-share 0.0] [--seeds 0] [--set FIELD=VALUE ...]
         [--tokens shared|separate|prefix-share] [--token-sets SEARCH_SET,REC_SET]
         [--project PATH --workdir DIR]
+    .venv/bin/python benchmarks/bench_joint.py --combine A.json,B.json,...   (pool runs made apart)
 
 What it does (CPU; every figure on the full catalogue of 9,742 movies):
 
@@ -166,6 +167,31 @@ def baselines(store: ProjectStore, set_ids: dict[str, int]) -> dict:
     return out
 
 
+def combine(files: list[Path]) -> int:
+    """One row per (strategy, budget): the joint models of several results files (e.g. seeds run
+    in parallel processes) pooled into mean ± standard deviation over seeds."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for f in files:
+        res = json.loads(f.read_text())
+        for e in res["joint"]:
+            groups.setdefault((e["strategy"], e["encoder"], res["args"]["minutes"]), []).append(e)
+    cols = [("search", "recall@10", "S R@10"), ("search", "recall@30", "S R@30"), ("search", "mrr", "S MRR"),
+            ("rec", "recall@10", "rec R@10"), ("rec", "ndcg@10", "rec N@10")]
+    log(f"{'strategy (SIDs), query encoder, minutes, seeds':52}" + "".join(f"{c[2]:>18}" for c in cols))
+    for (strategy, encoder, minutes), runs in groups.items():
+        cells = []
+        for side, metric, _ in cols:
+            vals = [r[side][metric]["mean"] if side == "rec" else r[side][metric] for r in runs if r[side]]
+            cell = f"{np.mean(vals):.4f}" + (f" ± {np.std(vals, ddof=1):.4f}" if len(vals) > 1 else "")
+            cells.append(f"{cell:>18}")
+        seeds = sorted(r["seed"] for r in runs)
+        log(f"{f'{strategy}, {encoder}, {minutes:g} min, seeds {seeds}':52}" + "".join(cells))
+    log("(search on the held-out queries, rec on the leave-one-out test users; ± is the standard deviation over seeds)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / "out" / "bench_joint"))
@@ -186,7 +212,10 @@ def main() -> int:
     ap.add_argument("--tokens", default="shared", choices=["shared", "separate", "prefix-share"],
                     help="token strategy: one SID table (shared) or one per task")
     ap.add_argument("--token-sets", help="SEARCH_SET,REC_SET for --tokens (default: the newest search / rec sets)")
+    ap.add_argument("--combine", help="only pool earlier results.json files (comma list) into mean ± spread")
     args = ap.parse_args()
+    if args.combine:
+        return combine([Path(f) for f in args.combine.split(",") if f.strip()])
     torch.set_num_threads(args.threads)
 
     from semid_studio.core.generative import make_spec
