@@ -70,6 +70,34 @@ def parse_overrides(text: str) -> dict[str, str]:
     return out
 
 
+# widgets every form has (seed, free-form settings, name, the spec read-back)
+def seed_spin() -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(0, 2**31 - 1)
+    return spin
+
+
+def overrides_edit(example: str) -> QLineEdit:
+    """The 'More settings' line: FIELD=VALUE pairs read by :func:`parse_overrides`."""
+    edit = QLineEdit()
+    edit.setPlaceholderText(f"other settings, e.g. {example}")
+    return edit
+
+
+def name_edit() -> QLineEdit:
+    edit = QLineEdit()
+    edit.setPlaceholderText("(automatic)")
+    return edit
+
+
+def spec_label() -> QLabel:
+    """Rich-text read-back of the settings the form will run with."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.RichText)
+    return label
+
+
 class QuantizerForm(QWidget):
     """Settings of a quantiser fit: method, preset, the main sizes and any other spec field."""
 
@@ -88,10 +116,8 @@ class QuantizerForm(QWidget):
         self.levels_spin.setRange(1, 25)
         self.size_spin = QSpinBox()
         self.size_spin.setRange(2, 65536)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.overrides_edit = QLineEdit()
-        self.overrides_edit.setPlaceholderText("other settings, e.g. n_iter=10, balanced=none")
+        self.seed_spin = seed_spin()
+        self.overrides_edit = overrides_edit("n_iter=10, balanced=none")
         self.label_combo = QComboBox()
         self.label_combo.setEditable(True)
         self.label_combo.setToolTip("Field to measure prefix purity against: 'field' or 'field[i]'")
@@ -100,11 +126,8 @@ class QuantizerForm(QWidget):
         self.embedding_combo.setMinimumContentsLength(24)
         self.template_edit = QLineEdit()
         self.template_edit.setPlaceholderText("Title: {title}; Brand: {brand}")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("(automatic)")
-        self.spec_label = QLabel("")
-        self.spec_label.setWordWrap(True)
-        self.spec_label.setTextFormat(Qt.RichText)
+        self.name_edit = name_edit()
+        self.spec_label = spec_label()
 
         form = QFormLayout(self)
         form.addRow("Method", self.method_combo)
@@ -280,8 +303,7 @@ class GenerativeForm(QWidget):
         self.minutes_spin.setSpecialValueText("no limit")
         self.minutes_spin.setSuffix(" min")
         self.minutes_spin.setToolTip("Stop cleanly after this much training (the model can be resumed later)")
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin = seed_spin()
         self.split_combo = QComboBox()
         self.split_combo.addItem("leave-one-out (last item test, second-last validation)", "loo")
         self.split_combo.addItem("global temporal", "temporal")
@@ -289,13 +311,9 @@ class GenerativeForm(QWidget):
         self.device_combo.addItem("auto (CUDA when present)", None)
         self.device_combo.addItem("CPU", "cpu")
         self.device_combo.addItem("CUDA", "cuda")
-        self.overrides_edit = QLineEdit()
-        self.overrides_edit.setPlaceholderText("other settings, e.g. dropout=0.3, lr=0.001, index_share=0.25")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("(automatic)")
-        self.spec_label = QLabel("")
-        self.spec_label.setWordWrap(True)
-        self.spec_label.setTextFormat(Qt.RichText)
+        self.overrides_edit = overrides_edit("dropout=0.3, lr=0.001, index_share=0.25")
+        self.name_edit = name_edit()
+        self.spec_label = spec_label()
 
         form = QFormLayout(self)
         form.addRow("Model", self.resume_combo)
@@ -552,16 +570,12 @@ class QueriesForm(QWidget):
         self.test_spin = QSpinBox()
         self.test_spin.setRange(0, 100)
         self.test_spin.setToolTip("Test queries per item: held out, never trained on")
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin = seed_spin()
         self.exclude_title_check = QCheckBox("Leave title words out (known-item)")
         self.exclude_title_check.setToolTip("Queries never contain a word of the item's title, as people who cannot "
                                             "remember the title ask")
-        self.overrides_edit = QLineEdit()
-        self.overrides_edit.setPlaceholderText("other settings, e.g. fields=title,description, noise=0.1")
-        self.spec_label = QLabel("")
-        self.spec_label.setWordWrap(True)
-        self.spec_label.setTextFormat(Qt.RichText)
+        self.overrides_edit = overrides_edit("fields=title,description, noise=0.1")
+        self.spec_label = spec_label()
         self.counts_label = QLabel("")
         self.counts_label.setWordWrap(True)
 
@@ -699,21 +713,16 @@ class StrategyForm(QWidget):
             self.preset_combo.addItem(name, name)
         self.preset_combo.setToolTip("laptop: one pass over at most 5,000 pairs, texts cut at 128 word pieces; "
                                      "paper: 3 passes over every pair (a GPU is advisable)")
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin = seed_spin()
         self.search_source = QComboBox()
         self.rec_source = QComboBox()
         for combo in (self.search_source, self.rec_source):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(20)
-        self.overrides_edit = QLineEdit()
-        self.overrides_edit.setPlaceholderText("other settings, e.g. epochs=2, max_pairs=2000, rec_method=bpr")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("(automatic)")
+        self.overrides_edit = overrides_edit("epochs=2, max_pairs=2000, rec_method=bpr")
+        self.name_edit = name_edit()
         self.force_check = QCheckBox("Make a new set even if one with these settings exists")
-        self.spec_label = QLabel("")
-        self.spec_label.setWordWrap(True)
-        self.spec_label.setTextFormat(Qt.RichText)
+        self.spec_label = spec_label()
 
         form = QFormLayout(self)
         form.addRow("Strategy", self.strategy_combo)
