@@ -19,7 +19,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 ORGANIZATION = "SemID Studio"
 APPLICATION = "SemID Studio"
 #: the views --view can show (MainWindow.VIEWS; repeated so that --help does not import Qt)
-VIEWS = ("catalogue", "tree", "training", "playground", "evaluation", "export")
+VIEWS = ("catalogue", "tree", "training", "playground", "evaluation", "strategies", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -284,6 +284,14 @@ def test_screenshot_command_saves_a_png_and_exits(qtbot, gui_project, tmp_path):
     assert main([str(tmp_path / "missing.semid"), "--screenshot", str(tmp_path / "x.png")]) == 2
 
 
+def test_every_tab_of_the_window_can_be_named_on_the_command_line():
+    # app.VIEWS is a copy (so that --help does not import Qt): a new tab must be added to both
+    from semid_studio.gui.app import VIEWS
+    from semid_studio.gui.main_window import MainWindow
+
+    assert VIEWS == MainWindow.VIEWS
+
+
 def test_an_unexpected_exception_becomes_a_message(qtbot, window):
     import sys
 
