@@ -23,6 +23,7 @@ from semid_studio.core.generative.decode import beam_search, exact_scores, sampl
 from semid_studio.core.generative.metrics import ranking_metrics
 from semid_studio.core.generative.model import TigerModel
 from semid_studio.core.generative.tokens import SidVocab, default_level_sizes
+from semid_studio.core.generative.train import Trainer, make_vocab, same_spec
 from semid_studio.core.generative.trie import SidTrie
 from semid_studio.core.store import ProjectStore
 
@@ -98,6 +99,13 @@ def test_spec_presets_and_bad_overrides():
         make_spec("tiny", {"lr": "fast"})
     with pytest.raises(SemidError, match="must be one of"):
         make_spec("tiny", {"schedule": "linear"})
+    with pytest.raises(SemidError, match="ema_decay"):
+        make_spec("tiny", {"ema_decay": "1.5"})
+    # a model stored before a field existed is still found for resuming with that field's default
+    tiny = make_spec("tiny")
+    older = {k: v for k, v in tiny.to_dict().items() if k != "ema_decay"}
+    assert same_spec(older, tiny) and not same_spec(older, make_spec("tiny", {"ema_decay": "0.99"}))
+    assert not same_spec({**older, "a_field_from_the_future": 1}, tiny)
 
 
 # --------------------------------------------------------------------------- trie and decoding
@@ -186,16 +194,19 @@ def test_sampling_gives_distinct_items_and_more_diversity_when_hotter(trained):
 # --------------------------------------------------------------------------- resume, cold start
 
 
-def test_resume_after_interrupt_gives_the_same_model(project_master, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["raw-weights", "weight-average"])
+def test_resume_after_interrupt_gives_the_same_model(project_master, tmp_path, ema_decay):
     # also the other model variants: a generated dedup level and per-node output embeddings
     overrides = {"max_steps": 60, "eval_every": 20, "valid_users": 200, "seed": 3, "dedup_token": "model",
-                 "node_output": True}
+                 "node_output": True, "ema_decay": ema_decay}
     a, b = tmp_path / "a.semid", tmp_path / "b.semid"
     shutil.copyfile(project_master, a)
     shutil.copyfile(project_master, b)
     with ProjectStore.open(a) as store:
         straight = drive(train_model(store, make_spec("tiny", overrides), preset="tiny"))
-        w_straight = store.load_checkpoint(straight, "last").weights
+        last_straight = store.load_checkpoint(straight, "last")
+        w_straight = {**last_straight.weights, **{k: v for k, v in last_straight.train_state.items()
+                                                  if k.startswith("raw/")}}
         best_straight = store.get_model(straight).best_step
     token = CancelToken()
 
@@ -210,7 +221,9 @@ def test_resume_after_interrupt_gives_the_same_model(project_master, tmp_path):
         assert rec.status == "interrupted" and store.load_checkpoint(rec.id, "last").step == 40
         resumed = drive(train_model(store, make_spec("tiny", overrides), preset="tiny"))  # resumes by default
         assert resumed == rec.id and len(store.list_models("tiger")) == 1
-        w_resumed = store.load_checkpoint(resumed, "last").weights
+        last_resumed = store.load_checkpoint(resumed, "last")
+        w_resumed = {**last_resumed.weights, **{k: v for k, v in last_resumed.train_state.items()
+                                                if k.startswith("raw/")}}
         assert store.get_model(resumed).best_step == best_straight
     assert w_straight.keys() == w_resumed.keys()
     for key in w_straight:
@@ -224,6 +237,27 @@ def test_resume_after_interrupt_gives_the_same_model(project_master, tmp_path):
         exact = exact_scores(lm.model, lm.trie, sp.test.history(i))
         dec = beam_search(lm.model, lm.trie, [sp.test.history(i)], beam=50, k=5)
         assert dec.items[0].tolist() == np.argsort(-exact, kind="stable")[:5].tolist()
+
+
+def test_weight_average_is_what_validation_and_checkpoints_read(project_master):
+    _, split, codes = _split(project_master)
+    spec = make_spec("tiny", {"ema_decay": 0.5, "valid_users": 50})
+    trainer = Trainer(spec, make_vocab(spec, codes), codes, split)
+    params = dict(trainer.model.named_parameters())
+    expected = {name: p.detach().clone() for name, p in params.items()}
+    for _ in range(5):
+        decay = min(0.5, (1 + trainer.state.step) / (10 + trainer.state.step))
+        trainer.train_step()
+        expected = {name: e * decay + params[name].detach() * (1 - decay) for name, e in expected.items()}
+    raw = {name: p.detach().clone() for name, p in params.items()}
+    checkpoint = trainer.weights()
+    with trainer.served_weights():
+        served = {name: p.detach().clone() for name, p in params.items()}
+    for name, p in params.items():
+        np.testing.assert_allclose(checkpoint[name], expected[name].numpy(), rtol=0, atol=1e-6, err_msg=name)
+        assert torch.equal(served[name], torch.from_numpy(checkpoint[name]))
+        assert torch.equal(p, raw[name])  # training goes on from the raw weights
+    assert any(not torch.allclose(expected[name], raw[name]) for name in params)
 
 
 def test_cold_start_items_become_recommendable(trained, tmp_path):

@@ -340,7 +340,6 @@ def _fine_tune(
     cancel: CancelToken,
 ) -> TaskGenerator[tuple[Any, dict, pd.DataFrame, pd.DataFrame]]:
     """Fine-tune a fresh copy of the base encoder; returns (model, info, train rows, dev rows)."""
-    import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.sampler import BatchSamplers

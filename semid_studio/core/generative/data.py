@@ -15,7 +15,6 @@ and the tests share one code path:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd

@@ -54,7 +54,7 @@ from .metrics import ranking_metrics, summarise_runs
 from .model import TextInput, TigerModel
 from .spec import GenerativeSpec, _coerce, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import JOINT_KIND, Trainer, _loop, resume_trainer, load_split, lr_factor, make_vocab, resolve_device, sid_loss, user_tokens_for
+from .train import JOINT_KIND, Trainer, _loop, resume_trainer, load_split, lr_factor, make_vocab, resolve_device, same_spec, sid_loss, user_tokens_for
 from .trie import SidTrie
 
 TASKS = ("rec", "search", "joint")
@@ -479,11 +479,7 @@ class JointTrainer(Trainer):
                 total = term if total is None else total + term
                 n_total += len(tgt)
             loss = total / max(1, n_total)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.grad_clip)
-        self.optimizer.step()
+        self.optimise(loss)
         self.state.step += 1
         if self.n_rec:
             self.state.batch_in_epoch += 1
@@ -539,7 +535,7 @@ def _resumable(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec) -> i
     for rec in reversed(store.list_models(JOINT_KIND)):
         if rec.status == "done":
             continue
-        if rec.spec.get("spec") == spec.to_dict() and rec.spec.get("joint") == joint.to_dict() \
+        if same_spec(rec.spec.get("spec"), spec) and rec.spec.get("joint") == joint.to_dict() \
                 and rec.spec.get("tokens") == tokens and store.has_checkpoint(rec.id, "last"):
             return rec.id
     return None

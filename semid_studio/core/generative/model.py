@@ -30,7 +30,6 @@ initialisation, same outputs as before).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

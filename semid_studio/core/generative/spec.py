@@ -56,6 +56,9 @@ class GenerativeSpec:
     label_smoothing: float = 0.0
     constrained_loss: bool = True  # softmax over the valid next codes of the true prefix only
     grad_clip: float = 1.0
+    # >0: validation, checkpoints and use read an exponential moving average of the weights
+    # (e.g. 0.999); training itself steps the raw weights as usual
+    ema_decay: float = 0.0
     max_steps: int = 20000  # the schedule's length; training may stop earlier on time
     eval_every: int = 500  # steps between validation runs (checkpoint selection)
     valid_users: int = 4000  # validation cases used for checkpoint selection (0 = all)
@@ -188,7 +191,7 @@ def validate_spec(spec: GenerativeSpec) -> None:
             raise SemidError(f"spec field '{name}' must be positive, got {getattr(spec, name)}")
     if spec.encoder_layers < 0:
         raise SemidError("spec field 'encoder_layers' must be >= 0")
-    for name in ("dropout", "emb_dropout", "item_dropout", "label_smoothing"):
+    for name in ("dropout", "emb_dropout", "item_dropout", "label_smoothing", "ema_decay"):
         if not 0 <= getattr(spec, name) < 1:
             raise SemidError(f"spec field '{name}' must be in [0, 1), got {getattr(spec, name)}")
     if spec.node_output and not spec.constrained_loss:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ProjectError, SemidError
-from ..events import (NEVER, CancelToken, Cancelled, Message, Metric, PartialResult, Progress,
+from ..events import (NEVER, CancelToken, Cancelled, Message, Metric, PartialResult,
                       ProgressThrottle, TaskGenerator)
 from ..store import ProjectStore
 from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, training_windows
@@ -170,6 +171,10 @@ class Trainer:
             [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=spec.lr, betas=(0.9, 0.98), eps=1e-8,
         )
+        # the moving average of the weights (spec.ema_decay > 0), one tensor per parameter
+        self.average: list[torch.Tensor] | None = None
+        if spec.ema_decay > 0:
+            self.average = [p.detach().clone() for p in self.model.parameters()]
         self.state = TrainState()
         self._epoch_batches: list[Batch] | None = None
         valid = split.valid
@@ -220,16 +225,45 @@ class Trainer:
             h, tgt = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last")
             loss = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
                             label_smoothing=spec.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.grad_clip)
-        self.optimizer.step()
+        self.optimise(loss)
         # the step counts only once the update is complete (an interrupt before this line
         # leaves the weights of the previous step, which is what a checkpoint then records)
         self.state.step += 1
         self.state.batch_in_epoch += 1
         return float(loss.detach()), len(tgt)
+
+    def optimise(self, loss: torch.Tensor) -> None:
+        """Backward, clip, one optimiser step, and the weight average's update."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.spec.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+        self.optimizer.step()
+        if self.average is not None:
+            # the decay ramps up over the first steps so the average soon forgets the random start
+            decay = min(self.spec.ema_decay, (1 + self.state.step) / (10 + self.state.step))
+            with torch.no_grad():
+                for avg, p in zip(self.average, self.model.parameters()):
+                    avg.lerp_(p.detach(), 1.0 - decay)
+
+    @contextmanager
+    def served_weights(self):
+        """Within the block the model holds the weights that validation and checkpoints use: the
+        moving average when there is one (the raw training weights are put back after)."""
+        if self.average is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        with torch.no_grad():
+            raw = [p.detach().clone() for p in params]
+            for p, avg in zip(params, self.average):
+                p.copy_(avg)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(params, raw):
+                    p.copy_(r)
 
     # -- validation
 
@@ -260,16 +294,22 @@ class Trainer:
     # -- state as arrays (checkpoints)
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+        """The served weights (the moving average when there is one): what a checkpoint holds."""
+        with self.served_weights():
+            return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
         self.model.load_state_dict(state)
 
     def train_state(self) -> dict[str, np.ndarray]:
-        """Optimiser moments, RNG and data position, as arrays (no pickle)."""
+        """Optimiser moments, RNG and data position, as arrays (no pickle); with a weight
+        average also the raw training weights (the checkpoint's weights are the average)."""
         out: dict[str, np.ndarray] = {}
         names = {id(p): n for n, p in self.model.named_parameters()}
+        if self.average is not None:
+            for name, p in self.model.named_parameters():
+                out[f"raw/{name}"] = p.detach().cpu().numpy().copy()
         for group in self.optimizer.param_groups:
             for p in group["params"]:
                 st = self.optimizer.state.get(p)
@@ -288,7 +328,14 @@ class Trainer:
         return out
 
     def load_train_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Called after :meth:`load_weights` with the same checkpoint's weights."""
         params = dict(self.model.named_parameters())
+        if self.average is not None:
+            # the loaded weights are the average; the raw ones continue training
+            with torch.no_grad():
+                self.average = [p.detach().clone() for p in params.values()]
+                for name, p in params.items():
+                    p.copy_(torch.from_numpy(arrays[f"raw/{name}"].copy()))
         for key in arrays:
             if not key.startswith("opt/") or not key.endswith("/exp_avg"):
                 continue
@@ -338,9 +385,17 @@ def _resumable(store: ProjectStore, spec: GenerativeSpec) -> int | None:
     for rec in reversed(store.list_models(MODEL_KIND)):
         if rec.status in ("done",):
             continue
-        if rec.spec.get("spec") == spec.to_dict() and store.has_checkpoint(rec.id, "last"):
+        if same_spec(rec.spec.get("spec"), spec) and store.has_checkpoint(rec.id, "last"):
             return rec.id
     return None
+
+
+def same_spec(stored: dict | None, spec: GenerativeSpec) -> bool:
+    """Whether a stored spec is ``spec`` (fields added since it was stored take their defaults)."""
+    try:
+        return stored is not None and spec_from_dict(stored) == spec
+    except (SemidError, TypeError):
+        return False
 
 
 def train_model(
@@ -518,7 +573,8 @@ def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> 
     spec, s = trainer.spec, trainer.state
     t0 = time.monotonic()
     k = int(spec.select_metric.split("@")[1])
-    metrics = trainer.validate(ks=sorted({k, 10}))
+    with trainer.served_weights():
+        metrics = trainer.validate(ks=sorted({k, 10}))
     value = trainer.selection_value(metrics)
     improved = s.best_metric is None or value > s.best_metric
     if improved:
