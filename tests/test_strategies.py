@@ -222,6 +222,27 @@ def test_fused_sets_and_their_query_side(tuned):
             collect(G.build_embedding(store, "fused-concat", sources=[search_id]))
 
 
+def test_joint_model_can_read_text_with_a_fine_tuned_encoder(tuned):
+    from semid_studio.core.generative.joint import JointSpec, encoder_name, text_features
+
+    texts = ["waterproof hiking boots", "coffee grinder"]
+    with ProjectStore.open(tuned) as store:
+        tuned_spec = JointSpec(encoder_model="set:2")
+        assert encoder_name(store, tuned_spec) == "set:2"
+        base = drive(text_features(store, JointSpec(), texts, encoder=encoder_name(store, JointSpec())))
+        fine = drive(text_features(store, tuned_spec, texts, encoder="set:2"))
+        assert base.values.shape == fine.values.shape and len(fine) == 2
+        # the states are the fine-tuned encoder's: its pooled vector is what dense search with set #2 reads
+        query_vectors, _ = drive(G.encode_queries(store, 2, texts))
+        pooled = fine.values[fine.offsets[:-1]].astype(np.float32)
+        cosine = (pooled * query_vectors).sum(1) / np.linalg.norm(pooled, axis=1) / np.linalg.norm(query_vectors, axis=1)
+        assert (cosine > 0.99).all(), cosine
+        assert not np.allclose(base.values.astype(np.float32), fine.values.astype(np.float32), atol=1e-3)
+        for bad, match in (("set:x", "expected 'set:N'"), ("set:99", "no embedding set #99")):
+            with pytest.raises(SemidError, match=match):
+                encoder_name(store, JointSpec(encoder_model=bad))
+
+
 def test_long_texts_are_truncated_or_chunked_knowingly(small):
     with ProjectStore.open(small) as store:
         encoder = G.load_query_encoder(store, 1)

@@ -74,7 +74,9 @@ class JointSpec:
     index_share: float = 0.0  # share of search targets that are item texts -> their SID (indexing pairs)
     dev_fraction: float = 0.1  # share of train queries held back for checkpoint selection
     dev_seed: int = 0
-    encoder_model: str = ""  # sentence encoder / tokenizer (default: the project's content encoder)
+    # sentence encoder / tokenizer: a model name or path, or "set:N" for the fine-tuned text encoder
+    # of embedding set #N (search-tuned or multi-task); default: the project's content encoder
+    encoder_model: str = ""
     search_beam: int = 30  # beam width for search validation (>= the largest K)
 
     def to_dict(self) -> dict:
@@ -226,10 +228,14 @@ def state_features(encoder, texts: Sequence[str], max_tokens: int, pool: int, *,
     return _ragged(parts, "states", int((counts > max_tokens).sum()), int(counts.max(initial=0)))  # type: ignore[arg-type]
 
 
+ENCODER_SET_PREFIX = "set:"
+
+
 def encoder_name(store: ProjectStore, joint: JointSpec) -> str:
     """The sentence encoder / tokenizer the text side uses: the spec's, else the model of the
     project's newest content embedding set, else the bundled default."""
     if joint.encoder_model:
+        sentence_encoder(store, joint.encoder_model)  # a bad name or set fails here, before training
         return joint.encoder_model
     for emb in reversed(store.list_embedding_sets()):
         if emb.strategy == "content" and emb.model not in ("", "imported"):
@@ -237,6 +243,41 @@ def encoder_name(store: ProjectStore, joint: JointSpec) -> str:
     from ..embed import BUNDLED_MODEL
 
     return BUNDLED_MODEL
+
+
+def sentence_encoder(store: ProjectStore | None, name: str):
+    """The SentenceTransformer behind an encoder name: a model name or path (loaded once and
+    cached), or ``set:N``, the fine-tuned text encoder of the project's embedding set #N.
+
+    Why ``set:N``: the search-tuned encoder reads a request and the text of the item it asks for
+    into nearby states, so what the model learns from item texts can carry over to requests for
+    items nobody asked about in training.
+    """
+    if not name.startswith(ENCODER_SET_PREFIX):
+        from ..embed import load_encoder
+
+        return load_encoder(name or None)
+    ref = name[len(ENCODER_SET_PREFIX):]
+    if not ref.isdigit():
+        raise SemidError(f"encoder_model '{name}': expected '{ENCODER_SET_PREFIX}N' with N an embedding set id "
+                         f"(see 'semid info')")
+    if store is None:
+        raise SemidError(f"encoder_model '{name}' names an embedding set: it needs the project")
+    known = {e.id for e in store.list_embedding_sets()}
+    if int(ref) not in known:
+        raise SemidError(f"encoder_model '{name}': the project has no embedding set #{ref} "
+                         f"(it has {', '.join(f'#{i}' for i in sorted(known)) or 'none'})")
+    from ..strategies import load_query_encoder
+
+    return load_query_encoder(store, int(ref))
+
+
+def _encoder_identity(store: ProjectStore | None, name: str) -> str:
+    """The encoder name for cache keys: ``set:N`` with the set's creation time (ids can be reused)."""
+    if store is None or not name.startswith(ENCODER_SET_PREFIX):
+        return name
+    created = {e.id: e.created for e in store.list_embedding_sets()}
+    return f"{name}@{created.get(int(name[len(ENCODER_SET_PREFIX):]))}"
 
 
 def _cache_set(store: ProjectStore) -> int | None:
@@ -252,9 +293,7 @@ def text_features(store: ProjectStore | None, joint: JointSpec, texts: Sequence[
     project (an artifact beside its first embedding set), so resuming or re-evaluating does
     not run the sentence encoder again.
     """
-    from ..embed import load_encoder
-
-    enc = load_encoder(encoder or None)
+    enc = sentence_encoder(store, encoder)
     texts = [str(t) for t in texts]
     if joint.query_encoder == "wordpiece":
         return wordpiece_features(enc.tokenizer, texts, joint.max_query_tokens)
@@ -263,7 +302,8 @@ def text_features(store: ProjectStore | None, joint: JointSpec, texts: Sequence[
     if set_id is not None:
         from ..strategies import load_artifact
 
-        digest = hashlib.sha256(json.dumps([encoder, joint.max_query_tokens, joint.state_pool, texts]).encode())
+        digest = hashlib.sha256(json.dumps([_encoder_identity(store, encoder), joint.max_query_tokens,
+                                            joint.state_pool, texts]).encode())
         key = f"joint_states:{digest.hexdigest()[:24]}"
         hit = load_artifact(store, set_id, key)  # type: ignore[arg-type]
         if hit is not None:
@@ -624,9 +664,7 @@ def train_joint(
                           f"search-SIDs, each through its own trie")
     encoder = encoder_name(store, joint)
     data = yield from search_data(store, joint, vocab.n_items, encoder=encoder, cancel=cancel)
-    from ..embed import load_encoder
-
-    text = text_input(joint, data.train, load_encoder(encoder or None).tokenizer.vocab_size)
+    text = text_input(joint, data.train, sentence_encoder(store, encoder).tokenizer.vocab_size)
     seqs, split = load_split(store, spec.split)
     dev = resolve_device(device)
     yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id}; task {joint.task}, "
@@ -760,7 +798,7 @@ def joint_search(store: ProjectStore, text: str, *, k: int = 10, beam: int | Non
     checked = check_query(text, known_scripts=scripts)  # before loading a model: bad input fails fast
     started = time.perf_counter()
     jm = loaded or load_joint(store, model_id)
-    feats = _drive(text_features(None, jm.joint, [checked.text], encoder=jm.encoder, cache=False))
+    feats = _drive(text_features(store, jm.joint, [checked.text], encoder=jm.encoder, cache=False))
     view = jm.view("search")
     items, scores, codes = rank_texts(jm.model, view.trie, feats, k=int(k), beam=beam, shift=view.shift)
     codes = view.stored_codes(codes)  # the SIDs of the search task's own table
