@@ -213,6 +213,25 @@ def test_strategies_view_empty_state_embedding_strategy_and_two_sid_spaces(qtbot
     run_form(qtbot, win, sform)
     sets = win.context.store.list_embedding_sets()
     assert [s.strategy for s in sets] == ["content", "rec"]
+
+    # -- the generative form offers fine-tuned text encoders for the joint model's text side: none yet
+    # (collaborative vectors have no text encoder); a search-tuned set's appears once there is one
+    gform = panel.generative_form
+    assert [gform.reader_combo.itemData(i) for i in range(gform.reader_combo.count())] == [""]
+    with ProjectStore.open(win.context.path) as store:
+        content = store.load_embedding_set(sets[0].id)
+        tuned_id = store.save_embedding_set(name="search-tuned (test)", model=content.model, template=content.template,
+                                            strategy="search", cache_key="test-search-tuned", vectors=content.vectors)
+    win.context.contentChanged.emit()
+    panel.show_form(gform)
+    gform.task_combo.setCurrentIndex(gform.task_combo.findData("joint"))
+    reader = gform.reader_combo.findData(f"set:{tuned_id}")
+    assert reader > 0 and "search-tuned" in gform.reader_combo.itemText(reader)
+    gform.reader_combo.setCurrentIndex(reader)
+    assert gform.joint_spec().encoder_model == f"set:{tuned_id}"
+    assert f"encoder_model=set:{tuned_id}" in gform.spec_label.text()
+    gform.task_combo.setCurrentIndex(gform.task_combo.findData("rec"))
+    assert not gform.reader_combo.isEnabled()
     qform = panel.quantizer_form
     qform.embedding_combo.setCurrentIndex(qform.embedding_combo.findData(sets[-1].id))
     qform.preset_combo.setCurrentIndex(0)

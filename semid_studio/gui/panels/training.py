@@ -287,6 +287,10 @@ class GenerativeForm(QWidget):
         self.encoder_combo.addItem("word pieces learned from scratch", "wordpiece")
         self.encoder_combo.setToolTip("How the query text reaches the model: the project's sentence encoder reads "
                                       "it (a head start; the default) or a table of word pieces learned from scratch")
+        self.reader_combo = QComboBox()
+        self.reader_combo.setToolTip("Which sentence encoder reads the text: the project's own, or the fine-tuned "
+                                     "encoder of a search-tuned / multi-task embedding set, which reads a request "
+                                     "and the text of the item it asks for into nearby states")
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(gen_spec.PRESETS))
         self.preset_combo.setCurrentText("laptop")
@@ -320,6 +324,7 @@ class GenerativeForm(QWidget):
         form.addRow("Task", self.task_combo)
         form.addRow("Search share", self.mix_spin)
         form.addRow("Query encoder", self.encoder_combo)
+        form.addRow("Text read by", self.reader_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow("Steps", self.steps_spin)
         form.addRow("Validate every", self.eval_spin)
@@ -330,13 +335,15 @@ class GenerativeForm(QWidget):
         form.addRow("More settings", self.overrides_edit)
         form.addRow("Model name", self.name_edit)
         form.addRow(self.spec_label)
-        self._new_widgets = (self.task_combo, self.mix_spin, self.encoder_combo, self.preset_combo, self.steps_spin,
+        self._new_widgets = (self.task_combo, self.mix_spin, self.encoder_combo, self.reader_combo,
+                             self.preset_combo, self.steps_spin,
                              self.eval_spin, self.seed_spin, self.split_combo, self.overrides_edit, self.name_edit)
 
         self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
         self.resume_combo.currentIndexChanged.connect(self._update_spec)
         self.task_combo.currentIndexChanged.connect(self._update_spec)
         self.encoder_combo.currentIndexChanged.connect(self._update_spec)
+        self.reader_combo.currentIndexChanged.connect(self._update_spec)
         self.mix_spin.valueChanged.connect(self._update_spec)
         for spin in (self.steps_spin, self.eval_spin, self.seed_spin):
             spin.valueChanged.connect(self._update_spec)
@@ -399,6 +406,8 @@ class GenerativeForm(QWidget):
             return gen_joint.JointSpec(**rec.spec["joint"])
         _gen, joint = self._overrides()
         values: dict[str, Any] = {"task": self.task, "query_encoder": self.encoder_combo.currentData()}
+        if self.reader_combo.currentData():
+            values["encoder_model"] = self.reader_combo.currentData()
         if self.task == "joint":
             values["mix"] = round(self.mix_spin.value(), 4)
         values.update(joint)
@@ -411,6 +420,7 @@ class GenerativeForm(QWidget):
             w.setEnabled(not resuming)
         self.mix_spin.setEnabled(not resuming and self.task == "joint")
         self.encoder_combo.setEnabled(not resuming and self.task != "rec")
+        self.reader_combo.setEnabled(not resuming and self.task != "rec")
         problem = self._problem()
         if problem:
             self.spec_label.setText(f"<span style='color:#b00020'>{html.escape(problem)}</span>")
@@ -465,7 +475,23 @@ class GenerativeForm(QWidget):
         if keep is not None and self.resume_combo.findData(keep) >= 0:
             self.resume_combo.setCurrentIndex(self.resume_combo.findData(keep))
         self.resume_combo.blockSignals(False)
+        self._fill_readers(store)
         self._update_spec()
+
+    def _fill_readers(self, store) -> None:
+        """The project's encoder, then every embedding set with a fine-tuned text encoder."""
+        keep = self.reader_combo.currentData()
+        self.reader_combo.blockSignals(True)
+        self.reader_combo.clear()
+        self.reader_combo.addItem("the project's sentence encoder (frozen)", "")
+        names = {"search": "search-tuned", "multitask": "multi-task"}
+        for emb in store.list_embedding_sets() if store is not None else []:
+            if emb.strategy in names:
+                self.reader_combo.addItem(f"the fine-tuned encoder of set #{emb.id} ({names[emb.strategy]})",
+                                          f"{gen_joint.ENCODER_SET_PREFIX}{emb.id}")
+        index = self.reader_combo.findData(keep)
+        self.reader_combo.setCurrentIndex(max(0, index))
+        self.reader_combo.blockSignals(False)
 
     def build_task(self) -> tuple[str, Callable]:
         problem = self._problem()
