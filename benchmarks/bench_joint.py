@@ -6,6 +6,8 @@ queries, e.g. Beauty), next to BM25, dense retrieval, popularity and the Markov 
         [--tokens shared|separate|prefix-share] [--token-sets SEARCH_SET,REC_SET]
         [--project PATH --workdir DIR]
     .venv/bin/python benchmarks/bench_joint.py --combine A.json,B.json,...   (pool runs made apart)
+    .venv/bin/python benchmarks/bench_joint.py --rec-protocols --workdir DIR   (rec of DIR's joint
+        models and the baselines, with and without the seen-item filter)
 
 What it does (CPU; every figure on the full catalogue of 9,742 movies):
 
@@ -167,6 +169,50 @@ def baselines(store: ProjectStore, set_ids: dict[str, int]) -> dict:
     return out
 
 
+REC_KS = (5, 10, 20)
+
+
+def rec_protocols(workdir: Path) -> int:
+    """Rec test figures of every joint model in the workdir's project and of popularity and
+    Markov, under both protocols: all items ranked, and each user's history items left out
+    (the seen-item filter; the same filter for every method). Written to rec_protocols.json."""
+    from semid_studio.core.generative.baselines import Markov, Popularity
+    from semid_studio.core.generative.joint import JOINT_KIND, load_joint, rank_joint_rec
+    from semid_studio.core.generative.metrics import ranking_metrics
+    from semid_studio.core.generative.train import load_split
+
+    projects = sorted(workdir.glob("*.semid"))
+    if not projects:
+        log(f"no project (*.semid) in {workdir}")
+        return 1
+    rows: dict[str, dict] = {}
+    with ProjectStore.open(projects[0]) as store:
+        _seqs, sp = load_split(store, "loo")
+        log(f"== {projects[0].name}: {len(sp.test)} leave-one-out test users, {store.item_count()} items; "
+            f"{sp.test.repeat_share():.2%} of test targets repeat an item of their history")
+        for cls in (Popularity, Markov):
+            model = cls(store.item_count()).fit(sp.train)
+            for filtered in (False, True):
+                ranked = model.recommend(sp.test, max(REC_KS), exclude_history=filtered)
+                rows[f"{cls.name}{' (history left out)' if filtered else ''}"] = ranking_metrics(
+                    ranked, sp.test.targets, REC_KS)
+        for record in store.list_models(JOINT_KIND):
+            if not store.has_checkpoint(record.id, "best"):
+                continue
+            jm = load_joint(store, record.id, device="cpu")
+            for filtered in (False, True):
+                t0 = time.time()
+                ranked, _ = drive(rank_joint_rec(store, jm, k=max(REC_KS), exclude_history=filtered))
+                name = f"joint #{record.id} seed {jm.spec.seed} step {jm.step}{' (history left out)' if filtered else ''}"
+                rows[name] = ranking_metrics(ranked, sp.test.targets, REC_KS)
+                log(f"  {name}: {time.time() - t0:.0f} s")
+    log(f"{'':52}" + "".join(f"{f'R@{k}':>8}{f'N@{k}':>8}" for k in REC_KS))
+    for name, m in rows.items():
+        log(f"{name:52}" + "".join(f"{m[f'recall@{k}']:8.4f}{m[f'ndcg@{k}']:8.4f}" for k in REC_KS))
+    (workdir / "rec_protocols.json").write_text(json.dumps(rows, indent=1, default=float))
+    return 0
+
+
 def combine(files: list[Path]) -> int:
     """One row per (strategy, budget): the joint models of several results files (e.g. seeds run
     in parallel processes) pooled into mean ± standard deviation over seeds."""
@@ -213,10 +259,15 @@ def main() -> int:
                     help="token strategy: one SID table (shared) or one per task")
     ap.add_argument("--token-sets", help="SEARCH_SET,REC_SET for --tokens (default: the newest search / rec sets)")
     ap.add_argument("--combine", help="only pool earlier results.json files (comma list) into mean ± spread")
+    ap.add_argument("--rec-protocols", action="store_true",
+                    help="only test the rec side of the workdir's joint models and the baselines, "
+                         "with and without the seen-item filter")
     args = ap.parse_args()
     if args.combine:
         return combine([Path(f) for f in args.combine.split(",") if f.strip()])
     torch.set_num_threads(args.threads)
+    if args.rec_protocols:
+        return rec_protocols(Path(args.workdir))
 
     from semid_studio.core.generative import make_spec
     from semid_studio.core.generative.joint import evaluate_joint, make_joint_spec, split_overrides, train_joint

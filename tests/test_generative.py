@@ -23,7 +23,7 @@ from semid_studio.core.generative.decode import beam_search, exact_scores, sampl
 from semid_studio.core.generative.metrics import ranking_metrics
 from semid_studio.core.generative.model import TigerModel
 from semid_studio.core.generative.tokens import SidVocab, default_level_sizes
-from semid_studio.core.generative.train import Trainer, make_vocab, same_spec
+from semid_studio.core.generative.train import Trainer, load_split, make_vocab, same_spec
 from semid_studio.core.generative.trie import SidTrie
 from semid_studio.core.store import ProjectStore
 
@@ -285,6 +285,47 @@ def test_cold_start_items_become_recommendable(trained, tmp_path):
         assert any(r["item_id"] in ("NEW0", "NEW1") for r in rows)
 
 
+def test_content_vectors_beside_the_sids(project_master, tmp_path):
+    """A model that reads the items' content vectors (input and output side): the record says
+    which set; beam search still equals exact scoring; cold-start items bring their own
+    vectors; a spec asking for content without the constrained loss is refused."""
+    path = tmp_path / "content.semid"
+    shutil.copyfile(project_master, path)
+    spec = make_spec("tiny", {**TINY, "content_input": "true", "content_output": "true", "node_output": "true"})
+    with ProjectStore.open(path) as store:
+        model_id = drive(train_model(store, spec, preset="tiny"))
+        rec = store.get_model(model_id)
+        emb = store.load_embedding_set(store.load_quantizer_run(rec.quantizer_run_id).embedding_set_id)
+        assert rec.spec["content"] == {"embedding_set_id": emb.id, "dim": emb.dim}
+        _, sp = load_split(store, "loo")
+        lm = load_model(store, model_id)
+        assert lm.model.content.shape == (store.item_count() + 1, emb.dim)
+        for i in range(0, 40, 8):
+            h = sp.test.history(i)
+            exact = exact_scores(lm.model, lm.trie, h)
+            assert np.exp(exact).sum() == pytest.approx(1.0, abs=1e-3)
+            dec = beam_search(lm.model, lm.trie, [h], beam=50, k=5)
+            top = np.argsort(-exact, kind="stable")[:5]
+            assert dec.items[0].tolist() == top.tolist()
+            assert np.allclose(dec.scores[0], exact[top], atol=1e-4)
+        # the content changes the scores: with the vectors zeroed the ranking is not the same
+        h = sp.test.history(0)
+        before = exact_scores(lm.model, lm.trie, h)
+        lm.model.set_catalogue(lm.codes, np.zeros_like(emb.vectors))
+        assert not np.allclose(exact_scores(lm.model, lm.trie, h), before, atol=1e-3)
+        # a new item described like an old one gets that item's vector, so it scores near it
+        n_before = store.item_count()
+        store.add_items([{"item_id": "NEW0", "title": store.get_items([5])[0]["title"] + " (new edition)"}])
+        store.save_embedding_set(name="grown", model=emb.model, template=emb.template, strategy=emb.strategy,
+                                 cache_key=emb.cache_key + "+new", vectors=np.concatenate([emb.vectors, emb.vectors[[5]]]))
+        lm = load_model(store, model_id)
+        assert lm.n_cold == 1
+        assert np.allclose(lm.model.content[n_before].numpy(), emb.vectors[5])
+        assert np.isfinite(exact_scores(lm.model, lm.trie, h)[n_before])
+    with pytest.raises(SemidError, match="content_output"):
+        make_spec("tiny", {"content_output": "true", "constrained_loss": "false"})
+
+
 # --------------------------------------------------------------------------- evaluation, CLI, errors
 
 
@@ -304,6 +345,34 @@ def test_evaluate_stores_report_with_baselines(trained, tmp_path):
     with ProjectStore.open(copy) as store:
         with pytest.raises(SemidError, match="trained on the 'loo' split"):
             drive(evaluate_model(store, split="temporal"))
+
+
+def test_seen_item_filter_leaves_history_out_of_every_method(trained, tmp_path):
+    from semid_studio.core.generative.evaluate import rank_probes
+
+    path, model_id, _ = trained
+    copy = tmp_path / "eval.semid"
+    shutil.copyfile(path, copy)
+    with ProjectStore.open(copy) as store:
+        _seqs, sp = load_split(store, "loo")
+        lm = load_model(store, model_id)
+        both = {f: drive(rank_probes(lm, sp.test, k=10, beam=20, exclude_history=f)) for f in (False, True)}
+        markov = Markov(store.item_count()).fit(sp.train)
+        pop = Popularity(store.item_count()).fit(sp.train)
+        lists = {"tiger": both[True], "markov": markov.recommend(sp.test, 10, exclude_history=True),
+                 "popularity": pop.recommend(sp.test, 10, exclude_history=True)}
+        seen = [set(sp.test.history(i).tolist()) for i in range(len(sp.test))]
+        for name, ranked in lists.items():
+            assert not any(set(row.tolist()) & s for row, s in zip(ranked, seen)), name
+            assert all(len(set(row.tolist())) == 10 for row in ranked), name
+        # without the filter the model does put history items in its lists, so the option matters
+        assert any(set(row.tolist()) & s for row, s in zip(both[False], seen))
+        report = drive(evaluate_model(store, ks=(10,), exclude_history=True))
+    settings = report["settings"]
+    assert settings["exclude_history"] is True
+    assert settings["test_repeat_share"] == pytest.approx(sp.test.repeat_share())
+    filtered = ranking_metrics(both[True], sp.test.targets, (10,))["recall@10"]
+    assert report["models"]["tiger"]["summary"]["recall@10"]["mean"] == pytest.approx(filtered)
 
 
 def test_recommend_and_bad_history(trained):
@@ -363,6 +432,11 @@ def test_markov_baseline_follows_transitions():
     # after item 1 the training part saw 2 twice and 3 once; then popularity fills the list
     p = Probes(np.array([0]), np.array([0, 2]), np.array([0, 1]), np.array([2]))
     assert markov.recommend(p, 3)[0].tolist() == [2, 3, 0]
+    # the seen-item filter drops the history (0, 1); popularity then fills in with 5
+    assert markov.recommend(p, 3, exclude_history=True)[0].tolist() == [2, 3, 5]
+    assert Popularity(10).fit(sp.train).recommend(p, 3, exclude_history=True)[0].tolist() == [2, 3, 5]
+    # share of probes whose target is already in their history
+    assert Probes(np.array([0, 1]), np.array([0, 2, 4]), np.array([0, 1, 4, 5]), np.array([1, 2])).repeat_share() == 0.5
 
 
 def test_sasrec_learns_the_sample_and_keeps_the_best_validation_epoch(project_master):
@@ -379,3 +453,5 @@ def test_sasrec_learns_the_sample_and_keeps_the_best_validation_epoch(project_ma
     ours = ranking_metrics(model.recommend(sp.test, 10), sp.test.targets, (10,))
     pop = ranking_metrics(Popularity(len(codes)).fit(sp.train).recommend(sp.test, 10), sp.test.targets, (10,))
     assert ours["recall@10"] > 2 * pop["recall@10"], (ours, pop)
+    filtered = model.recommend(sp.test, 10, exclude_history=True)
+    assert not any(set(row.tolist()) & set(sp.test.history(i).tolist()) for i, row in enumerate(filtered))

@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baselines", default="popularity,markov",
                    help="comma list of popularity, markov, sasrec ('' for none)")
     p.add_argument("--sasrec-minutes", type=float, help="time budget for each SASRec fit")
+    p.add_argument("--exclude-history", action="store_true",
+                   help="seen-item filter: leave each user's history items out of every method's list "
+                        "(for data where the next item is never a repeat; the report records it)")
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -177,7 +180,7 @@ def _evaluate_joint(args: argparse.Namespace) -> int:
     ks = _ks(args.k or "10,30")
     with open_store(args.project) as store:
         report = run_task(evaluate_joint(store, args.model, ks=ks, beam=args.beam, rec=args.task == "both",
-                                         device=args.device), quiet=args.json)
+                                         exclude_history=args.exclude_history, device=args.device), quiet=args.json)
     if args.json:
         print_json(report)
         return 0
@@ -202,13 +205,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with open_store(args.project) as store:
         report = run_task(evaluate_model(store, args.model, split=args.split, ks=ks, beam=args.beam,
                                          baselines=baselines, sasrec_minutes=args.sasrec_minutes,
-                                         device=args.device), quiet=args.json)
+                                         exclude_history=args.exclude_history, device=args.device),
+                       quiet=args.json)
     if args.json:
         print_json(report)
         return 0
     s = report["settings"]
     print(f"split {s['split']}, {s['n_test']} test users, {s['n_items']} items (full catalogue), beam {s['beam']}, "
-          f"models {s['model_ids']} (seeds {s['seeds']})")
+          f"models {s['model_ids']} (seeds {s['seeds']})"
+          + ("; history items left out of every list" if s.get("exclude_history") else ""))
     header = "model".ljust(12) + "".join(f"R@{k}".rjust(17) + f"N@{k}".rjust(17) for k in s["ks"])
     print(header)
     for name, entry in report["models"].items():

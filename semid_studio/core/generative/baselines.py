@@ -30,6 +30,14 @@ def _topk_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def _mask_seen(scores: np.ndarray, probes: Probes, start: int) -> np.ndarray:
+    """``scores`` rows ``start, start+1, ...`` with each user's history items set to -inf (the
+    seen-item filter: a model and its baselines leave out the same items)."""
+    for row in range(len(scores)):
+        scores[row, probes.history(start + row)] = -np.inf
+    return scores
+
+
 class Popularity:
     """Rank items by how often they occur in the training part."""
 
@@ -43,9 +51,15 @@ class Popularity:
         self.counts = np.bincount(train.items, minlength=self.n_items).astype(np.float64)
         return self
 
-    def recommend(self, probes: Probes, k: int) -> np.ndarray:
-        top = _topk_rows(self.counts[None, :], k)[0]
-        return np.tile(top, (len(probes), 1))
+    def recommend(self, probes: Probes, k: int, *, exclude_history: bool = False, chunk: int = 2048) -> np.ndarray:
+        if not exclude_history:
+            top = _topk_rows(self.counts[None, :], k)[0]
+            return np.tile(top, (len(probes), 1))
+        out = []
+        for start in range(0, len(probes), chunk):
+            rows = np.tile(self.counts, (min(chunk, len(probes) - start), 1))
+            out.append(_topk_rows(_mask_seen(rows, probes, start), k))
+        return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
 
 class Markov:
@@ -73,12 +87,14 @@ class Markov:
         self.pop = np.bincount(train.items, minlength=self.n_items).astype(np.float64)
         return self
 
-    def recommend(self, probes: Probes, k: int, chunk: int = 2048) -> np.ndarray:
+    def recommend(self, probes: Probes, k: int, *, exclude_history: bool = False, chunk: int = 2048) -> np.ndarray:
         last = probes.last_items()
         tie = self.pop / (self.pop.max() + 1.0)  # < 1: only breaks ties between equal counts
         out = []
         for start in range(0, len(last), chunk):
             rows = self.trans[last[start : start + chunk]].toarray() + tie[None, :]
+            if exclude_history:
+                rows = _mask_seen(rows, probes, start)
             out.append(_topk_rows(rows, k))
         return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
@@ -209,7 +225,7 @@ class SASRec:
         return self
 
     @torch.no_grad()
-    def recommend(self, probes: Probes, k: int, chunk: int = 1024) -> np.ndarray:
+    def recommend(self, probes: Probes, k: int, *, exclude_history: bool = False, chunk: int = 1024) -> np.ndarray:
         assert self.net is not None
         self.net.eval()
         out = []
@@ -219,6 +235,9 @@ class SASRec:
             h = self.net(torch.from_numpy(items).to(self.device))
             last = h[torch.arange(len(hists)), torch.from_numpy(lengths - 1).to(self.device)]
             scores = self.net.logits(last)
+            if exclude_history:
+                for row, hist in enumerate(hists):
+                    scores[row, torch.from_numpy(hist).to(self.device)] = float("-inf")
             out.append(torch.topk(scores, k, dim=1).indices.cpu().numpy())
         self.net.train()
         return np.concatenate(out) if out else np.zeros((0, k), np.int64)
@@ -241,5 +260,5 @@ def tune_sasrec(split: Split, n_items: int, grid: list[dict], *, base: SASRecSpe
     return best, trials
 
 
-def evaluate_ranker(ranker, probes: Probes, ks=DEFAULT_KS) -> dict[str, float]:
-    return ranking_metrics(ranker.recommend(probes, max(ks)), probes.targets, ks)
+def evaluate_ranker(ranker, probes: Probes, ks=DEFAULT_KS, *, exclude_history: bool = False) -> dict[str, float]:
+    return ranking_metrics(ranker.recommend(probes, max(ks), exclude_history=exclude_history), probes.targets, ks)

@@ -100,6 +100,16 @@ class Probes:
         """The last history item of every probe."""
         return self.items[self.offsets[1:] - 1]
 
+    def repeat_share(self) -> float:
+        """Share of probes whose target already occurs in their history (0 means the seen-item
+        filter can only remove wrong answers)."""
+        if not len(self):
+            return 0.0
+        owner = np.repeat(np.arange(len(self)), np.diff(self.offsets))
+        hit = np.zeros(len(self), dtype=bool)
+        hit[owner[self.items == self.targets[owner]]] = True
+        return float(hit.mean())
+
 
 @dataclass
 class Split:

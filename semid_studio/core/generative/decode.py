@@ -127,7 +127,7 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
                 per_user = blocked[level].repeat_interleave(W, dim=0)  # (B * W, H)
                 valid = valid & ~(cand_nodes[:, :, None] == per_user[:, None, :]).any(-1)
             if modelled:
-                logits = model.child_logits(h, level, cand_codes, cand_nodes).float()
+                logits = model.child_logits(h, level, cand_codes, cand_nodes, trie).float()
             else:  # an unmodelled dedup level: the items of the tuple share its probability
                 logits = torch.zeros(cand_codes.shape, device=device)
         else:
@@ -222,7 +222,7 @@ def exact_scores(model: TigerModel, trie: SidTrie, history: np.ndarray, *, chunk
             parents = torch.zeros(N, dtype=torch.long, device=device) if level == 0 else paths[sl, level - 1]
             nodes, child_codes = trie.children(level, parents)
             if level < model.n_steps:
-                logits = model.child_logits(h[:, level], level, child_codes, nodes).float()
+                logits = model.child_logits(h[:, level], level, child_codes, nodes, trie).float()
             else:  # unmodelled dedup level: uniform over the items of the tuple
                 logits = torch.zeros(nodes.shape, device=device)
             logp = _masked_log_softmax(logits, nodes >= 0)

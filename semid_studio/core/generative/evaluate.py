@@ -88,24 +88,20 @@ def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: Sid
         from ..quantize import encode_with_run
 
         new_codes = None
-        base = store.load_embedding_set(run.embedding_set_id)
-        for emb in reversed(store.list_embedding_sets()):
-            if emb.n_items == n_now and emb.model == base.model and emb.template == base.template \
-                    and emb.dim == base.dim and emb.strategy == base.strategy:
-                vectors = store.load_embedding_set(emb.id).vectors
-                semantic = encode_with_run(run, vectors[n_trained:n_now])
-                # dedup code: rank after every earlier item with the same semantic tuple
-                counts: dict[tuple, int] = {}
-                for row in codes[:, :-1]:
-                    key = tuple(int(c) for c in row)
-                    counts[key] = counts.get(key, 0) + 1
-                dedup = np.zeros(len(semantic), dtype=np.int64)
-                for i, row in enumerate(semantic):
-                    key = tuple(int(c) for c in row)
-                    dedup[i] = counts.get(key, 0)
-                    counts[key] = dedup[i] + 1
-                new_codes = np.concatenate([semantic.astype(np.int64), dedup[:, None]], axis=1)
-                break
+        vectors = catalogue_vectors(store, run.embedding_set_id, n_now)
+        if vectors is not None:
+            semantic = encode_with_run(run, vectors[n_trained:n_now])
+            # dedup code: rank after every earlier item with the same semantic tuple
+            counts: dict[tuple, int] = {}
+            for row in codes[:, :-1]:
+                key = tuple(int(c) for c in row)
+                counts[key] = counts.get(key, 0) + 1
+            dedup = np.zeros(len(semantic), dtype=np.int64)
+            for i, row in enumerate(semantic):
+                key = tuple(int(c) for c in row)
+                dedup[i] = counts.get(key, 0)
+                counts[key] = dedup[i] + 1
+            new_codes = np.concatenate([semantic.astype(np.int64), dedup[:, None]], axis=1)
         if new_codes is None:
             warnings.append(f"{len(new)} items added after training have no embedding in the model's embedding "
                             f"space yet; run 'semid embed' to make them recommendable")
@@ -121,6 +117,36 @@ def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: Sid
     return full, warnings, skipped
 
 
+def catalogue_vectors(store: ProjectStore, set_id: int, n_now: int) -> np.ndarray | None:
+    """Vectors of the whole current catalogue (``n_now`` items) in the space of embedding set
+    ``set_id``: that set when it covers them, else the newest set made the same way (model,
+    template, width, strategy) that does; None when there is none (run 'semid embed')."""
+    base = store.load_embedding_set(set_id)
+    if base.n_items >= n_now:
+        return np.asarray(base.vectors[:n_now])
+    for emb in reversed(store.list_embedding_sets()):
+        if emb.n_items == n_now and emb.model == base.model and emb.template == base.template \
+                and emb.dim == base.dim and emb.strategy == base.strategy:
+            return np.asarray(store.load_embedding_set(emb.id).vectors)
+    return None
+
+
+def model_content(store: ProjectStore, rec: ModelRecord, codes: np.ndarray) -> np.ndarray | None:
+    """Content vectors for a model that reads them (``rec.spec["content"]``), one row per row
+    of ``codes`` (the current catalogue); rows without an SID get zeros (they are never
+    decoded). None for a model that reads none."""
+    info = rec.spec.get("content")
+    if not info:
+        return None
+    vectors = catalogue_vectors(store, int(info["embedding_set_id"]), len(codes))
+    out = np.zeros((len(codes), int(info["dim"])), dtype=np.float32)
+    if vectors is None:  # only the trained items have vectors; newer ones have no SID either
+        vectors = store.load_embedding_set(int(info["embedding_set_id"])).vectors
+    n = min(len(vectors), len(codes))
+    out[:n] = vectors[:n]
+    return out
+
+
 def load_model(store: ProjectStore, model_id: int | None = None, *, tag: str = "best",
                device: str | None = None) -> LoadedModel:
     """A trained model ready to decode, with the trie of the current catalogue."""
@@ -132,13 +158,14 @@ def load_model(store: ProjectStore, model_id: int | None = None, *, tag: str = "
         raise ProjectError(f"model #{rec.id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
     codes, warnings, skipped = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     dev = resolve_device(device)
-    model = TigerModel(spec, vocab).to(dev)
+    content = model_content(store, rec, codes)
+    model = TigerModel(spec, vocab, content_dim=0 if content is None else content.shape[1]).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
     model.eval()
     ok = (codes >= 0).all(axis=1)
     # rows without an SID get a harmless placeholder in the model's table and stay out of the trie
     safe = np.where(ok[:, None], codes, 0)
-    model.set_catalogue(safe)
+    model.set_catalogue(safe, content)
     trie = build_trie(safe, vocab, ok)
     if spec.node_output:
         # per-node output embeddings exist for the training catalogue's prefixes only
@@ -159,9 +186,10 @@ def build_trie(codes: np.ndarray, vocab: SidVocab, keep: np.ndarray | None = Non
 
 
 def rank_probes(lm: LoadedModel, probes: Probes, *, k: int, beam: int, batch_size: int = 256,
-                user_tokens: np.ndarray | None = None, cancel: CancelToken = NEVER,
+                user_tokens: np.ndarray | None = None, exclude_history: bool = False, cancel: CancelToken = NEVER,
                 stage: str = "ranking") -> TaskGenerator[np.ndarray]:
-    """Constrained beam-search top-k for every probe (a generator: progress per batch)."""
+    """Constrained beam-search top-k for every probe (a generator: progress per batch);
+    ``exclude_history`` leaves each user's own history items out of their list."""
     out = []
     n = len(probes)
     for start in range(0, n, batch_size):
@@ -169,7 +197,8 @@ def rank_probes(lm: LoadedModel, probes: Probes, *, k: int, beam: int, batch_siz
         rows = range(start, min(n, start + batch_size))
         hists = [probes.history(i) for i in rows]
         users = None if user_tokens is None else user_tokens[probes.users[start : start + batch_size]]
-        out.append(beam_search(lm.model, lm.trie, hists, beam=beam, k=k, users=users).items)
+        out.append(beam_search(lm.model, lm.trie, hists, beam=beam, k=k, users=users,
+                               exclude=hists if exclude_history else None).items)
         yield Progress(stage, min(n, start + batch_size), n)
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
@@ -198,6 +227,7 @@ def evaluate_model(
     baselines: tuple[str, ...] = ("popularity", "markov"),
     sasrec_spec: SASRecSpec | None = None,
     sasrec_minutes: float | None = None,
+    exclude_history: bool = False,
     device: str | None = None,
     save: bool = True,
     cancel: CancelToken = NEVER,
@@ -218,6 +248,10 @@ def evaluate_model(
         Beam width (default: max(20, max K)).
     baselines
         Any of ``popularity``, ``markov``, ``sasrec``, fitted on the same training part.
+    exclude_history
+        The seen-item filter: leave each test user's history items out of every method's list
+        (the model's beams and the baselines' scores alike). Right where the next item is never
+        a repeat (e.g. Amazon review data); the report records it.
     save
         Store the report (with every setting) in the project's evaluations.
 
@@ -247,16 +281,19 @@ def evaluate_model(
         raise SemidError(f"the model(s) were trained on the '{'/'.join(sorted(kinds))}' split, not '{split}'; "
                          f"train one with 'semid train --split {split}'")
     seqs, sp = load_split(store, split)
+    repeats = sp.test.repeat_share()
     yield Message(f"{sp.describe()}; evaluating {len(records)} model(s) {[r.id for r in records]} "
-                  f"(beam {beam}, K = {', '.join(map(str, ks))})")
+                  f"(beam {beam}, K = {', '.join(map(str, ks))}"
+                  f"{', history items left out' if exclude_history else ''}); "
+                  f"{repeats:.1%} of test targets repeat an item of their history")
     report: dict = {"models": {}}
     per_seed, seeds, valid_runs = [], [], []
     for rec in records:
         lm = load_model(store, rec.id, device=device)
         tokens = user_tokens_for(lm.vocab, seqs)
         t0 = time.monotonic()
-        ranked = yield from rank_probes(lm, sp.test, k=kmax, beam=beam, user_tokens=tokens, cancel=cancel,
-                                        stage=f"model #{rec.id} test")
+        ranked = yield from rank_probes(lm, sp.test, k=kmax, beam=beam, user_tokens=tokens,
+                                        exclude_history=exclude_history, cancel=cancel, stage=f"model #{rec.id} test")
         seconds = time.monotonic() - t0
         m = ranking_metrics(ranked, sp.test.targets, ks)
         m["users_per_s"] = len(sp.test) / max(seconds, 1e-9)
@@ -271,7 +308,7 @@ def evaluate_model(
     for name in baselines:
         cancel.raise_if_cancelled()
         if name != "sasrec":
-            report["models"][name] = count_baseline(name, sp, n_items, ks)
+            report["models"][name] = count_baseline(name, sp, n_items, ks, exclude_history=exclude_history)
             yield Message(f"{name}: " + _fmt(report["models"][name]["per_seed"][0], ks))
         else:
             runs = []
@@ -281,7 +318,8 @@ def evaluate_model(
 
                 model = yield from SASRec(n_items, replace(spec, seed=seed), device=str(resolve_device(device))).fit(
                     sp, max_minutes=sasrec_minutes, cancel=cancel)
-                mm = ranking_metrics(model.recommend(sp.test, kmax), sp.test.targets, ks)
+                mm = ranking_metrics(model.recommend(sp.test, kmax, exclude_history=exclude_history),
+                                     sp.test.targets, ks)
                 runs.append(mm)
                 yield Message(f"sasrec (seed {seed}): " + _fmt(mm, ks))
             report["models"]["sasrec"] = {"per_seed": runs, "seeds": seeds, "summary": summarise_runs(runs)}
@@ -291,6 +329,7 @@ def evaluate_model(
         "model_ids": [r.id for r in records], "seeds": seeds, "quantizer_run_id": rec0.quantizer_run_id,
         "preset": rec0.spec.get("preset"), "spec": rec0.spec["spec"], "checkpoint": "best (chosen on validation)",
         "baselines": list(baselines), "n_items": n_items, "n_test": len(sp.test),
+        "exclude_history": bool(exclude_history), "test_repeat_share": repeats,
     }
     if save:
         report["evaluation_id"] = store.save_evaluation(
@@ -299,11 +338,12 @@ def evaluate_model(
     return report
 
 
-def count_baseline(name: str, sp: Split, n_items: int, ks: tuple[int, ...]) -> dict:
+def count_baseline(name: str, sp: Split, n_items: int, ks: tuple[int, ...], *,
+                   exclude_history: bool = False) -> dict:
     """Popularity or the first-order Markov chain, fitted on the split's training part and
     tested on its test users, in the report's ``{"per_seed", "summary"}`` form."""
     ranker = {"popularity": Popularity, "markov": Markov}[name](n_items).fit(sp.train)
-    m = ranking_metrics(ranker.recommend(sp.test, max(ks)), sp.test.targets, ks)
+    m = ranking_metrics(ranker.recommend(sp.test, max(ks), exclude_history=exclude_history), sp.test.targets, ks)
     return {"per_seed": [m], "summary": summarise_runs([m])}
 
 

@@ -54,7 +54,8 @@ from .metrics import ranking_metrics, summarise_runs
 from .model import TextInput, TigerModel
 from .spec import GenerativeSpec, _coerce, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import JOINT_KIND, Trainer, _loop, resume_trainer, load_split, lr_factor, make_vocab, resolve_device, same_spec, sid_loss, user_tokens_for
+from .train import (JOINT_KIND, Trainer, _loop, load_split, lr_factor, make_vocab, resolve_device, resume_trainer,
+                    same_spec, sid_loss, training_content, user_tokens_for)
 from .trie import SidTrie
 
 TASKS = ("rec", "search", "joint")
@@ -446,14 +447,14 @@ class JointTrainer(Trainer):
 
     def __init__(self, spec: GenerativeSpec, joint: JointSpec, vocab: SidVocab, codes: np.ndarray, split,
                  data: SearchData, text: TextInput, device="cpu", user_tokens: np.ndarray | None = None,
-                 table=None) -> None:
+                 table=None, content: np.ndarray | None = None) -> None:
         """``table``: a :class:`~semid_studio.core.token_strategies.JointTable` (Separate /
         Prefix-share; ``codes`` is then its virtual-row table), or None for one shared SID table."""
         self.joint, self.data = joint, data
         mix = 1.0 if joint.task == "search" else joint.mix
         self.n_search = max(1, int(round(spec.batch_targets * mix)))
         self.n_rec = 0 if joint.task == "search" else max(1, spec.batch_targets - self.n_search)
-        super().__init__(spec, vocab, codes, split, device, user_tokens, text=text)
+        super().__init__(spec, vocab, codes, split, device, user_tokens, text=text, content=content)
         if table is None:  # shared: both tasks decode the one trie, exactly as before
             view = TaskView(self.trie)
             self.views = {"rec": view, "search": view}
@@ -670,13 +671,20 @@ def train_joint(
     yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id}; task {joint.task}, "
                   f"{'mix ' + format(joint.mix, 'g') + ' search, ' if joint.task == 'joint' else ''}"
                   f"query encoder {joint.query_encoder} ({encoder}); device {dev}")
-    trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs), table)
+    if tokens is not None and (spec.content_input or spec.content_output):
+        raise SemidError("content_input / content_output work with the shared token strategy only "
+                         "(the Separate and Prefix-share tables have no single content space)")
+    content, content_info = training_content(store, spec, run, vocab.n_items)
+    trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs), table,
+                           content)
     if model_id is None:
         record = {"spec": spec.to_dict(), "joint": joint.to_dict(), "vocab": vocab.to_dict(), "text": text.to_dict(),
                   "preset": preset, "n_parameters": trainer.model.n_parameters(), "split_info": split.info,
                   "queries": data.info}
         if tokens is not None:
             record["tokens"] = tokens
+        if content_info is not None:
+            record["content"] = content_info
         model_id = store.create_model(
             name=name or f"joint-{joint.task}-{joint.query_encoder}-{preset or 'custom'}-seed{spec.seed}"
                          + (f"-{tokens['strategy']}" if tokens else ""),
@@ -734,7 +742,7 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
                device: str | None = None) -> JointModel:
     """A trained joint model ready to decode, with the trie of the current catalogue
     (items added after training are searchable through their content SIDs, as for rec)."""
-    from .evaluate import build_trie, catalogue_codes
+    from .evaluate import build_trie, catalogue_codes, model_content
 
     rec = pick_joint(store, model_id)
     spec = spec_from_dict(rec.spec["spec"])
@@ -744,11 +752,14 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
     if ckpt is None:
         raise ProjectError(f"model #{rec.id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
     dev = resolve_device(device)
-    model = TigerModel(spec, vocab, TextInput.from_dict(rec.spec["text"])).to(dev)
+    tokens = rec.spec.get("tokens")
+    codes = None if tokens is not None else catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)[0]
+    content = None if codes is None else model_content(store, rec, codes)
+    model = TigerModel(spec, vocab, TextInput.from_dict(rec.spec["text"]),
+                       0 if content is None else content.shape[1]).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
     model.eval()
     encoder = rec.spec.get("queries", {}).get("encoder") or encoder_name(store, joint)
-    tokens = rec.spec.get("tokens")
     if tokens is not None:
         # Separate / Prefix-share: the catalogue the model was trained on (items added later have
         # no SID in the two task tables' spaces yet: they are not searched or recommended)
@@ -759,10 +770,9 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
         use_view(model, views["rec"])
         return JointModel(rec, spec, joint, vocab, model, views["rec"].trie, table.task_codes("rec"), encoder,
                           ckpt.step, views, tokens)
-    codes, _, _ = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     ok = (codes >= 0).all(axis=1)
     safe = np.where(ok[:, None], codes, 0)
-    model.set_catalogue(safe)
+    model.set_catalogue(safe, content)
     trie = build_trie(safe, vocab, ok)
     maps = None
     if spec.node_output:
@@ -830,6 +840,19 @@ def _drive(gen):
 # --------------------------------------------------------------------------- evaluation
 
 
+def rank_joint_rec(store: ProjectStore, jm: JointModel, *, k: int, beam: int | None = None,
+                   exclude_history: bool = False, cancel: CancelToken = NEVER) -> TaskGenerator[tuple]:
+    """The joint model's recommendations for the test users of its split: ``(ranked, split)``."""
+    from .evaluate import LoadedModel, rank_probes
+
+    seqs, sp = load_split(store, jm.spec.split)
+    lm = LoadedModel(jm.record, jm.spec, jm.vocab, jm.model, jm.view("rec").trie, jm.codes, jm.step, 0, [])
+    ranked = yield from rank_probes(lm, sp.test, k=k, beam=beam or max(20, k), user_tokens=user_tokens_for(jm.vocab, seqs),
+                                    exclude_history=exclude_history, cancel=cancel,
+                                    stage=f"model #{jm.record.id} rec test")
+    return ranked, sp
+
+
 def evaluate_joint(
     store: ProjectStore,
     model_ids: Sequence[int] | None = None,
@@ -839,6 +862,7 @@ def evaluate_joint(
     rec_ks: Sequence[int] = (5, 10, 20),
     beam: int | None = None,
     rec: bool = True,
+    exclude_history: bool = False,
     max_queries: int | None = None,
     bootstrap: int = 1000,
     save: bool = True,
@@ -851,14 +875,13 @@ def evaluate_joint(
     ``test``; :func:`~semid_studio.core.queries.heldout_split`) ranked over the full catalogue
     by constrained beam search, scored by :func:`~semid_studio.core.search.search_metrics`
     (Recall@K, NDCG@K, MRR; head / torso; asked / never asked), unusable queries counted as
-    misses. Rec (``rec=True``, joint task only): the recommender's test probes on its split.
+    misses. Rec (``rec=True``, joint task only): the recommender's test probes on its split
+    (``exclude_history``: each user's history items left out, as in :func:`.evaluate.evaluate_model`).
 
     Returns ``{"search": {...}, "rec": {...} or None, "settings": {...}}``.
     """
     from ..queries import TRAIN_SPLIT, heldout_split
     from ..search import _summarise, _validated, bootstrap_ci, head_items, item_texts, search_metrics, text_scripts
-    from .evaluate import LoadedModel, rank_probes
-
     ks = tuple(sorted({int(k) for k in ks}))
     rec_ks = tuple(sorted({int(k) for k in rec_ks}))
     if not ks or ks[0] < 1 or not rec_ks or rec_ks[0] < 1:
@@ -909,11 +932,8 @@ def evaluate_joint(
                       f"{m[f'recall@{kmax}']:.4f} MRR {m['mrr']:.4f} ({feats.n_truncated} queries cut at "
                       f"{jm.joint.max_query_tokens} word pieces)")
         if rec and jm.joint.task == "joint":
-            seqs, sp = load_split(store, jm.spec.split)
-            lm = LoadedModel(record, jm.spec, jm.vocab, jm.model, jm.view("rec").trie, jm.codes, jm.step, 0, [])
-            r = yield from rank_probes(lm, sp.test, k=max(rec_ks), beam=max(20, max(rec_ks)),
-                                       user_tokens=user_tokens_for(jm.vocab, seqs), cancel=cancel,
-                                       stage=f"model #{record.id} rec test")
+            r, sp = yield from rank_joint_rec(store, jm, k=max(rec_ks), exclude_history=exclude_history,
+                                              cancel=cancel)
             rm = ranking_metrics(r, sp.test.targets, rec_ks)
             rec_runs.append(rm)
             info["rec_split"] = jm.spec.split
@@ -927,7 +947,8 @@ def evaluate_joint(
                 "constrained": True, "n_queries": int(len(frame)), "n_split_queries": int(n_split),
                 "n_rejected": int((~valid).sum()), "rejected": reasons, "models": per_model,
                 "n_head_items": int(head.sum()), "spec": records[0].spec["spec"], "joint": records[0].spec["joint"],
-                "checkpoint": "best (chosen on the dev part of train queries / rec validation)"}
+                "checkpoint": "best (chosen on the dev part of train queries / rec validation)",
+                "rec_exclude_history": bool(exclude_history)}
     report = {"search": search_metrics_, "rec": None, "settings": settings, "ids": {}}
     if rec_runs:
         report["rec"] = {"per_seed": rec_runs, "summary": summarise_runs(rec_runs)}
@@ -944,6 +965,6 @@ def evaluate_joint(
 
 
 __all__ = ["JOINT_KIND", "JointModel", "JointSpec", "JointTrainer", "SearchData", "TaskView", "TextFeatures",
-           "evaluate_joint", "task_views", "use_view",
+           "evaluate_joint", "rank_joint_rec", "task_views", "use_view",
            "has_joint_model", "joint_search", "load_joint", "make_joint_spec", "rank_texts", "search_data",
            "split_overrides", "text_features", "train_joint"]

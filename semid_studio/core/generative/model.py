@@ -30,6 +30,7 @@ initialisation, same outputs as before).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,7 +215,10 @@ class TextInput:
 class TigerModel(nn.Module):
     """Generative recommender: history of items -> the next item's Semantic ID."""
 
-    def __init__(self, spec: GenerativeSpec, vocab: SidVocab, text: TextInput | None = None) -> None:
+    def __init__(self, spec: GenerativeSpec, vocab: SidVocab, text: TextInput | None = None,
+                 content_dim: int = 0) -> None:
+        """``content_dim``: width of the items' content vectors (``spec.content_input`` /
+        ``content_output``; the vectors themselves come with :meth:`set_catalogue`)."""
         super().__init__()
         self.spec, self.vocab, self.text = spec, vocab, text
         d = spec.d_model
@@ -258,6 +262,20 @@ class TigerModel(nn.Module):
             else:
                 raise ValueError(f"unknown text input kind '{text.kind}'")
             self.text_pos = nn.Embedding(text.max_positions, d)
+        # content vectors beside the SID tokens (created last: models without them are
+        # initialised exactly as before)
+        if (spec.content_input or spec.content_output) and content_dim <= 0:
+            raise ValueError("content_input / content_output need the width of the items' content vectors")
+        self.content_dim = content_dim if (spec.content_input or spec.content_output) else 0
+        if spec.content_input:
+            self.content_in = nn.Sequential(nn.LayerNorm(content_dim), nn.Linear(content_dim, d))
+        if spec.content_output:
+            self.content_out = nn.Linear(content_dim, d, bias=False)
+        self.register_buffer("content", torch.zeros(1, max(1, self.content_dim)), persistent=False)
+        # per decoding trie: each level's node vectors (mean of the node's items' content);
+        # the projected tables are cached while the weights cannot change (eval mode)
+        self._node_content: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._projected: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -273,13 +291,31 @@ class TigerModel(nn.Module):
 
     # -- catalogue
 
-    def set_catalogue(self, codes: np.ndarray) -> None:
+    def set_catalogue(self, codes: np.ndarray, content: np.ndarray | None = None) -> None:
         """Attach the SID table (row = item idx); items beyond the vocabulary's ``n_items``
-        (cold start) are encoded by their codes plus the 'unknown item' token."""
+        (cold start) are encoded by their codes plus the 'unknown item' token. ``content``
+        ``(n, content_dim)``: the items' content vectors, for models that read them."""
         feats = self.vocab.item_features(codes)
         device = self.tokens.weight.device
         self.item_feats = torch.from_numpy(feats).to(device)
         self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(device)
+        if self.content_dim:
+            if content is None or content.shape != (len(codes), self.content_dim):
+                got = None if content is None else content.shape
+                raise ValueError(f"this model reads content vectors of shape {(len(codes), self.content_dim)}, got {got}")
+            table = np.zeros((len(codes) + 1, self.content_dim), dtype=np.float32)  # last row: padding
+            table[:-1] = content
+            self.content = torch.from_numpy(table).to(device)
+            self._node_content = weakref.WeakKeyDictionary()
+            self._projected = weakref.WeakKeyDictionary()
+
+    def train(self, mode: bool = True):
+        self._projected = weakref.WeakKeyDictionary()  # the weights may change from here on
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._projected = weakref.WeakKeyDictionary()
+        return super()._load_from_state_dict(*args, **kwargs)
 
     @property
     def n_catalogue(self) -> int:
@@ -300,6 +336,8 @@ class TigerModel(nn.Module):
         if not self.spec.item_embedding:
             feats = feats[..., :-1]
         x = self.tokens(feats).sum(dim=2)
+        if self.spec.content_input:
+            x = x + self.content_in(self.content[items.masked_fill(items < 0, self.n_catalogue)])
         if users is not None and self.spec.user_bins > 0:
             x = torch.cat([self.tokens(users)[:, None, :], x], dim=1)
         if self.text is not None:  # joint model: the history is a recommendation request
@@ -403,11 +441,20 @@ class TigerModel(nn.Module):
         None = identical, i.e. the training trie). Unknown nodes map to -1."""
         self._node_maps = [None if m is None else m.to(self.tokens.weight.device) for m in maps]
 
-    def child_logits(self, h: torch.Tensor, level: int, codes: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        """Logits of given children ``(..., C)`` (their codes and trie nodes, -1 = no child) from
-        decoder states ``h`` ``(..., d)``: the code's logit plus, with ``node_output``, the
-        child node's own embedding."""
+    def child_logits(self, h: torch.Tensor, level: int, codes: torch.Tensor, nodes: torch.Tensor,
+                     trie=None, content_table: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of given children ``(..., C)`` (their codes and nodes of ``trie``, -1 = no
+        child) from decoder states ``h`` ``(..., d)``: the code's logit plus, with
+        ``node_output``, the child node's own embedding and, with ``content_output``, its
+        projected content vector (levels >= 1; needs ``trie``, or ``content_table`` from
+        :meth:`content_table` when one step asks several times)."""
         base = self.full_logits(h, level).gather(-1, codes.clamp_min(0))
+        if self.spec.content_output and level > 0:
+            if content_table is None and trie is None:
+                raise ValueError("a content_output model needs the decoding trie")
+            table = self.content_table(trie, level) if content_table is None else content_table
+            rows = torch.where(nodes >= 0, nodes, torch.full_like(nodes, table.shape[0] - 1))
+            base = base + (table[rows] @ h.unsqueeze(-1)).squeeze(-1)
         if not self.node_emb or level == 0:
             return base
         table = self.node_emb[level - 1]
@@ -417,6 +464,34 @@ class TigerModel(nn.Module):
         rows = torch.where((nodes >= 0) & (rows >= 0), rows, torch.full_like(rows, pad))
         emb = table(rows)  # (..., C, d)
         return base + (emb @ h.unsqueeze(-1)).squeeze(-1)
+
+    def content_table(self, trie, level: int) -> torch.Tensor:
+        """Projected content vectors of ``trie``'s nodes at ``level``: ``(n_nodes + 1, d)``, the
+        last row zero (for missing children). Cached while the weights cannot change (eval)."""
+        cached = self._projected.get(trie, {})
+        if not self.training and level in cached:
+            return cached[level]
+        raw = self._node_content.get(trie)
+        if raw is None:
+            raw = self._node_content[trie] = self._node_vectors(trie)
+        table = F.pad(self.content_out(raw[level]), (0, 0, 0, 1))
+        if not self.training:
+            self._projected.setdefault(trie, {})[level] = table
+        return table
+
+    @torch.no_grad()
+    def _node_vectors(self, trie) -> list[torch.Tensor]:
+        """Per level, each node's content: the normalised mean of its items' vectors."""
+        content = self.content[:-1]
+        out = []
+        for level, n_nodes in enumerate(trie.n_nodes):
+            nodes = trie.item_path[:, level].to(content.device)
+            rows = torch.nonzero(nodes >= 0)[:, 0]
+            rows = rows[rows < len(content)]
+            sums = torch.zeros(n_nodes, self.content_dim, device=content.device)
+            sums.index_add_(0, nodes[rows], content[rows])
+            out.append(F.normalize(sums, dim=-1))
+        return out
 
     def forward_train(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
                       *, last_only: bool = False):

@@ -44,6 +44,12 @@ class GenerativeSpec:
     # item-level output signal: an embedding per SID prefix of length >= 2 (a trie node, nearly
     # an item) added to the code's logit; needs the constrained loss
     node_output: bool = False
+    # item content vectors (the sentence embeddings the SIDs were quantised from, frozen) beside
+    # the SID tokens: projected into each history position (input), and projected into an
+    # output embedding for every trie node below level 1 (output; the mean of its items'
+    # vectors), so items seen rarely in training still score by what they are
+    content_input: bool = False
+    content_output: bool = False
     # -- training
     split: str = "loo"
     train_targets: str = "all"  # "all": every history position is a target; "last": TIGER's one per window
@@ -196,6 +202,9 @@ def validate_spec(spec: GenerativeSpec) -> None:
             raise SemidError(f"spec field '{name}' must be in [0, 1), got {getattr(spec, name)}")
     if spec.node_output and not spec.constrained_loss:
         raise SemidError("spec field 'node_output' needs constrained_loss=true (node logits exist for real "
+                         "prefixes only)")
+    if spec.content_output and not spec.constrained_loss:
+        raise SemidError("spec field 'content_output' needs constrained_loss=true (node vectors exist for real "
                          "prefixes only)")
     if spec.lr <= 0:
         raise SemidError("spec field 'lr' must be positive")

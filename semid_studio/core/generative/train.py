@@ -75,11 +75,15 @@ def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.T
             continue
         parents = torch.zeros_like(targets) if level == 0 else trie.item_path[targets, level - 1]
         slot = trie.item_path[targets, level] - trie.first[level][parents]
-        for rows in _by_family_size(trie, level, parents, bool(model.node_emb) and level > 0):
+        # the node outputs' projected content, once per level and step (every row group reads it)
+        table = model.content_table(trie, level) if model.spec.content_output and level > 0 else None
+        per_node = (bool(model.node_emb) or table is not None) and level > 0
+        for rows in _by_family_size(trie, level, parents, per_node):
             p = parents if rows is None else parents[rows]
             width = None if rows is None else int(trie.n_children(level, p).max())
             nodes, child_codes = trie.children(level, p, width)
-            logits = model.child_logits(hl if rows is None else hl[rows], level, child_codes, nodes).float()
+            logits = model.child_logits(hl if rows is None else hl[rows], level, child_codes, nodes, trie,
+                                        table).float()
             logits = logits.masked_fill(nodes < 0, float("-inf"))
             nll = _nll(logits, slot if rows is None else slot[rows], label_smoothing)
             total = total + nll.sum() / n
@@ -150,15 +154,20 @@ class Trainer:
 
     def __init__(self, spec: GenerativeSpec, vocab: SidVocab, codes: np.ndarray, split: Split,
                  device: torch.device | str = "cpu", user_tokens: np.ndarray | None = None,
-                 text: TextInput | None = None) -> None:
+                 text: TextInput | None = None, content: np.ndarray | None = None) -> None:
+        """``content``: the items' content vectors (row = item idx), for a spec with
+        ``content_input`` / ``content_output``."""
         self.spec, self.vocab, self.split = spec, vocab, split
         self.device = torch.device(device)
         if spec.threads > 0 and self.device.type == "cpu":
             torch.set_num_threads(spec.threads)
         torch.manual_seed(spec.seed)
+        reads_content = spec.content_input or spec.content_output
+        if reads_content and content is None:
+            raise SemidError("content_input / content_output need the items' content vectors")
         # ``text``: a joint search + recommendation model (see .joint.JointTrainer)
-        self.model = TigerModel(spec, vocab, text).to(self.device)
-        self.model.set_catalogue(codes)
+        self.model = TigerModel(spec, vocab, text, content.shape[1] if reads_content else 0).to(self.device)
+        self.model.set_catalogue(codes, content if reads_content else None)
         self.trie = SidTrie.build(codes, vocab.level_sizes).to(self.device)
         self.user_tokens = user_tokens  # (n_users,) token per Sequences row, or None
         self.windows: Windows = training_windows(split.train, spec.max_history, last_only=spec.train_targets == "last")
@@ -369,6 +378,20 @@ def make_vocab(spec: GenerativeSpec, codes: np.ndarray) -> SidVocab:
     return SidVocab(sizes, len(codes), spec.user_bins, model_dedup, nodes)
 
 
+def training_content(store: ProjectStore, spec: GenerativeSpec, run, n_items: int
+                     ) -> tuple[np.ndarray | None, dict | None]:
+    """The content vectors a ``content_input`` / ``content_output`` model reads: the embedding
+    set the SIDs were quantised from, first ``n_items`` rows. Returns ``(vectors, record)``,
+    ``(None, None)`` for a model that reads none."""
+    if not (spec.content_input or spec.content_output):
+        return None, None
+    emb = store.load_embedding_set(run.embedding_set_id)
+    if emb.n_items < n_items:
+        raise ProjectError(f"embedding set #{emb.id} covers {emb.n_items} of the model's {n_items} items")
+    vectors = np.asarray(emb.vectors[:n_items], dtype=np.float32)
+    return vectors, {"embedding_set_id": emb.id, "dim": int(vectors.shape[1])}
+
+
 def load_split(store: ProjectStore, kind: str) -> tuple[Sequences, Split]:
     seqs = Sequences.from_frame(store.interactions_frame())
     return seqs, make_split(seqs, kind)
@@ -463,15 +486,19 @@ def train_model(
     seqs, split = load_split(store, spec.split)
     dev = resolve_device(device)
     yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id} ({vocab.n_levels} levels); device {dev}")
-    trainer = Trainer(spec, vocab, codes, split, dev, user_tokens_for(vocab, seqs))
+    content, content_info = training_content(store, spec, run, vocab.n_items)
+    trainer = Trainer(spec, vocab, codes, split, dev, user_tokens_for(vocab, seqs), content=content)
 
     if model_id is None:
+        record = {"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": preset,
+                  "n_parameters": trainer.model.n_parameters(), "split_info": split.info}
+        if content_info is not None:
+            record["content"] = content_info
         model_id = store.create_model(
             name=name or f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}",
             kind=MODEL_KIND,
             quantizer_run_id=run.id,
-            spec={"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": preset,
-                  "n_parameters": trainer.model.n_parameters(), "split_info": split.info},
+            spec=record,
         )
         history: list[dict] = []
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters, "

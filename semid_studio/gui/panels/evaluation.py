@@ -142,6 +142,11 @@ class EvaluationPanel(QWidget):
         self.baseline_checks["popularity"].setChecked(True)
         self.baseline_checks["markov"].setChecked(True)
         self.baseline_checks["sasrec"].setToolTip("Trains SASRec on the same split (minutes on a big catalogue)")
+        self.exclude_history_check = QCheckBox("Leave out history items")
+        self.exclude_history_check.setToolTip(
+            "The seen-item filter: each test user's own history items are left out of every method's list "
+            "(model and baselines alike). Right where the next item is never a repeat, e.g. review data; "
+            "the evaluation records it.")
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Full-catalogue Recall/NDCG@K on the test split, with the baselines; "
                                         "saved in the project")
@@ -162,6 +167,7 @@ class EvaluationPanel(QWidget):
         run_row2.addWidget(QLabel("Baselines"))
         for check in self.baseline_checks.values():
             run_row2.addWidget(check)
+        run_row2.addWidget(self.exclude_history_check)
         run_row2.addStretch(1)
         run_row2.addWidget(self.evaluate_button)
         run_row2.addWidget(self.cancel_button)
@@ -244,7 +250,9 @@ class EvaluationPanel(QWidget):
         rows, keys, tips = [], [], []
         for e, method, values in table:
             settings = e.get("settings") or {}
-            rows.append((f"#{e['id']}: {e['name']}", method, e["split"], settings.get("n_test", ""),
+            split = e["split"] + (", history left out" if settings.get("exclude_history")
+                                  or settings.get("rec_exclude_history") else "")
+            rows.append((f"#{e['id']}: {e['name']}", method, split, settings.get("n_test", ""),
                          *[_cell(values.get(k)) for k in names]))
             keys.append(e["id"])
             tips.append(self._describe(e))
@@ -269,6 +277,9 @@ class EvaluationPanel(QWidget):
         if s.get("model_ids"):
             parts.append(f"models {s['model_ids']}, seeds {s.get('seeds')}, beam {s.get('beam')}, "
                          f"{s.get('n_items')} items (full catalogue), checkpoint: {s.get('checkpoint')}")
+        if s.get("exclude_history"):
+            parts.append("each user's history items left out of every method's list "
+                         f"({s.get('test_repeat_share', 0.0):.1%} of test targets repeat a history item)")
         return "\n".join(parts)
 
     @Slot()
@@ -362,12 +373,14 @@ class EvaluationPanel(QWidget):
             return
         model_id = self.model_combo.currentData()
         baselines = tuple(name for name, check in self.baseline_checks.items() if check.isChecked())
+        exclude_history = self.exclude_history_check.isChecked()
 
         def body(store, cancel):
             from ...core.generative import evaluate_model
 
             return (yield from evaluate_model(store, None if model_id is None else [model_id], ks=ks,
-                                              baselines=baselines, cancel=cancel))
+                                              baselines=baselines, exclude_history=exclude_history,
+                                              cancel=cancel))
 
         self.progress.setRange(0, 0)
         self.status.setText("Evaluating on the test split…")
