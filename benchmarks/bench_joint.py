@@ -6,8 +6,8 @@ queries, e.g. Beauty), next to BM25, dense retrieval, popularity and the Markov 
         [--tokens shared|separate|prefix-share] [--token-sets SEARCH_SET,REC_SET]
         [--project PATH --workdir DIR]
     .venv/bin/python benchmarks/bench_joint.py --combine A.json,B.json,...   (pool runs made apart)
-    .venv/bin/python benchmarks/bench_joint.py --rec-protocols --workdir DIR   (rec of DIR's joint
-        models and the baselines, with and without the seen-item filter)
+    .venv/bin/python benchmarks/bench_joint.py --rec-protocols --workdir DIR [--models 2,3]   (rec of
+        DIR's joint models and the baselines, with and without the seen-item filter)
 
 What it does (CPU; every figure on the full catalogue of 9,742 movies):
 
@@ -172,7 +172,7 @@ def baselines(store: ProjectStore, set_ids: dict[str, int]) -> dict:
 REC_KS = (5, 10, 20)
 
 
-def rec_protocols(workdir: Path) -> int:
+def rec_protocols(workdir: Path, model_ids: set[int] | None = None) -> int:
     """Rec test figures of every joint model in the workdir's project and of popularity and
     Markov, under both protocols: all items ranked, and each user's history items left out
     (the seen-item filter; the same filter for every method). Written to rec_protocols.json."""
@@ -197,7 +197,7 @@ def rec_protocols(workdir: Path) -> int:
                 rows[f"{cls.name}{' (history left out)' if filtered else ''}"] = ranking_metrics(
                     ranked, sp.test.targets, REC_KS)
         for record in store.list_models(JOINT_KIND):
-            if not store.has_checkpoint(record.id, "best"):
+            if not store.has_checkpoint(record.id, "best") or (model_ids and record.id not in model_ids):
                 continue
             jm = load_joint(store, record.id, device="cpu")
             for filtered in (False, True):
@@ -262,12 +262,14 @@ def main() -> int:
     ap.add_argument("--rec-protocols", action="store_true",
                     help="only test the rec side of the workdir's joint models and the baselines, "
                          "with and without the seen-item filter")
+    ap.add_argument("--models", help="with --rec-protocols: only these joint model ids (comma list)")
     args = ap.parse_args()
     if args.combine:
         return combine([Path(f) for f in args.combine.split(",") if f.strip()])
     torch.set_num_threads(args.threads)
     if args.rec_protocols:
-        return rec_protocols(Path(args.workdir))
+        ids = {int(m) for m in args.models.split(",")} if args.models else None
+        return rec_protocols(Path(args.workdir), ids)
 
     from semid_studio.core.generative import make_spec
     from semid_studio.core.generative.joint import evaluate_joint, make_joint_spec, split_overrides, train_joint

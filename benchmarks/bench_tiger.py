@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/bench_tiger.py --throughput --threads 1              (efficiency choices)
     .venv/bin/python benchmarks/bench_tiger.py --combine s0.json,s1.json,s2.json     (seeds run apart)
     .venv/bin/python benchmarks/bench_tiger.py --models ID --beam-check 2000          (beam vs exact ranking)
+    ... --protocols all,filtered   (the test table also with the seen-item filter on every method)
 
 Budgets (``--minutes``, ``--curve``) are CPU minutes of this process: with one torch thread
 that is one core of a laptop, and it stays fair on a shared machine; wall minutes are printed
@@ -264,6 +265,9 @@ THROUGHPUT_CONFIGS = [  # (preset, overrides): the efficiency choices of docs/ge
     ("laptop", {"node_output": "0", "constrained_loss": "0"}),
     ("laptop", {}),
     ("laptop", {"precision": "bf16"}),
+    ("laptop", {"content_input": "1"}),
+    ("laptop", {"content_output": "1"}),
+    ("laptop", {"content_input": "1", "content_output": "1"}),
 ]
 
 
@@ -272,9 +276,10 @@ def throughput(store, split, steps: int = 6, max_s: float = 25.0) -> dict:
     of length-bucketed against random batches."""
     from semid_studio.core.generative import make_spec
     from semid_studio.core.generative.data import iter_batches, training_windows
-    from semid_studio.core.generative.train import Trainer, make_vocab
+    from semid_studio.core.generative.train import Trainer, make_vocab, training_content
 
-    codes = store.load_quantizer_run().codes
+    run = store.load_quantizer_run()
+    codes = run.codes
     windows = training_windows(split.train, 20)
     rng = np.random.default_rng(0)
     batches = iter_batches(windows, 2048, rng)
@@ -285,7 +290,8 @@ def throughput(store, split, steps: int = 6, max_s: float = 25.0) -> dict:
            "padding_random_batches": 1 - lengths.sum() / random_slots, "configs": []}
     for preset, overrides in THROUGHPUT_CONFIGS:
         spec = make_spec(preset, overrides)
-        trainer = Trainer(spec, make_vocab(spec, codes), codes, split, "cpu")
+        content, _ = training_content(store, spec, run, len(codes))
+        trainer = Trainer(spec, make_vocab(spec, codes), codes, split, "cpu", content=content)
         for _ in range(2):  # warm-up
             trainer.train_step()
         t0, n, k = time.process_time(), 0, 0
@@ -334,12 +340,12 @@ def combine(files: list[Path]) -> int:
     baselines are deterministic and are taken from the first file) into mean and spread."""
     from semid_studio.core.generative.metrics import summarise_runs
 
-    per_seed, seeds, rows = [], [], []
+    per_seed, seeds, rows = {}, [], []
     for f in files:
         res = json.loads(f.read_text())
-        tiger = res["report"]["tiger"]
-        per_seed += tiger["per_seed"]
-        seeds += tiger["seeds"]
+        for protocol, report in _reports(res).items():
+            per_seed.setdefault(protocol, []).extend(report["tiger"]["per_seed"])
+        seeds += res["report"]["tiger"]["seeds"]
         rows.append((f, res))
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"seeds repeat across the files ({seeds}): each file must add new seeds")
@@ -348,16 +354,30 @@ def combine(files: list[Path]) -> int:
         raise SystemExit(f"the files were trained with different settings: {sorted(presets)}")
     print(f"TIGER on Beauty, test split: {len(seeds)} seeds {seeds} pooled from {len(files)} files "
           f"(mean ± standard deviation over seeds)")
-    print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
-    print(fmt_row("TIGER (paper)", PAPER))
-    for seed, m in zip(seeds, per_seed):
-        print(fmt_row(f"  ours, seed {seed}", m))
-    print(fmt_row("TIGER-ours (SID model)", summarise_runs(per_seed)))
     names = {"popularity": "popularity", "markov": "Markov (1st order)", "sasrec": "SASRec (tuned, ours)"}
-    for key, entry in rows[0][1]["report"].items():
-        if key != "tiger":
-            print(fmt_row(names.get(key, key), entry["summary"]))
+    for protocol, runs in per_seed.items():
+        if len(runs) != len(seeds):
+            print(f"({protocol}: only {len(runs)} of the {len(seeds)} seeds have it; left out)")
+            continue
+        print(f"\n{PROTOCOLS[protocol]}")
+        print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
+        print(fmt_row("TIGER (paper)", PAPER))
+        for seed, m in zip(seeds, runs):
+            print(fmt_row(f"  ours, seed {seed}", m))
+        print(fmt_row("TIGER-ours (SID model)", summarise_runs(runs)))
+        for key, entry in _reports(rows[0][1])[protocol].items():
+            if key != "tiger":
+                print(fmt_row(names.get(key, key), entry["summary"]))
     return 0
+
+
+#: the two ranking protocols (the second is the seen-item filter, applied to every method)
+PROTOCOLS = {"all": "every item ranked", "filtered": "each user's history items left out of every list"}
+
+
+def _reports(results: dict) -> dict[str, dict]:
+    """A results file's test reports per protocol (files from before --protocols have 'all' only)."""
+    return results.get("reports") or {"all": results["report"]}
 
 
 def main(argv=None) -> int:
@@ -387,6 +407,9 @@ def main(argv=None) -> int:
                     help="with --models: beam widths 10/20/50 against the exact ranking on this many test users")
     ap.add_argument("--combine", help="only pool the test figures of earlier --json files (one seed each, e.g. "
                                       "seeds trained in parallel processes) into mean and spread")
+    ap.add_argument("--protocols", default="all",
+                    help="comma list: all (every item ranked), filtered (each user's history items left out "
+                         "of every method's list, the seen-item filter); the test table is printed for each")
     args = ap.parse_args(argv)
     if args.combine:
         return combine([Path(f) for f in args.combine.split(",") if f.strip()])
@@ -468,10 +491,16 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1, default=float))
         return 0
-    report = drive(evaluate_model(store, model_ids, ks=(5, 10, 20), baselines=("popularity", "markov"),
-                                  device=args.device))
-    results["report"] = report["models"]
-    results["evaluation_id"] = report.get("evaluation_id")
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    if not protocols or set(protocols) - set(PROTOCOLS):
+        sys.exit(f"--protocols: choose from {', '.join(PROTOCOLS)}")
+    results["reports"], results["evaluation_ids"] = {}, {}
+    for protocol in protocols:
+        report = drive(evaluate_model(store, model_ids, ks=(5, 10, 20), baselines=("popularity", "markov"),
+                                      exclude_history=protocol == "filtered", device=args.device))
+        results["reports"][protocol] = report["models"]
+        results["evaluation_ids"][protocol] = report.get("evaluation_id")
+    results["report"] = results["reports"][protocols[0]]
 
     if args.sasrec != "none":
         n_items = store.item_count()
@@ -483,13 +512,17 @@ def main(argv=None) -> int:
             spec = best.spec
         else:
             spec = SASRecSpec()
-        runs = []
+        runs: dict[str, list] = {p: [] for p in protocols}
         for seed in seeds:
             model = drive(SASRec(n_items, replace(spec, seed=seed), env["device"]).fit(
                 split, max_minutes=args.sasrec_minutes))
-            runs.append(ranking_metrics(model.recommend(split.test, 20), split.test.targets, (5, 10, 20)))
-        results["report"]["sasrec"] = {"per_seed": runs, "summary": summarise_runs(runs),
-                                       "spec": {k: v for k, v in vars(spec).items()}}
+            for protocol in protocols:
+                ranked = model.recommend(split.test, 20, exclude_history=protocol == "filtered")
+                runs[protocol].append(ranking_metrics(ranked, split.test.targets, (5, 10, 20)))
+        for protocol in protocols:
+            results["reports"][protocol]["sasrec"] = {"per_seed": runs[protocol],
+                                                      "summary": summarise_runs(runs[protocol]),
+                                                      "spec": {k: v for k, v in vars(spec).items()}}
 
     if not args.no_speed:
         results["speed"] = speed(store, model_ids[0], split, args.preset, args.device or "cpu")
@@ -503,12 +536,14 @@ def main(argv=None) -> int:
            f"ours: preset {args.preset} {overrides or ''}, {args.minutes:g} CPU-min training per seed, seeds {seeds}")
           + ", "
           "checkpoint chosen on validation NDCG@10")
-    print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
-    print(fmt_row("TIGER (paper)", PAPER))
     names = {"tiger": "TIGER-ours (SID model)", "popularity": "popularity", "markov": "Markov (1st order)",
              "sasrec": "SASRec (tuned, ours)"}
-    for key, entry in results["report"].items():
-        print(fmt_row(names.get(key, key), entry["summary"]))
+    for protocol, report in results["reports"].items():
+        print(f"\n{PROTOCOLS[protocol]}")
+        print("".ljust(28) + "".join(f"{m}@{k}".rjust(16) for k in (5, 10, 20) for m in ("R", "N")))
+        print(fmt_row("TIGER (paper)", PAPER))
+        for key, entry in report.items():
+            print(fmt_row(names.get(key, key), entry["summary"]))
     if curves:
         print("\nquality against training time (test, best-on-validation checkpoint so far):")
         for seed, pts in zip(seeds, curves):

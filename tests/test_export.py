@@ -81,9 +81,10 @@ def test_model_export_through_the_cli(sample_project, tmp_path, capsys):
     from semid_studio.core.generative import make_spec, train_model
 
     with ProjectStore.open(sample_project) as s:
-        model_id, _ = collect(train_model(s, make_spec("tiny", {"max_steps": 40, "eval_every": 20, "valid_users": 200}),
-                                          preset="tiny"))
+        spec = make_spec("tiny", {"max_steps": 40, "eval_every": 20, "valid_users": 200, "content_input": True})
+        model_id, _ = collect(train_model(s, spec, preset="tiny"))
         best = s.load_checkpoint(model_id, "best")
+        content = s.load_embedding_set(s.get_model(model_id).spec["content"]["embedding_set_id"])
     out = tmp_path / "sids.csv"
     assert main(["export", str(sample_project), str(out), "--model", str(model_id)]) == 0
     weights = load_file(str(tmp_path / "sids.model.safetensors"))
@@ -93,6 +94,10 @@ def test_model_export_through_the_cli(sample_project, tmp_path, capsys):
     info = json.loads((tmp_path / "sids.model.json").read_text())
     assert info["model"]["id"] == model_id and info["checkpoint"]["chosen_on"] == "validation"
     assert info["spec"]["d_model"] == 32 and info["quantizer_run"]["id"] is not None
+    # the model reads the items' content vectors: they ship beside it, and the sidecar says whose
+    assert info["content_vectors"]["file"] == "sids.model.content.npy"
+    assert info["content_vectors"]["embedding_set_id"] == content.id
+    np.testing.assert_array_equal(np.load(tmp_path / "sids.model.content.npy"), content.vectors)
     assert "sids.model.safetensors" in capsys.readouterr().out
 
     assert main(["export", str(sample_project), str(out), "--model", "999"]) == 1

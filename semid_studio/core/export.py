@@ -168,7 +168,9 @@ def export_model(store: ProjectStore, out_path: str | Path, model_id: int, *, ta
     ``safetensors.numpy.load_file``; the model and checkpoint ids in its metadata);
     ``out.json`` holds everything needed to rebuild and trust it: the spec, the vocabulary
     (SID level sizes), the quantiser run whose SIDs it writes, the preset, the split, the
-    checkpoint's step and its validation history.
+    checkpoint's step and its validation history. A model that reads the items' content
+    vectors (``content_input`` / ``content_output``) also gets ``out.content.npy``.
+    Returns the files written.
     """
     from safetensors.numpy import save_file
 
@@ -206,11 +208,25 @@ def export_model(store: ProjectStore, out_path: str | Path, model_id: int, *, ta
         "project": str(store.path.name),
         "history": rec.history,
     }
+    written = [out, sidecar]
+    if rec.spec.get("content"):
+        # the model reads each item's content vector beside its SID: ship the vectors it was
+        # trained with (rows in item idx order, as in the SID table) and say where they came from
+        emb = store.load_embedding_set(int(rec.spec["content"]["embedding_set_id"]))
+        vectors_file = out.with_name(out.stem + ".content.npy")
+        try:
+            np.save(vectors_file, np.asarray(emb.vectors, dtype=np.float32))
+        except OSError as exc:
+            raise SemidError(f"{vectors_file}: cannot write ({exc.strerror or exc})") from None
+        written.append(vectors_file)
+        info["content_vectors"] = {"file": vectors_file.name, "embedding_set_id": emb.id, "name": emb.name,
+                                   "model": emb.model, "template": emb.template, "strategy": emb.strategy,
+                                   "dim": emb.dim, "rows": "item idx order (the SID table's row order)"}
     try:
         sidecar.write_text(json.dumps(info, indent=2, default=_json_default))
     except OSError as exc:
         raise SemidError(f"{sidecar}: cannot write ({exc.strerror or exc})") from None
-    return [out, sidecar]
+    return written
 
 
 def _level_order(name: str) -> tuple[int, str]:

@@ -131,18 +131,18 @@ def catalogue_vectors(store: ProjectStore, set_id: int, n_now: int) -> np.ndarra
     return None
 
 
-def model_content(store: ProjectStore, rec: ModelRecord, codes: np.ndarray) -> np.ndarray | None:
-    """Content vectors for a model that reads them (``rec.spec["content"]``), one row per row
-    of ``codes`` (the current catalogue); rows without an SID get zeros (they are never
-    decoded). None for a model that reads none."""
+def model_content(store: ProjectStore, rec: ModelRecord, n_rows: int) -> np.ndarray | None:
+    """Content vectors for a model that reads them (``rec.spec["content"]``), one row per item
+    of the current catalogue (``n_rows``); items without a vector get zeros (they have no SID
+    either, so they are never decoded). None for a model that reads none."""
     info = rec.spec.get("content")
     if not info:
         return None
-    vectors = catalogue_vectors(store, int(info["embedding_set_id"]), len(codes))
-    out = np.zeros((len(codes), int(info["dim"])), dtype=np.float32)
+    vectors = catalogue_vectors(store, int(info["embedding_set_id"]), n_rows)
+    out = np.zeros((n_rows, int(info["dim"])), dtype=np.float32)
     if vectors is None:  # only the trained items have vectors; newer ones have no SID either
         vectors = store.load_embedding_set(int(info["embedding_set_id"])).vectors
-    n = min(len(vectors), len(codes))
+    n = min(len(vectors), n_rows)
     out[:n] = vectors[:n]
     return out
 
@@ -158,7 +158,7 @@ def load_model(store: ProjectStore, model_id: int | None = None, *, tag: str = "
         raise ProjectError(f"model #{rec.id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
     codes, warnings, skipped = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     dev = resolve_device(device)
-    content = model_content(store, rec, codes)
+    content = model_content(store, rec, len(codes))
     model = TigerModel(spec, vocab, content_dim=0 if content is None else content.shape[1]).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
     model.eval()

@@ -671,10 +671,9 @@ def train_joint(
     yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id}; task {joint.task}, "
                   f"{'mix ' + format(joint.mix, 'g') + ' search, ' if joint.task == 'joint' else ''}"
                   f"query encoder {joint.query_encoder} ({encoder}); device {dev}")
-    if tokens is not None and (spec.content_input or spec.content_output):
-        raise SemidError("content_input / content_output work with the shared token strategy only "
-                         "(the Separate and Prefix-share tables have no single content space)")
     content, content_info = training_content(store, spec, run, vocab.n_items)
+    if content is not None and table is not None:
+        content = np.concatenate([content, content])  # a vector per virtual row: rec rows, then search rows
     trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs), table,
                            content)
     if model_id is None:
@@ -754,7 +753,10 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
     dev = resolve_device(device)
     tokens = rec.spec.get("tokens")
     codes = None if tokens is not None else catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)[0]
-    content = None if codes is None else model_content(store, rec, codes)
+    # Separate / Prefix-share: the trained catalogue's vectors, once per virtual row (rec, then search)
+    content = model_content(store, rec, vocab.n_items if codes is None else len(codes))
+    if content is not None and codes is None:
+        content = np.concatenate([content, content])
     model = TigerModel(spec, vocab, TextInput.from_dict(rec.spec["text"]),
                        0 if content is None else content.shape[1]).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
@@ -765,7 +767,7 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
         # no SID in the two task tables' spaces yet: they are not searched or recommended)
         table = _strategy_table(store, tokens, vocab.n_items)
         vocab.check_codes(table.codes)
-        model.set_catalogue(table.codes)
+        model.set_catalogue(table.codes, content)
         views = task_views(table, SidTrie.build(table.codes, vocab.level_sizes), dev)
         use_view(model, views["rec"])
         return JointModel(rec, spec, joint, vocab, model, views["rec"].trie, table.task_codes("rec"), encoder,

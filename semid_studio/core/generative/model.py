@@ -15,6 +15,11 @@ What it computes
   (only those up to the target's own position while training).
 - **Output**: per-level logits over that level's codes, by default tied to the level's input
   embeddings.
+- **Item-level signals beside the SID tokens** (spec options, see docs/generative.md): an
+  item-id embedding per history position, per-trie-node output embeddings (``node_output``),
+  and the item's own content vector — the sentence embedding its SID was quantised from —
+  projected into each history position (``content_input``) and, as the mean over a node's
+  items, into the output (``content_output``).
 
 Attention heads may be wider than ``d_model / n_heads`` (TIGER: 6 heads x 64 on d_model
 128), so attention is our own small module over ``F.scaled_dot_product_attention``.
