@@ -163,11 +163,12 @@ class EvaluationPanel(QWidget):
         run_row.addWidget(self.model_combo, 1)
         run_row.addWidget(QLabel("K"))
         run_row.addWidget(self.ks_edit)
+        # On the model row, not the baselines row: that row already sets the panel's minimum width.
+        run_row.addWidget(self.exclude_history_check)
         run_row2 = QHBoxLayout()
         run_row2.addWidget(QLabel("Baselines"))
         for check in self.baseline_checks.values():
             run_row2.addWidget(check)
-        run_row2.addWidget(self.exclude_history_check)
         run_row2.addStretch(1)
         run_row2.addWidget(self.evaluate_button)
         run_row2.addWidget(self.cancel_button)
