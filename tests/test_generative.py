@@ -324,6 +324,32 @@ def test_content_vectors_beside_the_sids(project_master, tmp_path):
         assert np.isfinite(exact_scores(lm.model, lm.trie, h)[n_before])
     with pytest.raises(SemidError, match="content_output"):
         make_spec("tiny", {"content_output": "true", "constrained_loss": "false"})
+    with pytest.raises(SemidError, match="content_set"):
+        make_spec("tiny", {"content_set": "3"})  # without content_input / content_output
+
+
+def test_content_vectors_from_another_embedding_set(project_master, tmp_path):
+    """content_set: the model reads the vectors of a set other than the SIDs' own (here rec-tuned
+    item vectors learned from the training interactions, 32-d, beside SIDs from the text set);
+    an unknown set is refused naming the field."""
+    from semid_studio.core import strategies as S
+
+    path = tmp_path / "content_set.semid"
+    shutil.copyfile(project_master, path)
+    with ProjectStore.open(path) as store:
+        rec_set = drive(S.build_embedding(store, "rec", S.make_spec(overrides={"rec_dim": 32})))
+        with pytest.raises(SemidError, match="content_set.*#99"):
+            drive(train_model(store, make_spec("tiny", {**TINY, "content_input": "true", "content_set": "99"}),
+                              preset="tiny"))
+        spec = make_spec("tiny", {**TINY, "content_input": "true", "content_set": str(rec_set)})
+        model_id = drive(train_model(store, spec, preset="tiny"))
+        assert store.get_model(model_id).spec["content"] == {"embedding_set_id": rec_set, "dim": 32}
+        lm = load_model(store, model_id)
+        vectors = store.load_embedding_set(rec_set).vectors
+        assert np.allclose(lm.model.content[:len(vectors)].numpy(), vectors)
+        _, sp = load_split(store, "loo")
+        dec = beam_search(lm.model, lm.trie, [sp.test.history(0)], beam=20, k=5)
+        assert (dec.items[0] >= 0).all()
 
 
 # --------------------------------------------------------------------------- evaluation, CLI, errors

@@ -50,6 +50,9 @@ class GenerativeSpec:
     # vectors), so items seen rarely in training still score by what they are
     content_input: bool = False
     content_output: bool = False
+    # which embedding set those vectors come from: 0 = the one the SIDs were quantised from;
+    # another set's id lets the model read, say, rec-tuned vectors beside search-tuned SIDs
+    content_set: int = 0
     # -- training
     split: str = "loo"
     train_targets: str = "all"  # "all": every history position is a target; "last": TIGER's one per window
@@ -209,6 +212,11 @@ def validate_spec(spec: GenerativeSpec) -> None:
     if spec.content_output and not spec.constrained_loss:
         raise SemidError("spec field 'content_output' needs constrained_loss=true (node vectors exist for real "
                          "prefixes only)")
+    if spec.content_set < 0:
+        raise SemidError(f"spec field 'content_set' must be an embedding set id (0: the SIDs' own set), "
+                         f"got {spec.content_set}")
+    if spec.content_set and not (spec.content_input or spec.content_output):
+        raise SemidError("spec field 'content_set' only matters with content_input or content_output")
     if spec.lr <= 0:
         raise SemidError("spec field 'lr' must be positive")
     if not spec.select_metric.startswith(("ndcg@", "recall@")):

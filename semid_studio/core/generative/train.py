@@ -381,11 +381,15 @@ def make_vocab(spec: GenerativeSpec, codes: np.ndarray) -> SidVocab:
 def training_content(store: ProjectStore, spec: GenerativeSpec, run, n_items: int
                      ) -> tuple[np.ndarray | None, dict | None]:
     """The content vectors a ``content_input`` / ``content_output`` model reads: the embedding
-    set the SIDs were quantised from, first ``n_items`` rows. Returns ``(vectors, record)``,
-    ``(None, None)`` for a model that reads none."""
+    set the SIDs were quantised from (or ``spec.content_set``), first ``n_items`` rows. Returns
+    ``(vectors, record)``, ``(None, None)`` for a model that reads none."""
     if not (spec.content_input or spec.content_output):
         return None, None
-    emb = store.load_embedding_set(run.embedding_set_id)
+    set_id = spec.content_set or run.embedding_set_id
+    try:
+        emb = store.load_embedding_set(set_id)
+    except ProjectError as exc:
+        raise ProjectError(f"spec field 'content_set': {exc}") from None
     if emb.n_items < n_items:
         raise ProjectError(f"embedding set #{emb.id} covers {emb.n_items} of the model's {n_items} items")
     vectors = np.asarray(emb.vectors[:n_items], dtype=np.float32)
