@@ -232,6 +232,16 @@ def test_strategies_view_empty_state_embedding_strategy_and_two_sid_spaces(qtbot
     assert f"encoder_model=set:{tuned_id}" in gform.spec_label.text()
     gform.task_combo.setCurrentIndex(gform.task_combo.findData("rec"))
     assert not gform.reader_combo.isEnabled()
+    # -- the items' own vectors beside their SIDs: the preset's choice, none, or any set (rec-tuned here)
+    assert gform.spec().content_input  # laptop reads the SIDs' own set
+    gform.vectors_combo.setCurrentIndex(gform.vectors_combo.findData(0))
+    assert not gform.spec().content_input and "content_input=False" in gform.spec_label.text()
+    rec_row = gform.vectors_combo.findData(sets[1].id)
+    assert "rec" in gform.vectors_combo.itemText(rec_row)
+    gform.vectors_combo.setCurrentIndex(rec_row)
+    assert gform.spec().content_input and gform.spec().content_set == sets[1].id
+    assert f"content_set={sets[1].id}" in gform.spec_label.text()
+    gform.vectors_combo.setCurrentIndex(0)
     qform = panel.quantizer_form
     qform.embedding_combo.setCurrentIndex(qform.embedding_combo.findData(sets[-1].id))
     qform.preset_combo.setCurrentIndex(0)

@@ -291,6 +291,13 @@ class GenerativeForm(QWidget):
         self.reader_combo.setToolTip("Which sentence encoder reads the text: the project's own, or the fine-tuned "
                                      "encoder of a search-tuned / multi-task embedding set, which reads a request "
                                      "and the text of the item it asks for into nearby states")
+        self.vectors_combo = QComboBox()
+        # set names can be long: size the box to 24 characters, not to its longest entry
+        self.vectors_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.vectors_combo.setMinimumContentsLength(24)
+        self.vectors_combo.setToolTip("The items' own embedding vectors read beside their SID codes in each history "
+                                      "position (content_input): the set the SIDs came from, another set (say "
+                                      "rec-tuned vectors beside text SIDs), none, or what the preset says")
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(gen_spec.PRESETS))
         self.preset_combo.setCurrentText("laptop")
@@ -326,6 +333,7 @@ class GenerativeForm(QWidget):
         form.addRow("Query encoder", self.encoder_combo)
         form.addRow("Text read by", self.reader_combo)
         form.addRow("Preset", self.preset_combo)
+        form.addRow("Item vectors", self.vectors_combo)
         form.addRow("Steps", self.steps_spin)
         form.addRow("Validate every", self.eval_spin)
         form.addRow("Time budget", self.minutes_spin)
@@ -336,7 +344,7 @@ class GenerativeForm(QWidget):
         form.addRow("Model name", self.name_edit)
         form.addRow(self.spec_label)
         self._new_widgets = (self.task_combo, self.mix_spin, self.encoder_combo, self.reader_combo,
-                             self.preset_combo, self.steps_spin,
+                             self.preset_combo, self.vectors_combo, self.steps_spin,
                              self.eval_spin, self.seed_spin, self.split_combo, self.overrides_edit, self.name_edit)
 
         self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
@@ -344,6 +352,7 @@ class GenerativeForm(QWidget):
         self.task_combo.currentIndexChanged.connect(self._update_spec)
         self.encoder_combo.currentIndexChanged.connect(self._update_spec)
         self.reader_combo.currentIndexChanged.connect(self._update_spec)
+        self.vectors_combo.currentIndexChanged.connect(self._update_spec)
         self.mix_spin.valueChanged.connect(self._update_spec)
         for spin in (self.steps_spin, self.eval_spin, self.seed_spin):
             spin.valueChanged.connect(self._update_spec)
@@ -397,6 +406,11 @@ class GenerativeForm(QWidget):
                            ("seed", self.seed_spin.value()), ("split", self.split_combo.currentData())):
             if value != getattr(base, key) and key not in overrides:
                 overrides[key] = value
+        vectors = self.vectors_combo.currentData()  # None: the preset's; 0: none; -1: the SIDs' set; else a set id
+        if vectors is not None and "content_input" not in overrides and "content_set" not in overrides:
+            overrides["content_input"] = vectors != 0
+            if vectors > 0:
+                overrides["content_set"] = vectors
         return gen_spec.make_spec(preset, overrides)
 
     def joint_spec(self):
@@ -476,6 +490,7 @@ class GenerativeForm(QWidget):
             self.resume_combo.setCurrentIndex(self.resume_combo.findData(keep))
         self.resume_combo.blockSignals(False)
         self._fill_readers(store)
+        self._fill_vectors(store)
         self._update_spec()
 
     def _fill_readers(self, store) -> None:
@@ -492,6 +507,20 @@ class GenerativeForm(QWidget):
         index = self.reader_combo.findData(keep)
         self.reader_combo.setCurrentIndex(max(0, index))
         self.reader_combo.blockSignals(False)
+
+    def _fill_vectors(self, store) -> None:
+        """What the 'Item vectors' box offers: the preset's choice, none, the SIDs' own set, every set."""
+        keep = self.vectors_combo.currentData()
+        self.vectors_combo.blockSignals(True)
+        self.vectors_combo.clear()
+        self.vectors_combo.addItem("as the preset says", None)
+        self.vectors_combo.addItem("none (SID codes and item ids only)", 0)
+        self.vectors_combo.addItem("the set the SIDs were quantised from", -1)
+        for emb in store.list_embedding_sets() if store is not None else []:
+            self.vectors_combo.addItem(f"set #{emb.id} {emb.name} ({emb.strategy}, {emb.dim}-d)", emb.id)
+        index = self.vectors_combo.findData(keep)
+        self.vectors_combo.setCurrentIndex(max(0, index))
+        self.vectors_combo.blockSignals(False)
 
     def build_task(self) -> tuple[str, Callable]:
         problem = self._problem()
