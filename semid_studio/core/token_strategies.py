@@ -267,6 +267,12 @@ class JointTable:
         """Virtual row of item idx ``i`` in ``task``: ``i + shift``."""
         return 0 if task == "rec" else self.n_items
 
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """Item-indexed ``values`` (N, ...) on the virtual rows (2 N, ...): rec rows, then search rows."""
+        if len(values) != self.n_items:
+            raise SemidError(f"expected one row per item ({self.n_items}), got {len(values)}")
+        return np.concatenate([values, values])
+
 
 def task_tables(store: ProjectStore, runs: dict, n_items: int | None = None) -> dict[str, np.ndarray]:
     """The stored SID tables of each task (first ``n_items`` rows), checked to cover the same items."""

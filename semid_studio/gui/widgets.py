@@ -7,6 +7,7 @@ import time
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -20,6 +21,18 @@ from PySide6.QtWidgets import (
 
 from ..core.events import Message, Progress
 from .tasks import TaskRunner
+
+
+def refill_combo(combo: QComboBox, entries) -> None:
+    """Replace a combo box's ``(text, data)`` entries, keeping the chosen data when it is still
+    offered (else the first entry), without emitting change signals on the way."""
+    keep = combo.currentData()
+    combo.blockSignals(True)
+    combo.clear()
+    for text, data in entries:
+        combo.addItem(text, data)
+    combo.setCurrentIndex(max(0, combo.findData(keep)))
+    combo.blockSignals(False)
 
 
 def debounce(parent: QWidget, ms: int, slot) -> QTimer:

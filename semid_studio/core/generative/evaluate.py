@@ -117,10 +117,12 @@ def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: Sid
     return full, warnings, skipped
 
 
-def catalogue_vectors(store: ProjectStore, set_id: int, n_now: int) -> np.ndarray | None:
+def catalogue_vectors(store: ProjectStore, set_id: int, n_now: int, *, partial: bool = False
+                      ) -> np.ndarray | None:
     """Vectors of the whole current catalogue (``n_now`` items) in the space of embedding set
     ``set_id``: that set when it covers them, else the newest set made the same way (model,
-    template, width, strategy) that does; None when there is none (run 'semid embed')."""
+    template, width, strategy) that does; None when there is none (run 'semid embed'), or with
+    ``partial`` the set's own, shorter, vectors."""
     base = store.load_embedding_set(set_id)
     if base.n_items >= n_now:
         return np.asarray(base.vectors[:n_now])
@@ -128,7 +130,7 @@ def catalogue_vectors(store: ProjectStore, set_id: int, n_now: int) -> np.ndarra
         if emb.n_items == n_now and emb.model == base.model and emb.template == base.template \
                 and emb.dim == base.dim and emb.strategy == base.strategy:
             return np.asarray(store.load_embedding_set(emb.id).vectors)
-    return None
+    return np.asarray(base.vectors) if partial else None
 
 
 def model_content(store: ProjectStore, rec: ModelRecord, n_rows: int) -> np.ndarray | None:
@@ -138,10 +140,10 @@ def model_content(store: ProjectStore, rec: ModelRecord, n_rows: int) -> np.ndar
     info = rec.spec.get("content")
     if not info:
         return None
-    vectors = catalogue_vectors(store, int(info["embedding_set_id"]), n_rows)
+    # partial: when no set covers the newer items, only the trained ones have vectors (the newer
+    # ones have no SID either)
+    vectors = catalogue_vectors(store, int(info["embedding_set_id"]), n_rows, partial=True)
     out = np.zeros((n_rows, int(info["dim"])), dtype=np.float32)
-    if vectors is None:  # only the trained items have vectors; newer ones have no SID either
-        vectors = store.load_embedding_set(int(info["embedding_set_id"])).vectors
     n = min(len(vectors), n_rows)
     out[:n] = vectors[:n]
     return out

@@ -673,7 +673,7 @@ def train_joint(
                   f"query encoder {joint.query_encoder} ({encoder}); device {dev}")
     content, content_info = training_content(store, spec, run, vocab.n_items)
     if content is not None and table is not None:
-        content = np.concatenate([content, content])  # a vector per virtual row: rec rows, then search rows
+        content = table.per_row(content)
     trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs), table,
                            content)
     if model_id is None:
@@ -752,20 +752,19 @@ def load_joint(store: ProjectStore, model_id: int | None = None, *, tag: str = "
         raise ProjectError(f"model #{rec.id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
     dev = resolve_device(device)
     tokens = rec.spec.get("tokens")
-    codes = None if tokens is not None else catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)[0]
-    # Separate / Prefix-share: the trained catalogue's vectors, once per virtual row (rec, then search)
+    # Separate / Prefix-share: the catalogue the model was trained on (items added later have
+    # no SID in the two task tables' spaces yet: they are not searched or recommended)
+    table = _strategy_table(store, tokens, vocab.n_items) if tokens is not None else None
+    codes = None if table is not None else catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)[0]
     content = model_content(store, rec, vocab.n_items if codes is None else len(codes))
-    if content is not None and codes is None:
-        content = np.concatenate([content, content])
+    if content is not None and table is not None:
+        content = table.per_row(content)
     model = TigerModel(spec, vocab, TextInput.from_dict(rec.spec["text"]),
                        0 if content is None else content.shape[1]).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
     model.eval()
     encoder = rec.spec.get("queries", {}).get("encoder") or encoder_name(store, joint)
-    if tokens is not None:
-        # Separate / Prefix-share: the catalogue the model was trained on (items added later have
-        # no SID in the two task tables' spaces yet: they are not searched or recommended)
-        table = _strategy_table(store, tokens, vocab.n_items)
+    if table is not None:
         vocab.check_codes(table.codes)
         model.set_catalogue(table.codes, content)
         views = task_views(table, SidTrie.build(table.codes, vocab.level_sizes), dev)

@@ -385,10 +385,11 @@ def training_content(store: ProjectStore, spec: GenerativeSpec, run, n_items: in
     ``(vectors, record)``, ``(None, None)`` for a model that reads none."""
     if not (spec.content_input or spec.content_output):
         return None, None
-    set_id = spec.content_set or run.embedding_set_id
     try:
-        emb = store.load_embedding_set(set_id)
+        emb = store.load_embedding_set(spec.content_set or run.embedding_set_id)
     except ProjectError as exc:
+        if not spec.content_set:
+            raise
         raise ProjectError(f"spec field 'content_set': {exc}") from None
     if emb.n_items < n_items:
         raise ProjectError(f"embedding set #{emb.id} covers {emb.n_items} of the model's {n_items} items")

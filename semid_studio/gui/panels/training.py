@@ -52,6 +52,7 @@ from ..context import ProjectContext
 from ..generative import ModelInfo, list_generative_models
 from ..search import STRATEGY_LABELS, JointInfo, list_joint_models
 from ..plots import LossCurvePlot
+from ..widgets import refill_combo
 
 NEW_EMBEDDING = -1
 
@@ -475,52 +476,31 @@ class GenerativeForm(QWidget):
 
     def refresh(self) -> None:
         store = self.context.store
-        keep = self.resume_id
-        self.resume_combo.blockSignals(True)
-        self.resume_combo.clear()
-        self.resume_combo.addItem("a new model", NEW_MODEL)
         self.models = list_generative_models(store) if store is not None else []
         self.joint_models = list_joint_models(store) if store is not None else []
         resumable = [(m.id, f"{m.name} (rec, {m.status} at step {m.step:,})") for m in self.models if m.resumable]
         resumable += [(m.id, f"{m.name} ({m.task}, {m.status} at step {m.step:,})") for m in self.joint_models
                       if m.resumable]
-        for model_id, text in sorted(resumable, reverse=True):
-            self.resume_combo.addItem(f"resume #{model_id} {text}", model_id)
-        if keep is not None and self.resume_combo.findData(keep) >= 0:
-            self.resume_combo.setCurrentIndex(self.resume_combo.findData(keep))
-        self.resume_combo.blockSignals(False)
+        refill_combo(self.resume_combo, [("a new model", NEW_MODEL)] + [
+            (f"resume #{model_id} {text}", model_id) for model_id, text in sorted(resumable, reverse=True)])
         self._fill_readers(store)
         self._fill_vectors(store)
         self._update_spec()
 
     def _fill_readers(self, store) -> None:
         """The project's encoder, then every embedding set with a fine-tuned text encoder."""
-        keep = self.reader_combo.currentData()
-        self.reader_combo.blockSignals(True)
-        self.reader_combo.clear()
-        self.reader_combo.addItem("the project's sentence encoder (frozen)", "")
         names = {"search": "search-tuned", "multitask": "multi-task"}
-        for emb in store.list_embedding_sets() if store is not None else []:
-            if emb.strategy in names:
-                self.reader_combo.addItem(f"the fine-tuned encoder of set #{emb.id} ({names[emb.strategy]})",
-                                          f"{gen_joint.ENCODER_SET_PREFIX}{emb.id}")
-        index = self.reader_combo.findData(keep)
-        self.reader_combo.setCurrentIndex(max(0, index))
-        self.reader_combo.blockSignals(False)
+        sets = store.list_embedding_sets() if store is not None else []
+        refill_combo(self.reader_combo, [("the project's sentence encoder (frozen)", "")] + [
+            (f"the fine-tuned encoder of set #{emb.id} ({names[emb.strategy]})",
+             f"{gen_joint.ENCODER_SET_PREFIX}{emb.id}") for emb in sets if emb.strategy in names])
 
     def _fill_vectors(self, store) -> None:
         """What the 'Item vectors' box offers: the preset's choice, none, the SIDs' own set, every set."""
-        keep = self.vectors_combo.currentData()
-        self.vectors_combo.blockSignals(True)
-        self.vectors_combo.clear()
-        self.vectors_combo.addItem("as the preset says", None)
-        self.vectors_combo.addItem("none (SID codes and item ids only)", 0)
-        self.vectors_combo.addItem("the set the SIDs were quantised from", -1)
-        for emb in store.list_embedding_sets() if store is not None else []:
-            self.vectors_combo.addItem(f"set #{emb.id} {emb.name} ({emb.strategy}, {emb.dim}-d)", emb.id)
-        index = self.vectors_combo.findData(keep)
-        self.vectors_combo.setCurrentIndex(max(0, index))
-        self.vectors_combo.blockSignals(False)
+        sets = store.list_embedding_sets() if store is not None else []
+        refill_combo(self.vectors_combo, [("as the preset says", None), ("none (SID codes and item ids only)", 0),
+                                          ("the set the SIDs were quantised from", -1)] + [
+            (f"set #{emb.id} {emb.name} ({emb.strategy}, {emb.dim}-d)", emb.id) for emb in sets])
 
     def build_task(self) -> tuple[str, Callable]:
         problem = self._problem()
@@ -854,17 +834,9 @@ class StrategyForm(QWidget):
 
     def refresh(self) -> None:
         store = self.context.store
+        sets = list(reversed(store.list_embedding_sets())) if store is not None else []
         for combo, strategy in ((self.search_source, "search"), (self.rec_source, "rec")):
-            keep = combo.currentData()
-            combo.blockSignals(True)
-            combo.clear()
-            if store is not None:
-                for emb in reversed(store.list_embedding_sets()):
-                    if emb.strategy == strategy:
-                        combo.addItem(emb.describe(), emb.id)
-            if keep is not None and combo.findData(keep) >= 0:
-                combo.setCurrentIndex(combo.findData(keep))
-            combo.blockSignals(False)
+            refill_combo(combo, [(emb.describe(), emb.id) for emb in sets if emb.strategy == strategy])
         self._update_spec()
 
     def build_task(self) -> tuple[str, Callable]:
