@@ -99,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
 
     outcome = {"code": 1}
 
+    from PySide6.QtCore import QTimer
+
+    # the give-up timer must die with this run: left pending, it would close the window and quit
+    # the application minutes later (in a test process, in the middle of another test)
+    give_up_timer = QTimer()
+    give_up_timer.setSingleShot(True)
+
     def take() -> None:
+        give_up_timer.stop()
         app.processEvents()
         if not window.context.is_open:
             print(f"semid-studio: no project could be opened: {'; '.join(window.errors) or 'unknown error'}",
@@ -112,15 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         window.close()
         app.quit()
 
+    idle_poll = wait_until_idle(window, take)
+
     def give_up() -> None:
+        idle_poll.stop()  # no late screenshot after giving up
         print(f"semid-studio: still busy after {args.timeout:.0f} s; no screenshot", file=sys.stderr)
         window.close()
         app.quit()
 
-    from PySide6.QtCore import QTimer
-
-    wait_until_idle(window, take)
-    QTimer.singleShot(int(args.timeout * 1000), give_up)
+    give_up_timer.timeout.connect(give_up)
+    give_up_timer.start(int(args.timeout * 1000))
     app.exec()
     return outcome["code"]
 

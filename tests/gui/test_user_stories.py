@@ -272,15 +272,19 @@ def test_the_first_start_builds_the_sample_project_with_progress_and_cancel(qtbo
     assert not user_data.exists() and not window.context.is_open  # a cancelled build leaves nothing
 
 
-def test_screenshot_command_saves_a_png_and_exits(qtbot, gui_project, tmp_path):
+def test_screenshot_command_saves_a_png_and_exits(qtbot, gui_project, tmp_path, capsys):
     from semid_studio.gui.app import main
 
     png = tmp_path / "tree.png"
-    assert main([str(gui_project), "--screenshot", str(png), "--view", "tree", "--size", "1200x800"]) == 0
+    assert main([str(gui_project), "--screenshot", str(png), "--view", "tree", "--size", "1200x800",
+                 "--timeout", "2"]) == 0
     from PySide6.QtGui import QImage
 
     image = QImage(str(png))
     assert (image.width(), image.height()) == (1200, 800)
+    # the give-up timer dies with the run: it must not fire later, in whatever runs next
+    qtbot.wait(2500)
+    assert "still busy" not in capsys.readouterr().err
     assert main([str(tmp_path / "missing.semid"), "--screenshot", str(tmp_path / "x.png")]) == 2
 
 
