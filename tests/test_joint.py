@@ -120,7 +120,8 @@ def test_bad_queries_get_a_clear_answer(joint_trained):
         foreign = joint_search(store, "什么电影 登山靴", k=5, loaded=jm)  # an unknown script: answered, with a warning
         assert len(foreign.hits) == 5 and any("script" in w for w in foreign.warnings)
     for overrides, message in [({"mix": 1.5}, "mix"), ({"task": "rec"}, "task"), ({"query_encoder": "chars"}, "query_encoder"),
-                               ({"colour": "red"}, "unknown joint-model setting"), ({"mix": "lots"}, "expects float")]:
+                               ({"colour": "red"}, "unknown joint-model setting"), ({"mix": "lots"}, "expects float"),
+                               ({"rec_targets": -5}, "rec_targets")]:
         with pytest.raises(SemidError, match=message):
             make_joint_spec(overrides)
 
@@ -186,12 +187,14 @@ def test_cli_train_joint_search_and_evaluate(sample_project, capsys):
     assert "--mix" in capsys.readouterr().err
     assert main(["train", p, "--task", "joint", "--preset", "tiny", "--query-encoder", "wordpiece", "--mix", "0.6",
                  "--set", "max_steps=40", "--set", "eval_every=40", "--set", "valid_users=200", "--set", "index_share=0.2",
-                 "--json"]) == 0
+                 "--set", "rec_targets=300", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kind"] == JOINT_KIND and out["task"] == "joint" and out["step"] == 40
     with ProjectStore.open(sample_project) as store:
         rec = store.get_model(out["model_id"])
         assert rec.spec["joint"]["mix"] == 0.6 and rec.spec["joint"]["index_share"] == 0.2
+        # batch_targets 512 x mix 0.6 search pairs; rec_targets sets the rec side's count on its own
+        assert rec.spec["joint"]["rec_targets"] == 300 and rec.spec["targets_per_step"] == {"search": 307, "rec": 300}
         assert store.list_models("tiger") == []  # a joint model is not mistaken for the recommender
     assert main(["search", p, "trekking poles", "-k", "5", "--json"]) == 0  # auto: uses the joint model
     hits = json.loads(capsys.readouterr().out)

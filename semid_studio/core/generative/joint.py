@@ -68,7 +68,12 @@ class JointSpec:
     :class:`~.spec.GenerativeSpec`)."""
 
     task: str = "joint"  # "joint": both tasks; "search": query -> SID only
-    mix: float = 0.5  # share of search targets in a training batch (joint)
+    mix: float = 0.5  # search's share of the training loss (and of the batch's targets, by default)
+    # rec targets per step; 0: the rest of the batch (batch_targets x (1 - mix)). Why: a history
+    # window gives a target per position for the cost of one short sequence, a query one target
+    # for up to max_query_tokens, so more rec targets per step cost little and let the rec side
+    # see more epochs before the few training queries are learnt by heart
+    rec_targets: int = 0
     query_encoder: str = "minilm"  # "minilm" (frozen sentence-encoder states) or "wordpiece" (learned)
     max_query_tokens: int = 128  # word pieces read per query; longer ones are cut (and counted)
     state_pool: int = 4  # minilm: token states mean-pooled in groups of this many word pieces
@@ -101,6 +106,8 @@ def make_joint_spec(overrides: Mapping[str, Any] | None = None) -> JointSpec:
         raise SemidError(f"query_encoder must be one of {', '.join(QUERY_ENCODERS)}, got '{spec.query_encoder}'")
     if not 0.0 < spec.mix <= 1.0 or (spec.task == "joint" and spec.mix >= 1.0):
         raise SemidError(f"--mix (share of search targets) must be in (0, 1) for a joint model, got {spec.mix}")
+    if spec.rec_targets < 0:
+        raise SemidError(f"rec_targets must be >= 0 (0: the batch's share), got {spec.rec_targets}")
     if not 0.0 <= spec.index_share < 1.0:
         raise SemidError(f"index_share must be in [0, 1), got {spec.index_share}")
     if not 0.0 < spec.dev_fraction < 1.0:
@@ -453,7 +460,7 @@ class JointTrainer(Trainer):
         self.joint, self.data = joint, data
         mix = 1.0 if joint.task == "search" else joint.mix
         self.n_search = max(1, int(round(spec.batch_targets * mix)))
-        self.n_rec = 0 if joint.task == "search" else max(1, spec.batch_targets - self.n_search)
+        self.n_rec = 0 if joint.task == "search" else (joint.rec_targets or max(1, spec.batch_targets - self.n_search))
         super().__init__(spec, vocab, codes, split, device, user_tokens, text=text, content=content)
         if table is None:  # shared: both tasks decode the one trie, exactly as before
             view = TaskView(self.trie)
@@ -491,9 +498,8 @@ class JointTrainer(Trainer):
         for group in self.optimizer.param_groups:
             group["lr"] = spec.lr * lr_factor(spec, self.state.step)
         q_rows, q_targets, item_feats, i_rows, i_targets = self._search_rows()
-        total, n_total = None, 0
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
-            parts = []  # (decoder states, targets, the task's view)
+            parts = []  # (task, decoder states, targets, the task's view)
             if self.n_rec:
                 batch = self.next_batch()
                 inputs = torch.from_numpy(batch.inputs).to(self.device)
@@ -502,24 +508,31 @@ class JointTrainer(Trainer):
                 if spec.user_bins > 0 and self.user_tokens is not None:
                     users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
                 h, tgt = self.model.forward_train(inputs, targets, users)
-                parts.append((h, tgt, self.views["rec"]))
+                parts.append(("rec", h, tgt, self.views["rec"]))
             f, n = self.data.train.batch(q_rows, self.device)
-            parts.append((*self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device)),
+            parts.append(("search", *self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device)),
                           self.views["search"]))
             if len(i_rows) and item_feats is not None:
                 f, n = item_feats.batch(i_rows, self.device)
-                parts.append((*self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device)),
+                parts.append(("search", *self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device)),
                               self.views["search"]))
-            for h, tgt, view in parts:
-                # per-target mean over all parts: each target weighs the same, so ``mix`` is the
-                # share of the gradient that comes from search; each task's softmax runs over its
-                # own trie (the same trie for both under the shared strategy)
+            # each task's loss is the mean over its targets, weighted by ``mix`` (search) and
+            # 1 - mix (rec): with the default batch split that is the plain per-target mean, and
+            # ``rec_targets`` changes how many rec targets a step sees, not rec's share of the
+            # gradient; each task's softmax runs over its own trie (one trie when shared)
+            sums = {"rec": None, "search": None}
+            counts = {"rec": 0, "search": 0}
+            for task, h, tgt, view in parts:
                 trie = use_view(self.model, view)
                 term = sid_loss(self.model, trie, h, tgt, constrained=spec.constrained_loss,
                                 label_smoothing=spec.label_smoothing) * len(tgt)
-                total = term if total is None else total + term
-                n_total += len(tgt)
-            loss = total / max(1, n_total)
+                sums[task] = term if sums[task] is None else sums[task] + term
+                counts[task] += len(tgt)
+            mix = 1.0 if self.joint.task == "search" else self.joint.mix
+            loss = mix * sums["search"] / max(1, counts["search"])
+            if sums["rec"] is not None:
+                loss = loss + (1.0 - mix) * sums["rec"] / max(1, counts["rec"])
+            n_total = counts["rec"] + counts["search"]
         self.optimise(loss)
         self.state.step += 1
         if self.n_rec:
@@ -679,7 +692,7 @@ def train_joint(
     if model_id is None:
         record = {"spec": spec.to_dict(), "joint": joint.to_dict(), "vocab": vocab.to_dict(), "text": text.to_dict(),
                   "preset": preset, "n_parameters": trainer.model.n_parameters(), "split_info": split.info,
-                  "queries": data.info}
+                  "queries": data.info, "targets_per_step": {"search": trainer.n_search, "rec": trainer.n_rec}}
         if tokens is not None:
             record["tokens"] = tokens
         if content_info is not None:
