@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 # Qt must never try to open a display in tests (set before anything imports Qt).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -19,9 +18,6 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 # Keep the embedding model offline even if a test names a hub model by mistake.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-# torch's own default, before any test changes it
-TORCH_THREADS = torch.get_num_threads()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -33,15 +29,6 @@ def shared_dataset(name: str) -> Path:
     if not folder.exists():
         pytest.skip(f"../shared/data/{name} is not available on this machine")
     return folder
-
-
-@pytest.fixture(autouse=True)
-def torch_threads_restored():
-    """Put torch's thread count back after each test: the app's entry point sets it for the whole
-    process (one core left to the GUI), which would slow every later test to one thread."""
-    yield
-    if torch.get_num_threads() != TORCH_THREADS:
-        torch.set_num_threads(TORCH_THREADS)
 
 
 @pytest.fixture(scope="session")

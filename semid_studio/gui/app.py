@@ -41,11 +41,13 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def configure_threads() -> None:
-    """Set torch's intra-op threads once, leaving a core for the GUI thread."""
+def configure_threads() -> int:
+    """Set torch's intra-op threads, leaving a core for the GUI thread; returns the old count."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    return before
 
 
 def settle_memory() -> None:
@@ -72,9 +74,19 @@ def install_excepthook(window_getter) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threads_before = configure_threads()
+    try:
+        return _run(args)
+    finally:
+        # an in-process caller (a test, a notebook) gets its own thread count back
+        import torch
+
+        torch.set_num_threads(threads_before)
+
+
+def _run(args) -> int:
     from PySide6.QtWidgets import QApplication
 
-    configure_threads()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

@@ -273,8 +273,11 @@ def test_the_first_start_builds_the_sample_project_with_progress_and_cancel(qtbo
 
 
 def test_screenshot_command_saves_a_png_and_exits(qtbot, gui_project, tmp_path, capsys):
+    import torch
+
     from semid_studio.gui.app import main
 
+    threads = torch.get_num_threads()
     png = tmp_path / "tree.png"
     assert main([str(gui_project), "--screenshot", str(png), "--view", "tree", "--size", "1200x800",
                  "--timeout", "2"]) == 0
@@ -282,6 +285,7 @@ def test_screenshot_command_saves_a_png_and_exits(qtbot, gui_project, tmp_path, 
 
     image = QImage(str(png))
     assert (image.width(), image.height()) == (1200, 800)
+    assert torch.get_num_threads() == threads  # the app's thread setting ends with its run
     # the give-up timer dies with the run: it must not fire later, in whatever runs next
     qtbot.wait(2500)
     assert "still busy" not in capsys.readouterr().err

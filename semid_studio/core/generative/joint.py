@@ -458,8 +458,9 @@ class JointTrainer(Trainer):
         """``table``: a :class:`~semid_studio.core.token_strategies.JointTable` (Separate /
         Prefix-share; ``codes`` is then its virtual-row table), or None for one shared SID table."""
         self.joint, self.data = joint, data
-        mix = 1.0 if joint.task == "search" else joint.mix
-        self.n_search = max(1, int(round(spec.batch_targets * mix)))
+        # search's share of the loss (and of the batch's targets unless rec_targets is set)
+        self.search_weight = 1.0 if joint.task == "search" else joint.mix
+        self.n_search = max(1, int(round(spec.batch_targets * self.search_weight)))
         self.n_rec = 0 if joint.task == "search" else (joint.rec_targets or max(1, spec.batch_targets - self.n_search))
         super().__init__(spec, vocab, codes, split, device, user_tokens, text=text, content=content)
         if table is None:  # shared: both tasks decode the one trie, exactly as before
@@ -528,10 +529,9 @@ class JointTrainer(Trainer):
                                 label_smoothing=spec.label_smoothing) * len(tgt)
                 sums[task] = term if sums[task] is None else sums[task] + term
                 counts[task] += len(tgt)
-            mix = 1.0 if self.joint.task == "search" else self.joint.mix
-            loss = mix * sums["search"] / max(1, counts["search"])
+            loss = self.search_weight * sums["search"] / max(1, counts["search"])
             if sums["rec"] is not None:
-                loss = loss + (1.0 - mix) * sums["rec"] / max(1, counts["rec"])
+                loss = loss + (1.0 - self.search_weight) * sums["rec"] / max(1, counts["rec"])
             n_total = counts["rec"] + counts["search"]
         self.optimise(loss)
         self.state.step += 1
