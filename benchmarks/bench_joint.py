@@ -193,10 +193,10 @@ def rec_protocols(workdir: Path, model_ids: set[int] | None = None) -> int:
         log(f"== {projects[0].name}: {len(sp.test)} leave-one-out test users, {store.item_count()} items; "
             f"{sp.test.repeat_share():.2%} of test targets repeat an item of their history")
         history = [set(sp.test.history(i).tolist()) for i in range(len(sp.test))]
-        seen_in_top: dict[str, float] = {}  # unfiltered lists: history items among the top 10
 
-        def count_seen(name: str, ranked) -> None:
-            seen_in_top[name] = float(np.mean([len(set(row[:10].tolist()) & h) for row, h in zip(ranked, history)]))
+        def seen_in_top10(ranked) -> float:
+            """Mean number of the user's history items in a top 10 (unfiltered lists)."""
+            return float(np.mean([len(set(row[:10].tolist()) & h) for row, h in zip(ranked, history)]))
 
         for cls in (Popularity, Markov):
             model = cls(store.item_count()).fit(sp.train)
@@ -205,7 +205,7 @@ def rec_protocols(workdir: Path, model_ids: set[int] | None = None) -> int:
                 rows[f"{cls.name}{' (history left out)' if filtered else ''}"] = ranking_metrics(
                     ranked, sp.test.targets, REC_KS)
                 if not filtered:
-                    count_seen(cls.name, ranked)
+                    rows[cls.name]["seen_in_top10"] = seen_in_top10(ranked)
         for record in store.list_models(JOINT_KIND):
             if not store.has_checkpoint(record.id, "best") or (model_ids and record.id not in model_ids):
                 continue
@@ -216,16 +216,14 @@ def rec_protocols(workdir: Path, model_ids: set[int] | None = None) -> int:
                 name = f"joint #{record.id} seed {jm.spec.seed} step {jm.step}{' (history left out)' if filtered else ''}"
                 rows[name] = ranking_metrics(ranked, sp.test.targets, REC_KS)
                 if not filtered:
-                    count_seen(name, ranked)
+                    rows[name]["seen_in_top10"] = seen_in_top10(ranked)
                 log(f"  {name}: {time.time() - t0:.0f} s")
     log(f"{'':52}" + "".join(f"{f'R@{k}':>8}{f'N@{k}':>8}" for k in REC_KS))
     for name, m in rows.items():
         log(f"{name:52}" + "".join(f"{m[f'recall@{k}']:8.4f}{m[f'ndcg@{k}']:8.4f}" for k in REC_KS))
     # where the filter matters: a model that spends its top 10 on movies the user already rated
     log("history items among the top 10, every movie ranked (mean per user): "
-        + ", ".join(f"{name} {v:.2f}" for name, v in seen_in_top.items()))
-    for name, v in seen_in_top.items():
-        rows[name]["seen_in_top10"] = v
+        + ", ".join(f"{name} {m['seen_in_top10']:.2f}" for name, m in rows.items() if "seen_in_top10" in m))
     (workdir / "rec_protocols.json").write_text(json.dumps(rows, indent=1, default=float))
     return 0
 

@@ -500,7 +500,7 @@ class JointTrainer(Trainer):
             group["lr"] = spec.lr * lr_factor(spec, self.state.step)
         q_rows, q_targets, item_feats, i_rows, i_targets = self._search_rows()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
-            parts = []  # (task, decoder states, targets, the task's view)
+            rec_loss, n_rec = None, 0
             if self.n_rec:
                 batch = self.next_batch()
                 inputs = torch.from_numpy(batch.inputs).to(self.device)
@@ -509,30 +509,26 @@ class JointTrainer(Trainer):
                 if spec.user_bins > 0 and self.user_tokens is not None:
                     users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
                 h, tgt = self.model.forward_train(inputs, targets, users)
-                parts.append(("rec", h, tgt, self.views["rec"]))
+                rec_loss = sid_loss(self.model, use_view(self.model, self.views["rec"]), h, tgt,
+                                    constrained=spec.constrained_loss, label_smoothing=spec.label_smoothing)
+                n_rec = len(tgt)
+            # the search pairs: requests, then (with index_share) item texts, one loss over both
             f, n = self.data.train.batch(q_rows, self.device)
-            parts.append(("search", *self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device)),
-                          self.views["search"]))
+            h, tgt = self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device))
             if len(i_rows) and item_feats is not None:
                 f, n = item_feats.batch(i_rows, self.device)
-                parts.append(("search", *self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device)),
-                              self.views["search"]))
+                hi, ti = self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device))
+                h, tgt = torch.cat([h, hi]), torch.cat([tgt, ti])
             # each task's loss is the mean over its targets, weighted by ``mix`` (search) and
             # 1 - mix (rec): with the default batch split that is the plain per-target mean, and
             # ``rec_targets`` changes how many rec targets a step sees, not rec's share of the
             # gradient; each task's softmax runs over its own trie (one trie when shared)
-            sums = {"rec": None, "search": None}
-            counts = {"rec": 0, "search": 0}
-            for task, h, tgt, view in parts:
-                trie = use_view(self.model, view)
-                term = sid_loss(self.model, trie, h, tgt, constrained=spec.constrained_loss,
-                                label_smoothing=spec.label_smoothing) * len(tgt)
-                sums[task] = term if sums[task] is None else sums[task] + term
-                counts[task] += len(tgt)
-            loss = self.search_weight * sums["search"] / max(1, counts["search"])
-            if sums["rec"] is not None:
-                loss = loss + (1.0 - self.search_weight) * sums["rec"] / max(1, counts["rec"])
-            n_total = counts["rec"] + counts["search"]
+            loss = self.search_weight * sid_loss(self.model, use_view(self.model, self.views["search"]), h, tgt,
+                                                 constrained=spec.constrained_loss,
+                                                 label_smoothing=spec.label_smoothing)
+            if rec_loss is not None:
+                loss = loss + (1.0 - self.search_weight) * rec_loss
+            n_total = n_rec + len(tgt)
         self.optimise(loss)
         self.state.step += 1
         if self.n_rec:
