@@ -286,8 +286,8 @@ def main() -> int:
         ids = {int(m) for m in args.models.split(",")} if args.models else None
         return rec_protocols(Path(args.workdir), ids)
 
-    from semid_studio.core.generative import make_spec
-    from semid_studio.core.generative.joint import evaluate_joint, make_joint_spec, split_overrides, train_joint
+    from semid_studio.core.generative.joint import (evaluate_joint, make_joint_model_spec, make_joint_spec,
+                                                    split_overrides, train_joint)
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -314,8 +314,8 @@ def main() -> int:
             store.set_active_run(run_id)
             for encoder in [e.strip() for e in args.encoders.split(",") if e.strip()]:
                 for seed in [int(s) for s in args.seeds.split(",")]:
-                    spec = make_spec(args.preset, {"max_steps": args.max_steps, "eval_every": 250,
-                                                   "seed": seed, **gen_over})
+                    spec = make_joint_model_spec(args.preset, {"max_steps": args.max_steps, "eval_every": 250,
+                                                               "seed": seed, **gen_over})
                     joint = make_joint_spec({"task": args.task, "mix": args.mix, "query_encoder": encoder,
                                              "index_share": args.index_share, **joint_over})
                     log(f"-- joint model: SIDs of {strategy} (run #{run_id}), query encoder {encoder}, seed {seed}, "

@@ -21,8 +21,8 @@ from semid_studio.core.events import CancelToken, Cancelled, PartialResult, coll
 from semid_studio.core.generative import make_spec
 from semid_studio.core.generative.baselines import Popularity
 from semid_studio.core.generative.data import Sequences, make_split
-from semid_studio.core.generative.joint import (JOINT_KIND, evaluate_joint, joint_search, load_joint,
-                                                make_joint_spec, search_data, train_joint)
+from semid_studio.core.generative.joint import (JOINT_KIND, JointSpec, evaluate_joint, joint_search, load_joint,
+                                                make_joint_model_spec, make_joint_spec, search_data, train_joint)
 from semid_studio.core.generative.metrics import ranking_metrics
 from semid_studio.core.generative.model import TigerModel
 from semid_studio.core.generative.spec import GenerativeSpec
@@ -162,6 +162,29 @@ def test_resume_after_interrupt_gives_the_same_model(sample_project, tmp_path):
     assert seen and set(ref) == set(got)
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_checkpoint_is_chosen_on_the_geometric_mean_of_both_tasks(joint_trained):
+    # search NDCG runs several times rec's, so an arithmetic mean would follow search alone
+    path, model_id, _ = joint_trained
+    with ProjectStore.open(path) as store:
+        rec = store.get_model(model_id)
+    assert rec.spec["joint"]["select_mean"] == "geometric"
+    values = {h["step"]: (h["valid"]["ndcg@10"] * h["valid"]["search_ndcg@10"]) ** 0.5 for h in rec.history}
+    assert len(values) == 3
+    assert rec.best_step == max(values, key=values.get)
+    assert rec.best_metric == pytest.approx(values[rec.best_step])
+    # models stored before the setting existed keep the arithmetic mean they were chosen on
+    old = {k: v for k, v in rec.spec["joint"].items() if k != "select_mean"}
+    assert JointSpec.from_dict(old).select_mean == "arithmetic"
+    with pytest.raises(SemidError, match="select_mean"):
+        make_joint_spec({"select_mean": "harmonic"})
+
+
+def test_joint_models_cross_attend_while_the_recommender_preset_does_not():
+    assert make_joint_model_spec("laptop").decoder_context == "cross"
+    assert make_spec("laptop").decoder_context == "state"  # the rec-only preset as measured on Beauty
+    assert make_joint_model_spec("laptop", {"decoder_context": "state"}).decoder_context == "state"
 
 
 def test_recommender_defaults_are_unchanged():

@@ -137,8 +137,7 @@ def _run_training(args: argparse.Namespace, make_task):
 
 
 def _train_joint(args: argparse.Namespace) -> int:
-    from ..core.generative import make_spec
-    from ..core.generative.joint import make_joint_spec, split_overrides, train_joint
+    from ..core.generative.joint import make_joint_model_spec, make_joint_spec, split_overrides, train_joint
 
     overrides, joint_over = split_overrides(parse_key_values(args.set, "--set"))
     overrides["seed"] = str(args.seed)
@@ -153,7 +152,7 @@ def _train_joint(args: argparse.Namespace) -> int:
         joint_over["mix"] = str(args.mix)
     if args.query_encoder:
         joint_over["query_encoder"] = args.query_encoder
-    spec = make_spec(args.preset, overrides)
+    spec = make_joint_model_spec(args.preset, overrides)
     joint = make_joint_spec(joint_over)
     resume: int | bool | None = False if args.new else args.resume
     rec = _run_training(args, lambda store: train_joint(

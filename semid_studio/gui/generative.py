@@ -70,9 +70,11 @@ def list_generative_models(store: ProjectStore) -> list[ModelInfo]:
 def list_recommenders(store: ProjectStore) -> list[ModelInfo]:
     """Every model that recommends from a history: the generative recommenders and the joint
     search + rec models trained on both tasks (oldest first)."""
+    from ..core.generative.joint import selection_label
     from .search import list_joint_models
 
-    joint = [ModelInfo(j.id, j.name, j.status, j.step, j.best_step, j.best_metric, "mean of rec and search ndcg@10",
+    joint = [ModelInfo(j.id, j.name, j.status, j.step, j.best_step, j.best_metric,
+                       selection_label(j.select_mean, "ndcg@10"),
                        j.preset, "", j.seed, j.has_best, j.has_last, j.updated, kind="tiger-joint")
              for j in list_joint_models(store) if j.task == "joint"]
     return sorted(list_generative_models(store) + joint, key=lambda m: m.id)

@@ -52,6 +52,7 @@ class JointInfo:
     has_last: bool
     updated: str
     tokens: str | None = None  # token strategy ("separate", "prefix-share"); None: one shared SID table
+    select_mean: str = "arithmetic"  # how a joint-task checkpoint weighs the two tasks (JointSpec.select_mean)
 
     @property
     def resumable(self) -> bool:
@@ -72,7 +73,8 @@ def list_joint_models(store: ProjectStore) -> list[JointInfo]:
                              str(joint.get("task", "joint")), float(joint.get("mix", 0.5)),
                              str(joint.get("query_encoder", "minilm")), int(spec.get("seed", 0)),
                              rec.spec.get("preset"), rec.quantizer_run_id, (rec.id, "best") in tags,
-                             (rec.id, "last") in tags, rec.updated, (rec.spec.get("tokens") or {}).get("strategy")))
+                             (rec.id, "last") in tags, rec.updated, (rec.spec.get("tokens") or {}).get("strategy"),
+                             str(joint.get("select_mean", "arithmetic"))))
     return out
 
 

@@ -95,13 +95,13 @@ def test_generate_queries_train_a_joint_model_search_with_it_and_place_it(qtbot,
     assert "search ndcg@10" in panel.result_view.toPlainText()
     steps, _losses = panel.curves.series("loss (running mean)")
     assert steps and steps[-1] == 40
-    assert panel.valid_curves.series("valid mean of rec and search ndcg@10")[0] == [20, 40]
+    assert panel.valid_curves.series("valid geometric mean of rec and search ndcg@10")[0] == [20, 40]
     # each task's own validation curve beside the selection figure
     rec_steps, rec_values = panel.valid_curves.series("valid rec ndcg@10")
     search_steps, search_values = panel.valid_curves.series("valid search ndcg@10")
     assert rec_steps == search_steps == [20, 40]
-    mean_values = panel.valid_curves.series("valid mean of rec and search ndcg@10")[1]
-    assert mean_values[-1] == pytest.approx(0.5 * (rec_values[-1] + search_values[-1]))
+    mean_values = panel.valid_curves.series("valid geometric mean of rec and search ndcg@10")[1]
+    assert mean_values[-1] == pytest.approx((rec_values[-1] * search_values[-1]) ** 0.5)
 
     # -- the playground answers a query with the joint model: the core's items and SIDs
     win.show_view("playground")

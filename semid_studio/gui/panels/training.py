@@ -412,13 +412,15 @@ class GenerativeForm(QWidget):
             overrides["content_input"] = vectors != 0
             if vectors > 0:
                 overrides["content_set"] = vectors
+        if self.task != "rec":
+            return gen_joint.make_joint_model_spec(preset, overrides)
         return gen_spec.make_spec(preset, overrides)
 
     def joint_spec(self):
         """The joint settings (task, mix, query encoder, ...) of a new search / joint model."""
         if self.resume_id is not None:
             rec = self.context.store.get_model(self.resume_id)
-            return gen_joint.JointSpec(**rec.spec["joint"])
+            return gen_joint.JointSpec.from_dict(rec.spec["joint"])
         _gen, joint = self._overrides()
         values: dict[str, Any] = {"task": self.task, "query_encoder": self.encoder_combo.currentData()}
         if self.reader_combo.currentData():
@@ -543,7 +545,8 @@ class GenerativeForm(QWidget):
         spec = rec.spec.get("spec", {})
         joint = rec.spec.get("joint")
         metric = spec.get("select_metric", "ndcg@10")
-        what = "mean of rec and search " + metric if joint and joint.get("task") == "joint" else \
+        what = gen_joint.selection_label(joint.get("select_mean", "arithmetic"), metric) \
+            if joint and joint.get("task") == "joint" else \
             "search " + metric if joint else metric
         best = "no validation yet" if rec.best_metric is None else \
             f"best validation {what} {rec.best_metric:.4f} at step {rec.best_step:,} (the checkpoint kept)"
