@@ -51,8 +51,8 @@ class JointInfo:
     has_best: bool
     has_last: bool
     updated: str
+    select_mean: str  # how a joint-task checkpoint weighs the two tasks (JointSpec.select_mean)
     tokens: str | None = None  # token strategy ("separate", "prefix-share"); None: one shared SID table
-    select_mean: str = "arithmetic"  # how a joint-task checkpoint weighs the two tasks (JointSpec.select_mean)
 
     @property
     def resumable(self) -> bool:
@@ -65,6 +65,8 @@ class JointInfo:
 
 def list_joint_models(store: ProjectStore) -> list[JointInfo]:
     """Every joint model of the project, oldest first."""
+    from ..core.generative.joint import JointSpec
+
     tags = store.checkpoint_tags()
     out = []
     for rec in store.list_models(JOINT_KIND):
@@ -73,8 +75,8 @@ def list_joint_models(store: ProjectStore) -> list[JointInfo]:
                              str(joint.get("task", "joint")), float(joint.get("mix", 0.5)),
                              str(joint.get("query_encoder", "minilm")), int(spec.get("seed", 0)),
                              rec.spec.get("preset"), rec.quantizer_run_id, (rec.id, "best") in tags,
-                             (rec.id, "last") in tags, rec.updated, (rec.spec.get("tokens") or {}).get("strategy"),
-                             str(joint.get("select_mean", "arithmetic"))))
+                             (rec.id, "last") in tags, rec.updated, JointSpec.from_dict(joint).select_mean,
+                             (rec.spec.get("tokens") or {}).get("strategy")))
     return out
 
 

@@ -63,6 +63,7 @@ from .trie import SidTrie
 
 TASKS = ("rec", "search", "joint")
 QUERY_ENCODERS = ("minilm", "wordpiece")
+SELECT_MEANS = ("geometric", "arithmetic")
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ def make_joint_spec(overrides: Mapping[str, Any] | None = None) -> JointSpec:
     if not 0.0 < spec.dev_fraction < 1.0:
         raise SemidError(f"dev_fraction must be in (0, 1): the joint model chooses its checkpoint on a dev part "
                          f"of the train queries, got {spec.dev_fraction}")
-    if spec.select_mean not in ("geometric", "arithmetic"):
-        raise SemidError(f"select_mean must be 'geometric' or 'arithmetic', got '{spec.select_mean}'")
+    if spec.select_mean not in SELECT_MEANS:
+        raise SemidError(f"select_mean must be one of {', '.join(SELECT_MEANS)}, got '{spec.select_mean}'")
     if spec.max_query_tokens < 4 or spec.state_pool < 1 or spec.search_beam < 1:
         raise SemidError("max_query_tokens must be >= 4, state_pool and search_beam >= 1")
     return spec

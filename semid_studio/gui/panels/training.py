@@ -545,7 +545,7 @@ class GenerativeForm(QWidget):
         spec = rec.spec.get("spec", {})
         joint = rec.spec.get("joint")
         metric = spec.get("select_metric", "ndcg@10")
-        what = gen_joint.selection_label(joint.get("select_mean", "arithmetic"), metric) \
+        what = gen_joint.selection_label(gen_joint.JointSpec.from_dict(joint).select_mean, metric) \
             if joint and joint.get("task") == "joint" else \
             "search " + metric if joint else metric
         best = "no validation yet" if rec.best_metric is None else \
