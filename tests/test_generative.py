@@ -401,6 +401,74 @@ def test_seen_item_filter_leaves_history_out_of_every_method(trained, tmp_path):
     assert report["models"]["tiger"]["summary"]["recall@10"]["mean"] == pytest.approx(filtered)
 
 
+def test_seen_bias_learns_from_the_data_that_nobody_comes_back(trained, tmp_path):
+    """``seen_bias``: on the sample data no user has an item twice, so the learned offset for an
+    item the user already has goes clearly negative and the lists lose most history items
+    (over the whole history, older than the window too); the ranking is still the exact one."""
+    path, baseline_id, _ = trained
+    copy = tmp_path / "seen.semid"
+    shutil.copyfile(path, copy)
+    with ProjectStore.open(copy) as store:
+        _seqs, sp = load_split(store, "loo")
+        assert sp.test.repeat_share() == 0.0
+        model_id = drive(train_model(store, make_spec("tiny", {**TINY, "seen_bias": "true"}), preset="tiny"))
+        seen_lm, base_lm = load_model(store, model_id), load_model(store, baseline_id)
+    assert base_lm.model.seen_bias is None
+    last = seen_lm.model.n_steps - 1
+    assert seen_lm.model.seen_offset(last).item() < -1.0  # an item the user has: e^-1 as likely, or less
+    hists = [sp.test.history(i) for i in range(len(sp.test))]
+    lists, n_seen, n_old = {}, {}, {}
+    for name, lm in (("seen", seen_lm), ("base", base_lm)):
+        lists[name] = np.concatenate([beam_search(lm.model, lm.trie, hists[i:i + 256], beam=20, k=10).items
+                                      for i in range(0, len(hists), 256)])
+        n_seen[name] = np.mean([np.isin(row, h).sum() for row, h in zip(lists[name], hists)])
+        # history items the model cannot see in its input window
+        n_old[name] = np.mean([np.isin(row, h[:-lm.spec.max_history]).sum() for row, h in zip(lists[name], hists)])
+    assert n_seen["base"] > 1.0 and n_seen["seen"] < n_seen["base"] / 3, n_seen
+    assert n_old["seen"] < n_old["base"] / 3, n_old
+    recall = {name: ranking_metrics(lists[name], sp.test.targets, (10,))["recall@10"] for name in lists}
+    assert recall["seen"] >= recall["base"], recall
+    for i in range(0, 40, 8):
+        exact = exact_scores(seen_lm.model, seen_lm.trie, hists[i])
+        assert np.exp(exact).sum() == pytest.approx(1.0, abs=1e-3)
+        dec = beam_search(seen_lm.model, seen_lm.trie, [hists[i]], beam=50, k=5)
+        top = np.argsort(-exact, kind="stable")[:5]
+        assert dec.items[0].tolist() == top.tolist()
+        assert np.allclose(dec.scores[0], exact[top], atol=1e-4)
+    with pytest.raises(SemidError, match="seen_bias"):
+        make_spec("tiny", {"seen_bias": "true", "constrained_loss": "false"})
+
+
+def test_seen_shares_of_training_targets_count_only_what_came_before(project_master):
+    """The training side of ``seen_bias`` counts a user's items up to each target's input and
+    no further (the target itself and later items would leak the answer): it must equal the
+    shares computed from the explicit history, for every level and candidate."""
+    from semid_studio.core.generative.seen import HistoryShares
+
+    _, split, codes = _split(project_master)
+    spec = make_spec("tiny", {"seen_bias": "true", "max_history": 5})
+    trainer = Trainer(spec, make_vocab(spec, codes), codes, split)
+    batch = trainer.next_batch()
+    users, positions = batch.target_positions()
+    targets = batch.targets[batch.targets >= 0]
+    shares = trainer.seen_shares(batch)
+    trie = trainer.trie
+    rows = torch.arange(len(targets))
+    histories = [split.train.seq(u)[: p + 1] for u, p in zip(users, positions)]
+    # the window's input item is the history's last item, and the target came right after it
+    assert all(h[-1] == i for h, i in zip(histories, batch.inputs[batch.targets >= 0]))
+    assert (positions >= spec.max_history).any(), "some targets have history beyond the window"
+    explicit = HistoryShares(trie, histories, trainer.model.n_steps, "cpu")
+    for level in range(trainer.model.n_steps):
+        parents = torch.zeros(len(targets), dtype=torch.long) if level == 0 else \
+            trie.item_path[torch.from_numpy(targets), level - 1]
+        nodes, _ = trie.children(level, parents)
+        got, want = shares.share(level, nodes, rows), explicit.share(level, nodes, rows)
+        torch.testing.assert_close(got, want)
+        if level == trainer.model.n_steps - 1:
+            assert (got > 0).any()  # some candidates are items the user already had
+
+
 def test_recommend_and_bad_history(trained):
     path, model_id, _ = trained
     with ProjectStore.open(path) as store:

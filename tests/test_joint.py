@@ -181,10 +181,13 @@ def test_checkpoint_is_chosen_on_the_geometric_mean_of_both_tasks(joint_trained)
         make_joint_spec({"select_mean": "harmonic"})
 
 
-def test_joint_models_cross_attend_while_the_recommender_preset_does_not():
-    assert make_joint_model_spec("laptop").decoder_context == "cross"
-    assert make_spec("laptop").decoder_context == "state"  # the rec-only preset as measured on Beauty
+def test_joint_model_defaults_leave_the_recommender_preset_as_it_is():
+    joint = make_joint_model_spec("laptop")
+    assert joint.decoder_context == "cross" and joint.seen_bias
+    rec = make_spec("laptop")  # the rec-only preset as measured on Beauty
+    assert rec.decoder_context == "state" and not rec.seen_bias
     assert make_joint_model_spec("laptop", {"decoder_context": "state"}).decoder_context == "state"
+    assert not make_joint_model_spec("laptop", {"seen_bias": "false"}).seen_bias
 
 
 def test_recommender_defaults_are_unchanged():

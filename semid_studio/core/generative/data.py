@@ -208,6 +208,7 @@ class Windows:
     offsets: np.ndarray
     items: np.ndarray
     users: np.ndarray  # (n_windows,) row in Sequences (for the optional user token)
+    starts: np.ndarray  # (n_windows,) position of the window's first item in the user's sequence
 
     def __len__(self) -> int:
         return len(self.users)
@@ -229,25 +230,27 @@ def training_windows(train: Sequences, max_history: int, *, last_only: bool = Fa
     (the original TIGER recipe) each prefix of a sequence becomes its own window that trains
     only its last target — kept for comparison.
     """
-    offs, chunks, users = [0], [], []
+    offs, chunks, users, starts = [0], [], [], []
     for u in range(train.n_users):
         s = train.seq(u)
         if len(s) < 2:
             continue
         if last_only:
             for end in range(2, len(s) + 1):
-                chunk = s[max(0, end - max_history - 1) : end]
-                chunks.append(chunk), users.append(u), offs.append(offs[-1] + len(chunk))
+                start = max(0, end - max_history - 1)
+                chunks.append(s[start:end]), users.append(u), starts.append(start)
+                offs.append(offs[-1] + end - start)
             continue
         end = len(s)
         while end >= 2:
             start = max(0, end - max_history - 1)
-            chunks.append(s[start:end]), users.append(u), offs.append(offs[-1] + end - start)
+            chunks.append(s[start:end]), users.append(u), starts.append(start)
+            offs.append(offs[-1] + end - start)
             end = start + 1  # the next window ends where this one's first input is
             if start == 0:
                 break
     items = np.concatenate(chunks).astype(np.int64) if chunks else np.zeros(0, np.int64)
-    return Windows(np.asarray(offs, np.int64), items, np.asarray(users, np.int64))
+    return Windows(np.asarray(offs, np.int64), items, np.asarray(users, np.int64), np.asarray(starts, np.int64))
 
 
 @dataclass
@@ -258,7 +261,16 @@ class Batch:
     inputs: np.ndarray  # (B, T) int64
     targets: np.ndarray  # (B, T) int64
     users: np.ndarray  # (B,) int64
+    starts: np.ndarray  # (B,) position of inputs[b, 0] in the user's sequence
     last_only: bool = False
+
+    def target_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(user, position of the input item)`` of every target, in the order of
+        ``targets[targets >= 0]`` (the order :meth:`TigerModel.forward_train` returns)."""
+        keep = self.targets >= 0
+        users = np.broadcast_to(self.users[:, None], keep.shape)[keep]
+        positions = (self.starts[:, None] + np.arange(keep.shape[1])[None, :])[keep]
+        return users, positions
 
     @property
     def n_targets(self) -> int:
@@ -316,5 +328,5 @@ def iter_batches(windows: Windows, batch_targets: int, rng: np.random.Generator,
                 targets[i, n - 1] = s[-1]
             else:
                 targets[i, :n] = s[1:]
-        out.append(Batch(inputs, targets, windows.users[rows], last_only))
+        out.append(Batch(inputs, targets, windows.users[rows], windows.starts[rows], last_only))
     return out

@@ -12,7 +12,8 @@
 
 Scores in constrained mode are the model's log-probability with each step normalised over
 the valid next codes only — the same quantity the constrained training loss optimises and
-that :func:`exact_scores` returns.
+that :func:`exact_scores` returns. A ``seen_bias`` model also reads, at every step, how much
+of each candidate node the user already has, from the whole history passed in (:mod:`.seen`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from .data import pad_histories
 from .model import TigerModel
+from .seen import HistoryShares
 from .trie import SidTrie
 
 
@@ -111,6 +113,10 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
     B = memory.shape[0]
     device = memory.device
     state = model.decode_start(memory, lengths)
+    # a seen_bias model reads what each user already has (the whole history, not the window)
+    seen = None
+    if model.seen_bias is not None and constrained and encoded is None:
+        seen = HistoryShares(trie, histories, model.n_steps, device)
     blocked = trie.blocked_nodes(exclude, device) if (exclude is not None and constrained) else None
     scores = torch.zeros(B, 1, device=device)  # summed log-probs of the live beams
     keys = torch.zeros(B, 1, device=device)  # sampling keys (== scores without sampling)
@@ -127,7 +133,11 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
                 per_user = blocked[level].repeat_interleave(W, dim=0)  # (B * W, H)
                 valid = valid & ~(cand_nodes[:, :, None] == per_user[:, None, :]).any(-1)
             if modelled:
-                logits = model.child_logits(h, level, cand_codes, cand_nodes, trie).float()
+                shares = None
+                if seen is not None:
+                    owners = torch.arange(B, device=device).repeat_interleave(W)
+                    shares = seen.share(level, cand_nodes, owners)
+                logits = model.child_logits(h, level, cand_codes, cand_nodes, trie, seen=shares).float()
             else:  # an unmodelled dedup level: the items of the tuple share its probability
                 logits = torch.zeros(cand_codes.shape, device=device)
         else:
@@ -211,6 +221,7 @@ def exact_scores(model: TigerModel, trie: SidTrie, history: np.ndarray, *, chunk
     all_codes = torch.from_numpy(trie.codes).to(device)
     items = torch.from_numpy(trie.items).to(device)
     paths = trie.item_path.to(device)[items]  # (n_rows, L1) node ids
+    seen = HistoryShares(trie, [np.asarray(history)], model.n_steps, device) if model.seen_bias is not None else None
     out = torch.full((int(trie.items.max()) + 1,), float("-inf"), device=device)
     for start in range(0, len(items), chunk):
         sl = slice(start, min(len(items), start + chunk))
@@ -222,7 +233,8 @@ def exact_scores(model: TigerModel, trie: SidTrie, history: np.ndarray, *, chunk
             parents = torch.zeros(N, dtype=torch.long, device=device) if level == 0 else paths[sl, level - 1]
             nodes, child_codes = trie.children(level, parents)
             if level < model.n_steps:
-                logits = model.child_logits(h[:, level], level, child_codes, nodes, trie).float()
+                shares = None if seen is None else seen.share(level, nodes, torch.zeros(N, dtype=torch.long, device=device))
+                logits = model.child_logits(h[:, level], level, child_codes, nodes, trie, seen=shares).float()
             else:  # unmodelled dedup level: uniform over the items of the tuple
                 logits = torch.zeros(nodes.shape, device=device)
             logp = _masked_log_softmax(logits, nodes >= 0)

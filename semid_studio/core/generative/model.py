@@ -195,6 +195,9 @@ class DecoderLayer(nn.Module):
         return x + self.ff(self.norm3(x)), cache
 
 
+SEEN_BIAS_SCALE = 10.0  # see TigerModel.seen_offset
+
+
 @dataclass(frozen=True)
 class TextInput:
     """The text side of a joint search + recommendation model.
@@ -277,6 +280,9 @@ class TigerModel(nn.Module):
         if spec.content_output:
             self.content_out = nn.Linear(content_dim, d, bias=False)
         self.register_buffer("content", torch.zeros(1, max(1, self.content_dim)), persistent=False)
+        # one offset per modelled level for items the user already has (created after every
+        # other module: models without it are initialised exactly as before)
+        self.seen_bias = nn.Parameter(torch.zeros(self.n_steps)) if spec.seen_bias else None
         # per decoding trie: each level's node vectors (mean of the node's items' content);
         # the projected tables are cached while the weights cannot change (eval mode)
         self._node_content: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -447,13 +453,17 @@ class TigerModel(nn.Module):
         self._node_maps = [None if m is None else m.to(self.tokens.weight.device) for m in maps]
 
     def child_logits(self, h: torch.Tensor, level: int, codes: torch.Tensor, nodes: torch.Tensor,
-                     trie=None, content_table: torch.Tensor | None = None) -> torch.Tensor:
+                     trie=None, content_table: torch.Tensor | None = None,
+                     seen: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of given children ``(..., C)`` (their codes and nodes of ``trie``, -1 = no
         child) from decoder states ``h`` ``(..., d)``: the code's logit plus, with
         ``node_output``, the child node's own embedding and, with ``content_output``, its
         projected content vector (levels >= 1; needs ``trie``, or ``content_table`` from
-        :meth:`content_table` when one step asks several times)."""
+        :meth:`content_table` when one step asks several times). ``seen`` ``(..., C)``: the
+        share of each child's items the user already has (:mod:`.seen`), for ``seen_bias``."""
         base = self.full_logits(h, level).gather(-1, codes.clamp_min(0))
+        if self.seen_bias is not None and seen is not None:
+            base = base + self.seen_offset(level) * seen
         if self.spec.content_output and level > 0:
             if content_table is None and trie is None:
                 raise ValueError("a content_output model needs the decoding trie")
@@ -469,6 +479,12 @@ class TigerModel(nn.Module):
         rows = torch.where((nodes >= 0) & (rows >= 0), rows, torch.full_like(rows, pad))
         emb = table(rows)  # (..., C, d)
         return base + (emb @ h.unsqueeze(-1)).squeeze(-1)
+
+    def seen_offset(self, level: int) -> torch.Tensor:
+        """The logit offset for a child whose items the user all has. The parameter is scaled
+        because Adam moves a weight by about the learning rate per step, and this offset has
+        to travel several logits within a run of a thousand steps."""
+        return SEEN_BIAS_SCALE * self.seen_bias[level]
 
     def content_table(self, trie, level: int) -> torch.Tensor:
         """Projected content vectors of ``trie``'s nodes at ``level``: ``(n_nodes + 1, d)``, the

@@ -53,6 +53,10 @@ class GenerativeSpec:
     # which embedding set those vectors come from: 0 = the one the SIDs were quantised from;
     # another set's id lets the model read, say, rec-tuned vectors beside search-tuned SIDs
     content_set: int = 0
+    # a learned logit offset per SID level for what the user already has: each candidate code
+    # gets b[level] x (share of its node's items in the user's whole history so far), so the
+    # model can learn that people do not come back to an item (or that they do); see seen.py
+    seen_bias: bool = False
     # -- training
     split: str = "loo"
     train_targets: str = "all"  # "all": every history position is a target; "last": TIGER's one per window
@@ -216,6 +220,9 @@ def validate_spec(spec: GenerativeSpec) -> None:
                          "prefixes only)")
     if spec.content_output and not spec.constrained_loss:
         raise SemidError("spec field 'content_output' needs constrained_loss=true (node vectors exist for real "
+                         "prefixes only)")
+    if spec.seen_bias and not spec.constrained_loss:
+        raise SemidError("spec field 'seen_bias' needs constrained_loss=true (it offsets the codes of real "
                          "prefixes only)")
     if spec.content_set < 0:
         raise SemidError(f"spec field 'content_set' must be an embedding set id (0: the SIDs' own set), "

@@ -36,6 +36,7 @@ from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, tr
 from .decode import beam_search
 from .metrics import ranking_metrics
 from .model import TextInput, TigerModel
+from .seen import SeenIndex, TargetShares
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, default_level_sizes
 from .trie import SidTrie
@@ -56,13 +57,14 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.Tensor, *,
-             constrained: bool, label_smoothing: float = 0.0) -> torch.Tensor:
+             constrained: bool, label_smoothing: float = 0.0, seen: TargetShares | None = None) -> torch.Tensor:
     """Mean negative log-likelihood of the target items' SIDs (summed over modelled levels).
 
     ``h``: decoder states ``(N, n_steps, d)`` from :meth:`TigerModel.forward_train`.
     ``constrained``: each level's softmax runs over the codes that exist under the target's
     true prefix only (what constrained decoding normalises over). Label smoothing spreads
-    its mass over those same codes.
+    its mass over those same codes. ``seen``: what each target's user already had, for a
+    ``seen_bias`` model (constrained only).
     """
     total = torch.zeros((), device=targets.device)
     codes = model.codes[targets]
@@ -82,8 +84,12 @@ def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.T
             p = parents if rows is None else parents[rows]
             width = None if rows is None else int(trie.n_children(level, p).max())
             nodes, child_codes = trie.children(level, p, width)
+            shares = None
+            if seen is not None:
+                owners = torch.arange(n, device=targets.device) if rows is None else rows
+                shares = seen.share(level, nodes, owners)
             logits = model.child_logits(hl if rows is None else hl[rows], level, child_codes, nodes, trie,
-                                        table).float()
+                                        table, shares).float()
             logits = logits.masked_fill(nodes < 0, float("-inf"))
             nll = _nll(logits, slot if rows is None else slot[rows], label_smoothing)
             total = total + nll.sum() / n
@@ -173,6 +179,7 @@ class Trainer:
         self.windows: Windows = training_windows(split.train, spec.max_history, last_only=spec.train_targets == "last")
         if len(self.windows) == 0:
             raise SemidError("no training sequences with at least two items; import more interactions")
+        self.seen_index = SeenIndex(split.train, self.trie, self.model.n_steps, self.device) if spec.seen_bias else None
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             (decay if p.dim() >= 2 else no_decay).append(p)
@@ -233,13 +240,20 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
             h, tgt = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last")
             loss = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
-                            label_smoothing=spec.label_smoothing)
+                            label_smoothing=spec.label_smoothing, seen=self.seen_shares(batch))
         self.optimise(loss)
         # the step counts only once the update is complete (an interrupt before this line
         # leaves the weights of the previous step, which is what a checkpoint then records)
         self.state.step += 1
         self.state.batch_in_epoch += 1
         return float(loss.detach()), len(tgt)
+
+    def seen_shares(self, batch: Batch) -> TargetShares | None:
+        """What each target's user had up to its input (``seen_bias`` models), else None."""
+        if self.seen_index is None:
+            return None
+        users, positions = batch.target_positions()
+        return self.seen_index.for_targets(users, positions, self.device)
 
     def optimise(self, loss: torch.Tensor) -> None:
         """Backward, clip, one optimiser step, and the weight average's update."""
