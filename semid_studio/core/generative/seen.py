@@ -16,8 +16,7 @@ Two sources of shares, one interface (``share(level, nodes, owners)``):
 - :class:`SeenIndex` / :class:`TargetShares`: for training targets, "so far" means the
   user's training items up to and including the target's input position. One sorted key
   array per level answers every (user, node, position) count with two binary searches.
-- :class:`HistoryShares`: for decoding, one dense ``(users, nodes)`` table per level from the
-  histories being ranked.
+- :class:`HistoryShares`: for decoding, the same look-up over the histories being ranked.
 """
 
 from __future__ import annotations
@@ -30,8 +29,9 @@ from .trie import SidTrie
 
 
 class HistoryShares:
-    """Shares for the histories a decoder ranks: ``tables[level]`` is ``(n_users, n_nodes + 1)``,
-    the last column zero (for candidate slots that are not a node)."""
+    """Shares for the histories a decoder ranks: per level, the sorted ``user * n_nodes + node``
+    keys of the nodes each history reaches and their shares (memory grows with the histories,
+    not with users x catalogue)."""
 
     def __init__(self, trie: SidTrie, histories: list[np.ndarray], n_levels: int, device) -> None:
         path = trie.item_path.cpu().numpy()
@@ -42,21 +42,26 @@ class HistoryShares:
             users.append(np.full(len(h), u, dtype=np.int64)), items.append(h)
         users_a = np.concatenate(users) if users else np.zeros(0, np.int64)
         items_a = np.concatenate(items) if items else np.zeros(0, np.int64)
-        self.tables = []
+        self.keys, self.values, self.n_nodes = [], [], []
         for level in range(n_levels):
             n_nodes = trie.n_nodes[level]
             nodes = path[items_a, level]
             ok = nodes >= 0
-            counts = np.bincount(users_a[ok] * (n_nodes + 1) + nodes[ok],
-                                 minlength=len(histories) * (n_nodes + 1)).reshape(len(histories), n_nodes + 1)
-            size = np.append(trie.leaf_count[level].cpu().numpy(), 1)
-            self.tables.append(torch.from_numpy((counts / size).astype(np.float32)).to(device))
+            keys, counts = np.unique(users_a[ok] * n_nodes + nodes[ok], return_counts=True)
+            size = trie.leaf_count[level].cpu().numpy()[keys % n_nodes]
+            self.keys.append(torch.from_numpy(keys).to(device))
+            self.values.append(torch.from_numpy((counts / size).astype(np.float32)).to(device))
+            self.n_nodes.append(n_nodes)
 
     def share(self, level: int, nodes: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """``nodes`` (R, C) candidate node ids (-1 = none); ``owners`` (R,) the history of each row."""
-        table = self.tables[level]
-        cols = torch.where(nodes >= 0, nodes, torch.full_like(nodes, table.shape[1] - 1))
-        return table[owners[:, None], cols]
+        keys, values = self.keys[level], self.values[level]
+        if len(keys) == 0:
+            return torch.zeros(nodes.shape, device=nodes.device)
+        query = owners[:, None] * self.n_nodes[level] + nodes.clamp_min(0)
+        pos = torch.searchsorted(keys, query).clamp_max(len(keys) - 1)
+        hit = (keys[pos] == query) & (nodes >= 0)
+        return torch.where(hit, values[pos], torch.zeros_like(values[pos]))
 
 
 class SeenIndex:
