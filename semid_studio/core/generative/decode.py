@@ -233,7 +233,8 @@ def exact_scores(model: TigerModel, trie: SidTrie, history: np.ndarray, *, chunk
             parents = torch.zeros(N, dtype=torch.long, device=device) if level == 0 else paths[sl, level - 1]
             nodes, child_codes = trie.children(level, parents)
             if level < model.n_steps:
-                shares = None if seen is None else seen.share(level, nodes, torch.zeros(N, dtype=torch.long, device=device))
+                one_history = torch.zeros(N, dtype=torch.long, device=device)
+                shares = None if seen is None else seen.share(level, nodes, one_history)
                 logits = model.child_logits(h[:, level], level, child_codes, nodes, trie, seen=shares).float()
             else:  # unmodelled dedup level: uniform over the items of the tuple
                 logits = torch.zeros(nodes.shape, device=device)

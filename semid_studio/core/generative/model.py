@@ -20,6 +20,9 @@ What it computes
   and the item's own content vector — the sentence embedding its SID was quantised from —
   projected into each history position (``content_input``) and, as the mean over a node's
   items, into the output (``content_output``).
+- **What the user already has** (``seen_bias``): a learned offset per SID level times the share
+  of each candidate node's items in the user's whole history (:mod:`.seen`), added to the
+  candidate's logit, so the model learns whether people come back to items.
 
 Attention heads may be wider than ``d_model / n_heads`` (TIGER: 6 heads x 64 on d_model
 128), so attention is our own small module over ``F.scaled_dot_product_attention``.
