@@ -235,3 +235,13 @@ def test_cli_train_joint_search_and_evaluate(sample_project, capsys):
     assert main(["evaluate", p, "--task", "both"]) == 0
     text = capsys.readouterr().out
     assert "joint search" in text and "rec (test)" in text
+    # the joint model recommends from the command line too, when asked for by id
+    with ProjectStore.open(sample_project) as store:
+        history = [r["item_id"] for r in store.get_items([0, 1, 2])]
+    assert main(["recommend", p, "--history", ",".join(history), "-k", "5", "--model", str(out["model_id"]),
+                 "--exclude-history", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 5 and all(r["sid"].startswith("<a_") and r["item_id"] not in history for r in recs)
+    # with no recommender in the project, the joint model is the default
+    assert main(["recommend", p, "--history", ",".join(history), "-k", "5", "--exclude-history", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == recs

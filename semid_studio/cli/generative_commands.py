@@ -80,7 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for sampling")
     p.add_argument("--exclude-history", action="store_true", help="never recommend an item of the history")
     p.add_argument("--skip-unknown", action="store_true", help="ignore history ids not in the catalogue")
-    p.add_argument("--model", type=int, metavar="MODEL_ID", help="default: the newest trained model")
+    p.add_argument("--model", type=int, metavar="MODEL_ID",
+                   help="a recommender or a joint search + rec model (default: the newest trained recommender, "
+                        "else the newest joint model)")
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
@@ -228,13 +230,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from ..core.generative import recommend
+    from ..core.generative import MODEL_KIND, recommend
+    from ..core.generative.joint import JOINT_KIND, has_joint_model, load_joint, pick_joint
 
     history = [h for h in args.history.split(",")]
     with open_store(args.project) as store:
-        rows = recommend(store, history, model_id=args.model, k=args.k, beam=args.beam,
+        model_id = args.model
+        if model_id is None and not store.list_models(MODEL_KIND) and has_joint_model(store):
+            model_id = pick_joint(store).id  # a project whose only generative model is a joint one
+        loaded = None
+        if model_id is not None and store.get_model(model_id).kind == JOINT_KIND:
+            # a joint search + rec model recommends too: its rec side, as the playground uses it
+            loaded = load_joint(store, model_id, device=args.device).recommender()
+        rows = recommend(store, history, model_id=model_id, k=args.k, beam=args.beam,
                          temperature=args.temperature, seed=args.seed, exclude_history=args.exclude_history,
-                         skip_unknown=args.skip_unknown, device=args.device)
+                         skip_unknown=args.skip_unknown, device=args.device, loaded=loaded)
     if args.json:
         print_json(rows)
         return 0

@@ -780,6 +780,13 @@ class JointModel:
         use_view(self.model, view)
         return view
 
+    def recommender(self):
+        """The rec side as a :class:`~.evaluate.LoadedModel` (what recommendation code decodes with)."""
+        from .evaluate import LoadedModel
+
+        return LoadedModel(self.record, self.spec, self.vocab, self.model, self.view("rec").trie, self.codes,
+                           self.step, 0, [])
+
 
 def has_joint_model(store: ProjectStore) -> bool:
     """Whether the project has a joint model with a chosen checkpoint (search can use it)."""
@@ -899,11 +906,10 @@ def _drive(gen):
 def rank_joint_rec(store: ProjectStore, jm: JointModel, *, k: int, beam: int | None = None,
                    exclude_history: bool = False, cancel: CancelToken = NEVER) -> TaskGenerator[tuple]:
     """The joint model's recommendations for the test users of its split: ``(ranked, split)``."""
-    from .evaluate import LoadedModel, rank_probes
+    from .evaluate import rank_probes
 
     seqs, sp = load_split(store, jm.spec.split)
-    lm = LoadedModel(jm.record, jm.spec, jm.vocab, jm.model, jm.view("rec").trie, jm.codes, jm.step, 0, [])
-    ranked = yield from rank_probes(lm, sp.test, k=k, beam=beam or max(20, k), user_tokens=user_tokens_for(jm.vocab, seqs),
+    ranked = yield from rank_probes(jm.recommender(), sp.test, k=k, beam=beam or max(20, k), user_tokens=user_tokens_for(jm.vocab, seqs),
                                     exclude_history=exclude_history, cancel=cancel,
                                     stage=f"model #{jm.record.id} rec test")
     return ranked, sp
