@@ -6,8 +6,10 @@
 setup:
 	@bash scripts/setup.sh
 
+# ARGS passes options to the app, e.g. make app ARGS="--screenshot window.png"
 app: setup
-	.venv/bin/semid-studio
+	@.venv/bin/python -m semid_studio.gui.system_libs --install
+	.venv/bin/semid-studio $(ARGS)
 
 test: setup
 	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q

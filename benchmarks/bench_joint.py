@@ -110,7 +110,9 @@ def sid_run(store: ProjectStore, strategy: str) -> tuple[int, int]:
             store.set_active_run(run.id)
             return run.id, set_id
     log(f"  quantising embedding set #{set_id} ({strategy}) with RQ-KMeans")
-    run_id = drive(quantize.quantize_project(store, method="rq-kmeans", embedding_set_id=set_id), on_event)
+    # 3 x 256 as docs/joint-search.md measured it (not the size-to-catalogue default)
+    spec = quantize.make_spec("rq-kmeans", overrides={"codebook_size": 256})
+    run_id = drive(quantize.quantize_project(store, spec=spec, embedding_set_id=set_id), on_event)
     return run_id, set_id
 
 

@@ -93,7 +93,8 @@ def build_project(path: Path, data: Path, embeddings: str | None):
                                      params={"source": str(embeddings)})
         else:
             drive(embed.embed_items(store, template=TEMPLATE))
-        drive(quantize.quantize_project(store))
+        # TIGER's 3 x 256 (the published Beauty protocol), not the size-to-catalogue default
+        drive(quantize.quantize_project(store, spec=quantize.make_spec("rq-kmeans", overrides={"codebook_size": 256})))
     except BaseException:
         store.close()
         path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..core.errors import SemidError
@@ -40,10 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=64)
     # task-aware embeddings (core/strategies.py); the same as 'semid embed-strategy'
-    p.add_argument("--strategy", default="content",
-                   choices=["content", "search", "rec", "multitask", "fused-concat", "fused-svd"],
-                   help="content (default): the encoder as it is; the others fine-tune or learn item "
-                        "vectors for search / recommendation (docs/joint-search.md)")
+    p.add_argument("--strategy", default="auto",
+                   choices=["auto", "content", "search", "rec", "multitask", "fused-concat", "fused-svd"],
+                   help="auto (default): content when the items have text, else rec; content: the text "
+                        "encoder as it is; rec: item vectors learned from the interactions; the others "
+                        "fine-tune the encoder for search / recommendation (docs/joint-search.md)")
     p.add_argument("--preset", help="strategies: named settings (laptop, paper)")
     p.add_argument("--seed", type=int, default=0, help="strategies: seed")
     p.add_argument("--sources", help="fused strategies: SEARCH_SET,REC_SET (default: the newest of each)")
@@ -57,8 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.add_argument("--method", choices=["rq-kmeans", "rq-vae"], default="rq-kmeans")
     p.add_argument("--preset", help="named spec preset of the method (list them with 'semid presets')")
-    p.add_argument("--levels", type=int, help="semantic levels (default 3)")
-    p.add_argument("--codebook-size", type=int, help="codes per level (default 256)")
+    p.add_argument("--levels", type=int, help="semantic levels (default 3; more past ~4M items)")
+    p.add_argument("--codebook-size", type=int,
+                   help="codes per level (default: sized to the catalogue, the power of two nearest "
+                        "sqrt(items) within 16..256: 64 for 3k items, 128 for 12k, 256 from 46k)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label-field", help="item field to measure prefix purity against, e.g. categories[1]")
     p.add_argument("--embedding-set", type=int, help="embedding set id (default: the newest)")
@@ -156,24 +160,29 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from ..core.embed import embed_items
+    from ..core.pipeline import embed_catalogue
 
-    if args.strategy != "content" or args.preset or args.set:
+    if args.strategy == "auto" and (args.preset or args.set):
+        args.strategy = "content"
+    if args.strategy not in ("auto", "content") or args.preset or args.set:
         from .search_commands import cmd_embed_strategy
 
         if args.template:
             raise SemidError("--template applies to the content strategy only; the others read the project's "
                              "text template")
         return cmd_embed_strategy(args)
+    embed = embed_catalogue if args.strategy == "auto" else embed_items
     with open_store(args.project) as store:
-        set_id = run_task(embed_items(store, model=args.model, template=args.template, device=args.device,
-                                      batch_size=args.batch_size))
+        set_id = run_task(embed(store, model=args.model, template=args.template, device=args.device,
+                                batch_size=args.batch_size), quiet=args.json)
         emb = store.load_embedding_set(set_id)
     if args.json:
-        print_json({"id": emb.id, "strategy": "content", "n_items": emb.n_items, "dim": emb.dim,
-                    "model": emb.model, "template": emb.template})
+        print_json({"id": emb.id, "name": emb.name, "strategy": emb.strategy, "n_items": emb.n_items,
+                    "dim": emb.dim, "model": emb.model, "template": emb.template})
         return 0
-    print(f"embedding set #{emb.id}: {emb.n_items} items x {emb.dim} dims, model {emb.model}")
-    print(f"template: {emb.template}")
+    print(f"embedding set #{emb.id} {emb.name}: {emb.n_items} items x {emb.dim} dims, model {emb.model}")
+    if emb.strategy == "content":
+        print(f"template: {emb.template}")
     return 0
 
 
@@ -186,7 +195,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.codebook_size is not None:
         overrides["codebook_size"] = str(args.codebook_size)
     overrides["seed"] = str(args.seed)
-    spec = quantize.make_spec(args.method, preset=args.preset, overrides=overrides)
+    with open_store(args.project) as store:
+        n_items = store.item_count()
+    # without --codebook-size / --levels / --preset the quantiser is sized to the catalogue
+    spec = quantize.sized_spec(args.method, n_items, preset=args.preset, overrides=overrides)
     if args.tokens != "shared" or args.search_set is not None or args.rec_set is not None:
         return _quantize_tokens(args, spec)
     with open_store(args.project) as store:
@@ -196,12 +208,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             quiet=args.json,
         )
         run = store.load_quantizer_run(run_id, with_arrays=False)
+        active = store.active_run_id() == run_id
+    problems = run.metrics.get("problems", [])
     if args.json:
-        print_json({"run": run_id, "method": run.method, "spec": run.spec, "health": run.metrics})
-    else:
+        print_json({"run": run_id, "method": run.method, "spec": run.spec, "health": run.metrics,
+                    "active": active})
+    elif active:
         print(f"quantiser run #{run_id} ({run.method}) is now the active SID table")
         print(sids.format_health(run.metrics))
-    return 0
+    else:
+        print(sids.format_health(run.metrics))
+        print(f"quantiser run #{run_id} ({run.method}) was saved but is NOT the active SID table: "
+              f"{'; '.join(problems)}. Look at it with 'semid info', or make it active anyway with "
+              f"'semid use-run {args.project} {run_id}'", file=sys.stderr)
+    return 0 if active else 1
 
 
 def _quantize_tokens(args: argparse.Namespace, spec) -> int:

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, SemidError
+from .errors import InputError, ProjectError, SemidError
 from .events import NEVER, CancelToken, Message, Progress, TaskGenerator
 from .store import ProjectStore
 
@@ -119,6 +119,34 @@ def render_texts(items: pd.DataFrame, template: str) -> list[str]:
     return [re.sub(r"\s+", " ", formatter.format(template, **rec)).strip() for rec in records]
 
 
+#: below this share of items with a text of their own, the catalogue is "without text"
+MIN_DISTINCT_TEXT_SHARE = 0.5
+
+
+def distinct_text_share(texts: Sequence[str]) -> float:
+    """Share of items whose rendered text is non-empty and differs from every other item's.
+
+    An id-only catalogue renders every item to the same (empty) text: embedding that gives
+    one vector for all items, so one code per level. Below :data:`MIN_DISTINCT_TEXT_SHARE`
+    the text cannot tell the items apart and the embedding must come from elsewhere.
+    """
+    if not texts:
+        return 0.0
+    counts = pd.Series(list(texts)).value_counts()
+    counts = counts[counts.index.str.strip() != ""]
+    return float((counts == 1).sum() / len(texts))
+
+
+def catalogue_text_share(store: ProjectStore, template: str | None = None) -> tuple[float, str]:
+    """``(distinct_text_share, template)`` of the project's items under ``template``
+    (default: the project's template, else one built from the items' fields)."""
+    if template is None:
+        template = store.get_meta("template") or default_template(store.item_fields())
+    if not template_fields(template):
+        return 0.0, template
+    return distinct_text_share(render_texts(store.items_frame(), template)), template
+
+
 def cache_key(model: str, template: str | None, strategy: str = "content", params: dict | None = None) -> str:
     payload = json.dumps({"model": model, "template": template, "strategy": strategy, "params": params or {}},
                          sort_keys=True)
@@ -201,6 +229,14 @@ def embed_items(
 
     items = store.items_frame()
     texts = render_texts(items, template)  # validates the template before any slow work
+    share = distinct_text_share(texts)
+    if share < MIN_DISTINCT_TEXT_SHARE:
+        # the same vector for most items would give the same SID prefix to most items
+        raise ProjectError(
+            f"{store.path}: only {share:.0%} of the {n_items:,} items have a text of their own under the "
+            f"template '{template}', too little for a text encoder to tell them apart; embed them from the "
+            "interactions (the rec strategy, the default for such catalogues) or choose a template over "
+            "fields that differ between items")
     start = 0
     previous = None
     if cached is not None and cached.n_items < n_items:

@@ -37,6 +37,41 @@ def sample_files(folder: Path = SAMPLE_DATA_DIR) -> dict[str, Path]:
     return files
 
 
+def embed_catalogue(
+    store: ProjectStore,
+    *,
+    model: str | None = None,
+    template: str | None = None,
+    device: str | None = None,
+    batch_size: int = 64,
+    cancel: CancelToken = NEVER,
+) -> TaskGenerator[int]:
+    """The default embedding of a catalogue: its text when it has some, else its interactions.
+
+    Items with text are embedded by the sentence encoder (:func:`embed.embed_items`). A
+    catalogue without text (an id column alone, or a text that is the same for most items:
+    retail logs, P5 releases) would give every item the same vector, so it is embedded from
+    the interactions instead: the ``rec`` strategy's co-occurrence vectors, said in one line.
+    """
+    from . import strategies
+    from .embed import MIN_DISTINCT_TEXT_SHARE, catalogue_text_share, embed_items
+
+    share, template_used = catalogue_text_share(store, template)
+    if share >= MIN_DISTINCT_TEXT_SHARE:
+        return (yield from embed_items(store, model=model, template=template, device=device,
+                                       batch_size=batch_size, cancel=cancel))
+    n_items = store.item_count()
+    why = (f"the {n_items:,} items have no text" if share == 0
+           else f"only {share:.0%} of the {n_items:,} items have a text of their own under '{template_used}'")
+    if store.interaction_count() == 0:
+        raise ProjectError(f"{store.path}: {why}, and the project has no interactions to embed them from; "
+                           "import items with text, interactions, or precomputed embeddings")
+    spec = strategies.make_spec(overrides={"device": device} if device else None)
+    yield Message(f"{why}: embedding them from the interactions instead (rec strategy, "
+                  f"{spec.rec_method} co-occurrence vectors, {spec.rec_dim} dims)", level="warning")
+    return (yield from strategies.build_embedding(store, "rec", spec, cancel=cancel))
+
+
 def build_project(
     path: str | Path,
     *,
@@ -52,17 +87,19 @@ def build_project(
     label_field: str | None = None,
     method: str = "rq-kmeans",
     spec=None,
+    quantizer: tuple[str, str | None, dict] | None = None,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[Path]:
     """Create a project at ``path`` and run import -> embed -> quantise on it.
 
     The import options are those of :func:`importing.import_data`; ``spec`` (default: the
-    method's default preset) is passed to :func:`quantize.quantize_project`. If any step fails
+    method's default preset sized to the catalogue) is passed to :func:`quantize.quantize_project`;
+    ``quantizer`` = ``(method, preset, overrides)`` instead sizes what the overrides leave open
+    to the imported catalogue (:func:`quantize.sized_spec`). If any step fails
     or is cancelled, the half-built file is removed: the user is left with what they had
     before (nothing).
     """
     from . import importing, quantize
-    from .embed import embed_items
 
     path = Path(path)
     store = ProjectStore.create(path)
@@ -74,7 +111,10 @@ def build_project(
             store, items=items, interactions=interactions, queries=queries, format=format, mapping=mapping,
             encoding=encoding, on_unknown=on_unknown, cancel=cancel)
         yield Message(report.summary())
-        set_id = yield from embed_items(store, model=model, template=template, cancel=cancel)
+        set_id = yield from embed_catalogue(store, model=model, template=template, cancel=cancel)
+        if quantizer is not None:
+            method, preset, overrides = quantizer
+            spec = quantize.sized_spec(method, store.item_count(), preset, overrides)
         yield from quantize.quantize_project(store, method=method, spec=spec, embedding_set_id=set_id,
                                              label_field=label_field, cancel=cancel)
     except BaseException:

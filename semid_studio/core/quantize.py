@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
@@ -245,6 +246,48 @@ PRESETS: dict[str, dict[str, Spec]] = {
         "tiny": RQVAESpec(hidden=(128, 64), latent_dim=16, epochs=15, warmup_epochs=3, batch_size=128),
     },
 }
+
+
+#: the default codebook size stays within these bounds (powers of two)
+MIN_DEFAULT_CODEBOOK, MAX_DEFAULT_CODEBOOK = 16, 256
+
+
+def default_codebook_size(n_items: int) -> int:
+    """The codebook size the defaults use for a catalogue of ``n_items``.
+
+    The rule: the power of two nearest sqrt(n_items), within 16..256. A top level of about
+    sqrt(n) codes gives branches of about sqrt(n) items each, which a person can read, and
+    on this repo's catalogues (benchmarks/bench_quantiser_size.py; figures in
+    benchmarks/README.md) it keeps 100% of the items unique before the dedup level, while the
+    paper's fixed 256 leaves 3,000-10,000-item catalogues with mostly single-item chains
+    below level 2.
+    """
+    if n_items <= 1:
+        return MIN_DEFAULT_CODEBOOK
+    k = 2 ** round(math.log2(math.sqrt(n_items)))
+    return int(min(MAX_DEFAULT_CODEBOOK, max(MIN_DEFAULT_CODEBOOK, k)))
+
+
+def default_levels(n_items: int, codebook_size: int) -> int:
+    """Semantic levels for ``n_items``: 3 (the papers'), more once K^3 < 4n (past ~4M items
+    at K=256), so the code space stays at least 4x the catalogue."""
+    levels = 3
+    while codebook_size ** levels < 4 * n_items:
+        levels += 1
+    return levels
+
+
+def sized_spec(method: str, n_items: int, preset: str | None = None,
+               overrides: dict[str, Any] | None = None) -> Spec:
+    """:func:`make_spec` with the codebook size and levels fitted to the catalogue where
+    neither a preset nor an override names them (see :func:`default_codebook_size`)."""
+    overrides = dict(overrides or {})
+    if preset in (None, "default"):
+        if "codebook_size" not in overrides:
+            overrides["codebook_size"] = default_codebook_size(n_items)
+        if "levels" not in overrides:
+            overrides["levels"] = default_levels(n_items, int(overrides["codebook_size"]))
+    return make_spec(method, preset, overrides)
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -967,7 +1010,7 @@ def quantize_project(
     method : str
         ``rq-kmeans`` (default) or ``rq-vae``; ignored when ``spec`` says otherwise.
     spec : RQKMeansSpec | RQVAESpec, optional
-        Defaults to the method's ``default`` preset.
+        Defaults to the method's ``default`` preset sized to the catalogue (:func:`sized_spec`).
     embedding_set_id : int, optional
         The embedding set to quantise (the newest by default).
     label_field : str, optional
@@ -983,7 +1026,7 @@ def quantize_project(
     """
     _check_method(method)
     if spec is None:
-        spec = PRESETS[method]["default"]
+        spec = sized_spec(method, store.item_count())
     method = method_of(spec)
     emb = store.load_embedding_set(embedding_set_id)
     n_items = store.item_count()
@@ -1006,6 +1049,9 @@ def quantize_project(
     if "final_epoch" in fitted.info:
         metrics["training"] = fitted.info["final_epoch"]
     metrics["method"] = method
+    problems = sids.degenerate_problems(metrics)
+    if problems:
+        metrics["problems"] = problems
     run_name = name or f"{method} {spec.levels}x{spec.codebook_size} seed {spec.seed}"
     with store.atomic():
         run_id = store.save_quantizer_run(
@@ -1013,6 +1059,10 @@ def quantize_project(
             codes=codes, sid_strings=sids.sid_strings(codes), metrics=metrics,
             codebooks=fitted.codebook_arrays(), model_state=fitted.model_state or None,
         )
-        store.set_active_run(run_id)
+        if not problems:  # degenerate SIDs are kept for inspection, never made the project's SIDs
+            store.set_active_run(run_id)
     yield Message(f"saved quantiser run #{run_id} '{run_name}': {sids.health_summary(metrics)}")
+    if problems:
+        yield Message(f"quantiser run #{run_id} is degenerate and was NOT made the active SID table: "
+                      f"{'; '.join(problems)} (embedding set {emb.describe()})", level="warning")
     return run_id

@@ -344,6 +344,29 @@ def code_health(
     return metrics
 
 
+#: a SID table with fewer items unique before the dedup level than this is not made active
+MIN_UNIQUE_SHARE = 0.5
+
+
+def degenerate_problems(metrics: dict) -> list[str]:
+    """Why a quantiser result is unfit to be the project's SIDs ([] when it is fit).
+
+    One code used at a level means that level tells no item from another (identical or
+    near-identical embeddings, e.g. an empty text for every item); fewer than half the items
+    unique before dedup means the arbitrary dedup counter, not the semantics, names most items.
+    """
+    n = metrics.get("n_items", 0)
+    if n < 2:
+        return []
+    problems = [f"level {level_letter(lvl['level'] - 1)} uses one code for all {n:,} items"
+                for lvl in metrics.get("per_level", []) if lvl["used"] <= 1]
+    unique = metrics.get("unique_share", 1.0)
+    if unique < MIN_UNIQUE_SHARE:
+        problems.append(f"only {unique:.0%} of the items are unique before the dedup level "
+                        f"(largest collision group {metrics.get('largest_collision_group'):,} items)")
+    return problems
+
+
 def format_health(metrics: dict) -> str:
     """A compact, human-readable table of :func:`code_health` figures (for the CLI)."""
     if not metrics or "per_level" not in metrics:

@@ -55,7 +55,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .embed import cache_key, embed_items, encode_texts, load_encoder, resolve_model
+from .embed import (MIN_DISTINCT_TEXT_SHARE, cache_key, catalogue_text_share, embed_items, encode_texts, load_encoder,
+                    resolve_model)
 from .errors import ProjectError, SemidError
 from .events import NEVER, Cancelled, CancelToken, Message, Metric, Progress, ProgressThrottle, TaskGenerator
 from .queries import TRAIN_SPLIT, _coerce, assert_training_only, split_for_selection
@@ -639,7 +640,16 @@ def _rec_vectors(store: ProjectStore, spec: StrategySpec, cancel: CancelToken) -
         info.update(rec_window=spec.rec_window, pmi_smoothing=0.75)
     else:
         info.update(rec_epochs=spec.rec_epochs, negatives="uniform")
-    if (~warm).any():
+    if (~warm).any() and catalogue_text_share(store, spec.template)[0] < MIN_DISTINCT_TEXT_SHARE:
+        # no text to place a cold item by: a seeded random direction keeps its SID apart from
+        # the others' (a shared zero vector would pile every cold item into one SID prefix)
+        rng = np.random.default_rng(spec.seed)
+        scale = float(np.linalg.norm(vecs[warm], axis=1).mean()) if warm.any() else 1.0
+        cold = rng.standard_normal(((~warm).sum(), vecs.shape[1])).astype(np.float32)
+        vecs[~warm] = scale * cold / np.linalg.norm(cold, axis=1, keepdims=True)
+        info["cold_fallback"] = "random directions (the items have no text to place them by)"
+        yield Message(f"{int((~warm).sum())} items have no training interaction: {info['cold_fallback']}")
+    elif (~warm).any():
         content, content_id = yield from _content_vectors(store, spec, cancel)
         if warm.sum() >= 2:
             x = np.hstack([content, np.ones((n_items, 1), dtype=np.float32)]).astype(np.float64)
@@ -801,8 +811,10 @@ def build_embedding(
     cancel.raise_if_cancelled()
     label = {"search": "search-tuned", "rec": "rec-tuned", "multitask": "multi-task",
              "fused-concat": "fused concat", "fused-svd": "fused SVD"}[strategy]
-    set_name = name or f"{Path(stored_name).name} / {label} / seed {spec.seed}"
     model_name = stored_name if strategy != "rec" else f"{spec.rec_method}({spec.rec_dim})"
+    # a rec set is made from the interactions, not by the text encoder: its name says so
+    made_by = Path(stored_name).name if strategy != "rec" else f"{model_name} from interactions"
+    set_name = name or f"{made_by} / {label} / seed {spec.seed}"
     with store.atomic():
         set_id = store.save_embedding_set(name=set_name, model=model_name, template=template, strategy=strategy,
                                           cache_key=key, vectors=vectors, params=params)

@@ -72,8 +72,25 @@ def install_excepthook(window_getter) -> None:
     sys.excepthook = hook
 
 
+def platform_problem() -> str | None:
+    """Why Qt could not open a window here (missing system packages, no display), or None."""
+    from . import system_libs
+
+    if not system_libs.xcb_in_use():
+        return None
+    packages = system_libs.missing_packages()
+    if packages:
+        return system_libs.advice(packages)
+    return system_libs.display_problem()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # checked before Qt loads: without it Qt aborts the process with a page of plugin advice
+    problem = platform_problem()
+    if problem:
+        print(f"semid-studio: {problem}", file=sys.stderr)
+        return 2
     threads_before = configure_threads()
     try:
         return _run(args)

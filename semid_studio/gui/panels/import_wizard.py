@@ -346,10 +346,13 @@ class SettingsPage(QWizardPage):
         self.method_combo = QComboBox()
         self.method_combo.addItems(list(quantize.METHODS))
         self.preset_combo = QComboBox()
+        # the lowest value of each box means "fitted to the catalogue" (quantize.sized_spec)
         self.levels_spin = QSpinBox()
-        self.levels_spin.setRange(1, 25)
+        self.levels_spin.setRange(0, 25)
+        self.levels_spin.setSpecialValueText("auto (3; more for millions of items)")
         self.size_spin = QSpinBox()
-        self.size_spin.setRange(2, 65536)
+        self.size_spin.setRange(1, 65536)
+        self.size_spin.setSpecialValueText("auto (the power of two nearest √items, 16–256)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.label_combo = QComboBox()
@@ -382,8 +385,9 @@ class SettingsPage(QWizardPage):
 
     def _on_preset(self, *_args) -> None:
         spec = quantize.PRESETS[self.method_combo.currentText()][self.preset_combo.currentText()]
-        self.levels_spin.setValue(spec.levels)
-        self.size_spin.setValue(spec.codebook_size)
+        auto = self.preset_combo.currentText() == "default"
+        self.levels_spin.setValue(self.levels_spin.minimum() if auto else spec.levels)
+        self.size_spin.setValue(self.size_spin.minimum() if auto else spec.codebook_size)
         self.seed_spin.setValue(spec.seed)
 
     def initializePage(self) -> None:  # noqa: N802
@@ -398,12 +402,20 @@ class SettingsPage(QWizardPage):
             stem = Path(items).expanduser().resolve().parent / (Path(items).name.split(".")[0] + SUFFIX)
             self.project_path.setText(str(stem))
 
-    def spec(self):
+    def quantizer_settings(self) -> tuple[str, str, dict]:
+        """``(method, preset, overrides)``; a box left on "auto" is not overridden, so the
+        project is sized to its catalogue when it is built (quantize.sized_spec)."""
         method, preset = self.method_combo.currentText(), self.preset_combo.currentText()
-        base = quantize.PRESETS[method][preset]
-        overrides = {k: w.value() for k, w in (("levels", self.levels_spin), ("codebook_size", self.size_spin),
-                                                ("seed", self.seed_spin)) if w.value() != getattr(base, k)}
-        return quantize.make_spec(method, preset, overrides)
+        overrides = {k: w.value() for k, w in (("levels", self.levels_spin), ("codebook_size", self.size_spin))
+                     if w.value() != w.minimum()}
+        overrides["seed"] = self.seed_spin.value()
+        return method, preset, overrides
+
+    def spec(self):
+        """The spec of the settings (sized to a catalogue of 0 items where a box says auto):
+        for checking the values; the build sizes it to the real catalogue."""
+        method, preset, overrides = self.quantizer_settings()
+        return quantize.sized_spec(method, 0, preset, overrides)
 
     def target(self) -> Path:
         path = Path(self.project_path.text()).expanduser()
@@ -470,7 +482,7 @@ class RunPage(QWizardPage):
         kwargs = dict(**files, format=w.files_page.format_combo.currentText(), mapping=w.preview_page.mapping(),
                       encoding=w.files_page.encoding_edit.text() or None, on_unknown=w.preview_page.on_unknown(),
                       template=settings.template_edit.text().strip() or None,
-                      model=settings.model_edit.text().strip() or None, spec=settings.spec(),
+                      model=settings.model_edit.text().strip() or None, quantizer=settings.quantizer_settings(),
                       label_field=settings.label_combo.currentText().strip() or None)
         self.stage.setText(f"Creating {target}…")
         self.cancel_button.setEnabled(True)

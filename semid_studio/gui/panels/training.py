@@ -41,7 +41,8 @@ from PySide6.QtWidgets import (
 from ...core import queries as core_queries
 from ...core import quantize
 from ...core import strategies as core_strategies
-from ...core.embed import BUNDLED_MODEL, embed_items
+from ...core.embed import BUNDLED_MODEL
+from ...core.pipeline import embed_catalogue
 from ...core.errors import SemidError
 from ...core.events import Message, Metric, PartialResult, Progress
 from ...core.generative import joint as gen_joint
@@ -161,8 +162,16 @@ class QuantizerForm(QWidget):
         self.preset_combo.blockSignals(False)
         self._on_preset_changed()
 
+    def _preset_spec(self):
+        """The chosen preset; the default one sized to the open project's catalogue."""
+        method, preset = self.method_combo.currentText(), self.preset_combo.currentText()
+        store = self.context.store
+        if store is None:
+            return quantize.PRESETS[method][preset]
+        return quantize.sized_spec(method, store.item_count(), preset)
+
     def _on_preset_changed(self, *_args) -> None:
-        spec = quantize.PRESETS[self.method_combo.currentText()][self.preset_combo.currentText()]
+        spec = self._preset_spec()
         for spin, value in ((self.levels_spin, spec.levels), (self.size_spin, spec.codebook_size),
                             (self.seed_spin, spec.seed)):
             spin.blockSignals(True)
@@ -176,11 +185,13 @@ class QuantizerForm(QWidget):
     def spec(self):
         """The spec the widgets describe (raises SemidError / InputError when a value is bad)."""
         method, preset = self.method_combo.currentText(), self.preset_combo.currentText()
-        base = quantize.PRESETS[method][preset]
+        base = self._preset_spec()
         overrides: dict[str, Any] = parse_overrides(self.overrides_edit.text())
         for key, spin in (("levels", self.levels_spin), ("codebook_size", self.size_spin), ("seed", self.seed_spin)):
             if spin.value() != getattr(base, key) and key not in overrides:
                 overrides[key] = spin.value()
+        for key in ("levels", "codebook_size"):  # the catalogue-sized values of the default preset
+            overrides.setdefault(key, getattr(base, key))
         return quantize.make_spec(method, preset, overrides)
 
     @Slot()
@@ -211,8 +222,10 @@ class QuantizerForm(QWidget):
             return
         for emb in reversed(store.list_embedding_sets()):
             self.embedding_combo.addItem(emb.describe(), emb.id)
-        self.embedding_combo.addItem(f"new: embed the catalogue with {BUNDLED_MODEL}", NEW_EMBEDDING)
+        self.embedding_combo.addItem(f"new: embed the catalogue ({BUNDLED_MODEL} on its text, or its interactions "
+                                     "when it has no text)", NEW_EMBEDDING)
         self.template_edit.setText(store.get_meta("template") or "")
+        self._on_preset_changed()  # the default preset's size follows the catalogue
         fields = store.item_fields()
         self.label_combo.addItem("")
         self.label_combo.addItems([f for f in fields if f not in ("title", "price", "sales_rank")])
@@ -233,7 +246,7 @@ class QuantizerForm(QWidget):
         def body(store, cancel):
             set_id = emb_id
             if set_id in (None, NEW_EMBEDDING):
-                set_id = yield from embed_items(store, template=template, cancel=cancel)
+                set_id = yield from embed_catalogue(store, template=template, cancel=cancel)
             return (yield from quantize.quantize_project(store, method=method, spec=spec, embedding_set_id=set_id,
                                                          label_field=label, name=name, cancel=cancel))
 
@@ -245,6 +258,12 @@ class QuantizerForm(QWidget):
 
     def describe_result(self, run_id: int) -> str:
         run = self.context.store.load_quantizer_run(run_id, with_arrays=False)
+        problems = run.metrics.get("problems")
+        if problems:
+            return (f"Saved quantiser run #{run.id} “{run.name}”, but it is NOT the project's SIDs: "
+                    f"{'; '.join(problems)}. Compare it in the Evaluation view; a better embedding "
+                    f"(another template, or embeddings from the interactions) gives usable SIDs."
+                    f"\n\n{format_health(run.metrics)}")
         return f"Saved quantiser run #{run.id} “{run.name}” (now the project's SIDs)\n\n{format_health(run.metrics)}"
 
     def after_success(self, run_id: int) -> None:

@@ -1,0 +1,121 @@
+"""A newcomer's first hour: catalogues without text get real SIDs from their interactions,
+degenerate SIDs are never made active, and the default quantiser fits the catalogue."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT, shared_dataset
+from semid_studio.cli import main
+from semid_studio.core import quantize
+from semid_studio.core.errors import ProjectError
+from semid_studio.core.events import drive
+from semid_studio.core.store import ProjectStore
+
+SAMPLE = REPO_ROOT / "sample_data"
+
+
+def semid(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def id_only_catalogue(tmp_path, interactions: pd.DataFrame) -> tuple:
+    """An items file with an id column alone, plus the interactions, written as CSV."""
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": interactions["item_id"].drop_duplicates()}).to_csv(items, index=False)
+    inter = tmp_path / "interactions.csv"
+    interactions.to_csv(inter, index=False)
+    return items, inter
+
+
+def test_a_catalogue_without_text_gets_unique_sids_from_its_interactions(tmp_path, capsys):
+    """The sample's interactions with id-only items: the default path embeds the interactions
+    (saying so) and the SIDs are unique, not 1/1/K codes from 3,000 copies of an empty text."""
+    items, inter = id_only_catalogue(tmp_path, pd.read_csv(SAMPLE / "interactions.csv"))
+    project = tmp_path / "p.semid"
+    assert semid(capsys, "new", project)[0] == 0
+    assert semid(capsys, "import", project, "--items", items, "--interactions", inter)[0] == 0
+    code, out, err = semid(capsys, "embed", project, "--json")
+    assert code == 0
+    made = json.loads(out)
+    assert made["strategy"] == "rec"
+    assert "MiniLM" not in made["name"] and "from interactions" in made["name"]
+    assert "no text" in err and "from the interactions" in err
+    code, out, _ = semid(capsys, "quantize", project, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["active"] and "problems" not in report["health"]
+    assert report["health"]["unique_share"] >= 0.95
+    assert min(level["used"] for level in report["health"]["per_level"]) > 8
+
+
+def test_the_text_encoder_refuses_a_catalogue_without_text(tmp_path, capsys):
+    items, inter = id_only_catalogue(tmp_path, pd.read_csv(SAMPLE / "interactions.csv").head(2000))
+    project = tmp_path / "p.semid"
+    semid(capsys, "new", project)
+    semid(capsys, "import", project, "--items", items, "--interactions", inter)
+    code, _, err = semid(capsys, "embed", project, "--strategy", "content")
+    assert code == 1
+    assert err.count("\n") == 1 and "have a text of their own" in err and "rec strategy" in err
+    with ProjectStore.open(project) as store:
+        assert store.list_embedding_sets() == []
+
+
+def test_degenerate_sids_are_saved_but_never_made_active(sample_project, tmp_path, capsys):
+    """Identical vectors for every item: the run is kept for inspection, not activated, and
+    the CLI says why and exits non-zero; the project's SIDs stay those it had."""
+    with ProjectStore.open(sample_project) as store:
+        active_before = store.active_run_id()
+        item_ids = [str(v) for v in store.item_ids()]
+    np.save(tmp_path / "same.npy", np.ones((len(item_ids), 8), dtype=np.float32))
+    (tmp_path / "ids.txt").write_text("\n".join(item_ids) + "\n")
+    assert semid(capsys, "import", sample_project, "--embeddings", tmp_path / "same.npy",
+                 "--embedding-ids", tmp_path / "ids.txt")[0] == 0
+    code, out, err = semid(capsys, "quantize", sample_project)
+    assert code == 1
+    assert "NOT the active SID table" in err and "uses one code for all 3,000 items" in err
+    assert "semid use-run" in err
+    with ProjectStore.open(sample_project) as store:
+        assert store.active_run_id() == active_before
+        newest = store.list_quantizer_runs()[-1]
+        assert newest.metrics["problems"]
+
+
+@pytest.mark.parametrize("n_items, expected", [(1, 16), (200, 16), (1682, 32), (3000, 64), (9742, 128),
+                                               (12101, 128), (18357, 128), (50_000, 256), (1_000_000, 256)])
+def test_the_default_codebook_is_sized_to_the_catalogue(n_items, expected):
+    assert quantize.default_codebook_size(n_items) == expected
+    spec = quantize.sized_spec("rq-kmeans", n_items)
+    assert spec.codebook_size == expected and spec.levels == (3 if n_items < 4_000_000 else 4)
+    # a user's choice is kept
+    assert quantize.sized_spec("rq-kmeans", n_items, overrides={"codebook_size": 256}).codebook_size == 256
+    assert quantize.sized_spec("rq-kmeans", n_items, preset="fast").codebook_size == 256
+
+
+def test_quantize_without_a_size_fits_the_catalogue(sample_project, capsys):
+    code, out, _ = semid(capsys, "quantize", sample_project, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert (report["spec"]["levels"], report["spec"]["codebook_size"]) == (3, 64)  # 3,000 items
+
+
+def test_sports_without_text_through_the_default_commands(tmp_path, capsys):
+    """Sports 5-core (interactions only, 18k items): >= 95% unique SIDs from the defaults."""
+    folder = shared_dataset("amazon2014_sports_5core")
+    interactions = pd.read_csv(folder / "interactions.tsv.gz", sep="\t")
+    items, _ = id_only_catalogue(tmp_path, interactions)
+    project = tmp_path / "sports.semid"
+    semid(capsys, "new", project)
+    assert semid(capsys, "import", project, "--items", items,
+                 "--interactions", folder / "interactions.tsv.gz")[0] == 0
+    assert semid(capsys, "embed", project)[0] == 0
+    code, out, _ = semid(capsys, "quantize", project, "--json")
+    assert code == 0
+    health = json.loads(out)["health"]
+    assert health["n_items"] == 18357 and health["unique_share"] >= 0.95
