@@ -400,10 +400,33 @@ def test_several_problems_are_counted_and_validate_lists_them(store, tmp_path):
     assert [p.line for p in problems] == [3, 2]  # skipping drops the unknown item, not the bad timestamp
 
 
-def test_interactions_into_an_empty_catalogue(store, tmp_path):
-    inter = write(tmp_path / "inter.csv", "user_id,item_id,timestamp\nu,A,1\n")
+def test_interactions_into_an_empty_catalogue_build_it(store, tmp_path):
+    # retail logs and P5 releases ship interactions only: their item ids are the catalogue
+    inter = write(tmp_path / "inter.csv", "user_id,item_id,timestamp\nu,A,1\nv,B,2\nu,B,3\n")
+    report, events = run(store, interactions=inter)
+    assert (report.items_added, report.interactions_added, report.users) == (2, 3, 2)
+    assert store.item_ids().tolist() == ["A", "B"]  # first-seen order
+    assert [it["title"] for it in store.get_items([0, 1])] == [None, None]
+    line = "no items file: 2 items created from the interactions' item ids; they have no text"
+    assert line in report.summary()
+    assert any(isinstance(e, Message) and line in e.text for e in events)
+    # once there is a catalogue, new item ids in interactions are unknown items again
+    more = write(tmp_path / "more.csv", "user_id,item_id,timestamp\nw,C,4\n")
+    with pytest.raises(UnknownItemsError):
+        run(store, interactions=more)
+
+
+def test_queries_into_an_empty_catalogue(store, tmp_path):
+    queries = write(tmp_path / "q.csv", "query,item_id\nred cream,A\n")
     with pytest.raises(ProjectError, match="catalogue is empty"):
-        run(store, interactions=inter)
+        run(store, queries=queries)
+
+
+def test_items_file_with_only_an_id_column(store, tmp_path):
+    items = write(tmp_path / "ids.csv", "ean\n4006381333931\n4006381333948\n")
+    report, _ = run(store, items=items)
+    assert report.items_added == 2 and report.files[0].mapping == {"item_id": "ean"}
+    assert store.item_ids().tolist() == ["4006381333931", "4006381333948"]
 
 
 # --------------------------------------------------------------------------- all or nothing

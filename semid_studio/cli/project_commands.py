@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..core.errors import SemidError
+from ..core.importing.formats import FORMATS
 from ..core.store import ProjectStore
 from .common import open_store, parse_key_values, print_json, run_task
 
@@ -21,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--items", help="catalogue file (CSV/TSV, JSONL(.gz), Parquet, or a named format's file)")
     p.add_argument("--interactions", help="interactions file: user, item, timestamp")
     p.add_argument("--queries", help="search queries file: query text, item")
-    p.add_argument("--format", default="auto",
-                   choices=["auto", "csv", "tsv", "jsonl", "parquet", "movielens", "amazon"])
+    p.add_argument("--format", default="auto", choices=list(FORMATS),
+                   help="how to read the files (default: auto, detected per file; p5 = P5 sequential_data.txt "
+                        "with its datamaps.json)")
     p.add_argument("--map", action="append", metavar="TARGET=COLUMN",
                    help="map a column, e.g. --map item_id=sku --map title=name (repeatable)")
     p.add_argument("--encoding", help="text encoding of the files (default utf-8)")

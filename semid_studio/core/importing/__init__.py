@@ -43,7 +43,7 @@ import pandas as pd
 from ..errors import InputError, ProjectError, SemidError, UnknownItemsError
 from ..events import NEVER, CancelToken, Message, Progress, TaskGenerator, drive
 from ..store import ProjectStore
-from .checks import Prepared, prepare_interactions, prepare_items, prepare_queries
+from .checks import Prepared, items_from_interactions, prepare_interactions, prepare_items, prepare_queries
 from .columns import KIND_SYNONYMS, KINDS, TARGETS, Target, canonical_target, route_mapping
 from .embeddings import import_embeddings
 from .formats import FORMATS, detect_reader, read_table
@@ -57,6 +57,8 @@ __all__ = [
 #: what to do with interactions / queries rows whose item is not in the catalogue (or that lack
 #: a user or item id): ``abort`` raises UnknownItemsError / InputError, ``skip`` drops and counts them
 ON_UNKNOWN = ("abort", "skip")
+#: the reader named in the report for a catalogue built from the interactions' item ids
+_DERIVED = "item ids of the interactions"
 #: rows per write call (one progress event and one cancel check each)
 _WRITE_CHUNK = 50_000
 
@@ -95,6 +97,10 @@ class ImportReport:
     def summary(self) -> str:
         lines = []
         for f in self.files:
+            if f.reader == _DERIVED:  # an interactions-only import: say where the catalogue came from
+                lines.append(f"items: {f.path}: no items file: {f.imported} items created from the interactions' "
+                             "item ids; they have no text")
+                continue
             line = f"{f.kind}: {f.path} ({f.reader}): {f.rows} rows -> {f.imported} imported"
             if f.skipped:
                 line += " (skipped " + ", ".join(f"{n} with {why}" for why, n in f.skipped.items()) + ")"
@@ -158,7 +164,11 @@ def _prepare_all(
     tables: dict[str, Table] = {}
     for kind, path in given.items():
         cancel.raise_if_cancelled()
-        table = yield from read_table(path, fmt=fmt, encoding=encoding, cancel=cancel)
+        # a P5 datamaps.json given as the items file also maps the sequential file's numbers back
+        datamaps = given["items"] if kind == "interactions" and tables.get("items") is not None \
+            and tables["items"].reader == "p5 datamaps" else None
+        table = yield from read_table(path, fmt=fmt, encoding=encoding, kind=kind, datamaps=datamaps,
+                                      cancel=cancel)
         yield Message(f"read {len(table)} rows from {path.name} ({table.reader})")
         tables[kind] = table
     routed = route_mapping(mapping, {kind: t.columns for kind, t in tables.items()})
@@ -177,6 +187,12 @@ def _prepare_all(
                 if item_id is not None:
                     catalogue.setdefault(item_id, start + offset)
     linked = [k for k in ("interactions", "queries") if k in tables]
+    if "interactions" in tables and "items" not in tables and not existing:
+        # interactions only (retail logs, P5 releases): the catalogue is their item ids, without text
+        prep = items_from_interactions(tables["interactions"], routed["interactions"])
+        if prep is not None:
+            prepared.append(prep)
+            catalogue = {item_id: offset for offset, item_id in enumerate(prep.ids)}
     if linked and catalogue is not None and not catalogue:
         raise ProjectError(f"{store.path if store is not None else 'the project'}: the catalogue is empty; "
                            f"import items first (or give the items file in the same import)")
@@ -187,7 +203,8 @@ def _prepare_all(
         prepared.append(prepare(tables[kind], routed[kind], catalogue=catalogue, on_unknown=on_unknown))
     yield Progress("checking", len(prepared), len(tables))
     for prep in prepared:
-        prep.notes[:0] = prep.table.notes  # what the reader noticed (encoding, tags, ...) comes first
+        if not prep.derived:
+            prep.notes[:0] = prep.table.notes  # what the reader noticed (encoding, tags, ...) comes first
     return prepared
 
 
@@ -313,7 +330,8 @@ def import_data(
             skipped = sum(prep.skipped.values())
             if skipped:
                 report.skipped[prep.kind] = skipped
-            report.files.append(FileReport(prep.kind, prep.table.name, prep.table.reader, prep.n_rows, added,
+            reader = _DERIVED if prep.derived else prep.table.reader
+            report.files.append(FileReport(prep.kind, prep.table.name, reader, prep.n_rows, added,
                                            dict(prep.mapping), list(prep.ignored), dict(prep.skipped),
                                            list(prep.notes)))
         cancel.raise_if_cancelled()
@@ -385,7 +403,7 @@ def preview(
     kind = _kind(kind)
     path = Path(path)
     try:
-        table = drive(read_table(path, fmt=format, encoding=encoding, limit=max(1, n)))
+        table = drive(read_table(path, fmt=format, encoding=encoding, limit=max(1, n), kind=kind))
         explicit = route_mapping(_mapping_for(kind, mapping), {kind: table.columns})[kind]
     except InputError as exc:
         return Preview(str(path), kind, None, [], {}, [], [], pd.DataFrame(), None, [exc], [])

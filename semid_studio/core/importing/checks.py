@@ -53,6 +53,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     ids: np.ndarray | None = None  # items: every row's id (also when there are problems)
+    derived: bool = False  # items made from an interactions file's item ids (no items file)
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -60,7 +61,7 @@ class Prepared:
 
     @property
     def n_rows(self) -> int:
-        return len(self.table)
+        return len(self.records) if self.derived else len(self.table)
 
     @property
     def n_ready(self) -> int:
@@ -104,6 +105,8 @@ def _float_note(column: str) -> str:
 def prepare_items(table: Table, explicit: dict[str, str] | None, *,
                   existing: Collection[str] | None = None) -> Prepared:
     """Check an items file; ``existing``: ids already in the project (they may not come again)."""
+    if not explicit and len(table.columns) == 1:
+        explicit = {"item_id": table.columns[0]}  # a file of ids only: its one column is the id, whatever its name
     res = resolve_columns("items", table.columns, explicit, file=table.name, line=table.header_line)
     prep = Prepared("items", table, res, list(res.problems))
     if "item_id" not in res.mapping:
@@ -171,6 +174,24 @@ def prepare_items(table: Table, explicit: dict[str, str] | None, *,
         {"item_id": item_id, "title": title, **dict(zip(keys, values))}
         for item_id, title, *values in zip(ids, titles, *columns)
     ]
+    return prep
+
+
+def items_from_interactions(table: Table, explicit: dict[str, str] | None) -> Prepared | None:
+    """The catalogue of an interactions-only import: one item per distinct item id (first-seen
+    order), with no title or other text. None when the item id column cannot be found (the
+    interactions check reports that)."""
+    res = resolve_columns("interactions", table.columns, explicit, file=table.name, line=table.header_line)
+    if "item_id" not in res.mapping:
+        return None
+    ids, _floated = _ids(table, res.mapping["item_id"])
+    unique = pd.unique(pd.Series(ids, dtype=object).dropna())
+    prep = Prepared("items", table, Resolved({"item_id": res.mapping["item_id"]}, {}, set(), []), [],
+                    derived=True)
+    prep.ids = np.asarray(unique, dtype=object)
+    prep.records = [{"item_id": item_id, "title": None} for item_id in unique]
+    prep.notes.append(f"no items file: {len(unique):,} items created from the interactions' item ids; "
+                      "they have no text")
     return prep
 
 
