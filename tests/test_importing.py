@@ -569,3 +569,45 @@ def test_spreadsheet_export_with_bom_crlf_and_semicolons(store, tmp_path):
     first = store.get_items([0])[0]
     assert first["item_id"] == "0042" and first["title"] == "Kaffeemühle" and first["Preis"] == "12,50"
     assert store.get_items([1])[0]["Preis"] == "9"  # the column is not all numbers: it stays text
+
+
+# --------------------------------------------------------------------------- list fields: paths or sets
+
+
+@pytest.mark.shared_data
+def test_list_fields_are_told_apart_on_real_data():
+    from semid_studio.core.field_kinds import detect_list_kind
+
+    beauty = shared_dataset("amazon2014_beauty_5core") / "items.jsonl.gz"
+    with gzip.open(beauty, "rt") as fh:
+        categories = [json.loads(line).get("categories") for line in fh]
+    assert detect_list_kind(categories)[0] == "path"
+    movies = pd.read_csv(shared_dataset("movielens_tomt") / "ml-latest-small" / "movies.csv")
+    assert detect_list_kind(g.split("|") for g in movies["genres"])[0] == "set"
+
+
+@pytest.mark.shared_data
+def test_field_kind_given_on_import_is_stored_and_used(store, tmp_path):
+    from semid_studio.core.sids import store_label_values
+
+    movies = shared_dataset("movielens_tomt") / "ml-latest-small" / "movies.csv"
+    report, _ = run(store, items=movies, field_kinds=["genres=path"])
+    assert store.get_meta("field_kinds") == {"genres": "path", "tags": "set"}
+    assert store_label_values(store, "genres")[0] == "Adventure"  # a path: its first level
+    store.set_meta("field_kinds", {"genres": "set"})
+    assert store_label_values(store, "genres")[0] == ("Adventure", "Animation", "Children", "Comedy", "Fantasy")
+    with pytest.raises(InputError, match="sets of values, not paths") as err:
+        store_label_values(store, "genres[1]")
+    assert err.value.field == "genres"
+
+
+def test_field_kind_errors_name_the_field(store, tmp_path):
+    items = write(tmp_path / "items.jsonl", '{"item_id": "a", "title": "A", "brand": "X", "tags": ["p", "q"]}\n')
+    with pytest.raises(InputError, match="no list field 'genre'") as err:
+        run(store, items=items, field_kinds={"genre": "set"})
+    assert err.value.field == "genre" and str(items) in str(err.value)
+    with pytest.raises(InputError, match="'brand' holds single values"):
+        run(store, items=items, field_kinds={"brand": "set"})
+    with pytest.raises(InputError, match="unknown kind 'bag'"):
+        run(store, items=items, field_kinds={"tags": "bag"})
+    assert store.item_count() == 0

@@ -42,8 +42,16 @@ import pandas as pd
 
 from ..errors import InputError, ProjectError, SemidError, UnknownItemsError
 from ..events import NEVER, CancelToken, Message, Progress, TaskGenerator, drive
+from ..field_kinds import META_KEY, parse_field_kinds, stored_field_kinds
 from ..store import ProjectStore
-from .checks import Prepared, items_from_interactions, prepare_interactions, prepare_items, prepare_queries
+from .checks import (
+    Prepared,
+    decide_field_kinds,
+    items_from_interactions,
+    prepare_interactions,
+    prepare_items,
+    prepare_queries,
+)
 from .columns import KIND_SYNONYMS, KINDS, TARGETS, Target, canonical_target, route_mapping
 from .embeddings import import_embeddings
 from .formats import FORMATS, detect_reader, read_table
@@ -152,8 +160,10 @@ def _prepare_all(
     encoding: str | None,
     on_unknown: str,
     cancel: CancelToken,
+    field_kinds: Mapping[str, str] | None = None,
 ) -> TaskGenerator[list[Prepared]]:
     """Read every file and check it against the project; nothing is written."""
+    given_kinds = parse_field_kinds(field_kinds)
     if on_unknown not in ON_UNKNOWN:
         raise SemidError(f"on_unknown must be one of {', '.join(ON_UNKNOWN)}, not '{on_unknown}'")
     if fmt not in FORMATS:
@@ -179,6 +189,10 @@ def _prepare_all(
     if "items" in tables:
         yield Progress("checking", 0, len(tables))
         prep = prepare_items(tables["items"], routed["items"], existing=existing.keys())
+        # a kind the project already stores for a field holds for its new items too, unless given
+        stored = stored_field_kinds(store) if store is not None else {}
+        prep.field_kinds = decide_field_kinds(prep, {**stored, **given_kinds},
+                                              store.item_fields() if store is not None else ())
         prepared.append(prep)
         if prep.ids is not None:
             start = len(existing)
@@ -193,6 +207,9 @@ def _prepare_all(
         if prep is not None:
             prepared.append(prep)
             catalogue = {item_id: offset for offset, item_id in enumerate(prep.ids)}
+    if given_kinds and "items" not in tables:
+        raise SemidError("field kinds (--field-kind) describe the list fields of an items file; give the items "
+                         "file too (or set them on their own: semid import PROJECT --field-kind FIELD=KIND)")
     if linked and catalogue is not None and not catalogue:
         raise ProjectError(f"{store.path if store is not None else 'the project'}: the catalogue is empty; "
                            f"import items first (or give the items file in the same import)")
@@ -238,6 +255,7 @@ def validate(
     mapping: dict | None = None,
     encoding: str | None = None,
     on_unknown: str = "abort",
+    field_kinds: Mapping[str, str] | None = None,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[list[InputError]]:
     """Read and check files as :func:`import_data` would, and return every problem found.
@@ -248,7 +266,7 @@ def validate(
     ``on_unknown="skip"``.
     """
     prepared = yield from _prepare_all(store, {"items": items, "interactions": interactions, "queries": queries},
-                                       format, mapping, encoding, on_unknown, cancel)
+                                       format, mapping, encoding, on_unknown, cancel, field_kinds)
     for prep in prepared:
         for note in prep.notes:
             yield Message(f"{prep.table.path.name}: {note}")
@@ -268,6 +286,7 @@ def import_data(
     mapping: dict | None = None,
     encoding: str | None = None,
     on_unknown: str = "abort",
+    field_kinds: Mapping[str, str] | None = None,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[ImportReport]:
     """Import items, interactions and/or queries into ``store``, all or nothing.
@@ -291,6 +310,10 @@ def import_data(
         ``abort`` (default): rows naming items that are not in the catalogue raise
         :class:`UnknownItemsError` (with counts), rows without a user / item id an InputError.
         ``skip``: such rows are left out and counted in the report.
+    field_kinds
+        List field -> ``path`` or ``set`` (``{"genres": "set"}``, or ``["genres=set"]``); list
+        fields not named are detected (:mod:`semid_studio.core.field_kinds`). Stored with the
+        project: labels and purity read a set's values all at once, a path level by level.
     cancel
         Checked between reading steps and write chunks; a cancel rolls everything back.
 
@@ -308,7 +331,7 @@ def import_data(
     """
     started = time.perf_counter()
     prepared = yield from _prepare_all(store, {"items": items, "interactions": interactions, "queries": queries},
-                                       format, mapping, encoding, on_unknown, cancel)
+                                       format, mapping, encoding, on_unknown, cancel, field_kinds)
     _raise_first(_problems(prepared, on_unknown))
     for prep in prepared:
         for note in prep.notes:
@@ -322,6 +345,8 @@ def import_data(
             added = yield from _write(store, prep, cancel)
             if prep.kind == "items":
                 report.items_added = added
+                if prep.field_kinds:
+                    store.set_meta(META_KEY, {**stored_field_kinds(store), **prep.field_kinds})
             elif prep.kind == "interactions":
                 report.interactions_added = added
                 report.users = int(prep.frame["user_id"].nunique())

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, UnknownItemsError
+from ..field_kinds import detect_list_kind
 from .columns import Resolved, resolve_columns
 from .formats import recbole_list
 from .readers import Table
@@ -54,6 +55,7 @@ class Prepared:
     skipped: dict[str, int] = field(default_factory=dict)
     ids: np.ndarray | None = None  # items: every row's id (also when there are problems)
     derived: bool = False  # items made from an interactions file's item ids (no items file)
+    field_kinds: dict[str, str] = field(default_factory=dict)  # items: list field -> path / set
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -193,6 +195,49 @@ def items_from_interactions(table: Table, explicit: dict[str, str] | None) -> Pr
     prep.notes.append(f"no items file: {len(unique):,} items created from the interactions' item ids; "
                       "they have no text")
     return prep
+
+
+def list_fields(records: list[dict]) -> list[str]:
+    """The attributes that hold lists in at least one record (in first-seen order)."""
+    names: dict[str, None] = {}
+    for rec in records:
+        for key, value in rec.items():
+            if isinstance(value, (list, tuple)) and key not in names:
+                names[key] = None
+    return list(names)
+
+
+def decide_field_kinds(prep: Prepared, given: Mapping[str, str], known: Collection[str] = ()) -> dict[str, str]:
+    """Path or set for every list attribute of an items file (``given`` first, else detected).
+
+    Adds a note per list field saying how it is read, and a problem for a given field that the
+    file does not have as a list (``known``: fields already in the project, which may be named).
+    """
+    if prep.records is None:
+        return {}
+    fields = list_fields(prep.records)
+    kinds: dict[str, str] = {}
+    for name in fields:
+        if name in given:
+            kinds[name] = given[name]
+            prep.notes.append(f"'{name}' is read as a {given[name]} (as given, or as the project reads it)")
+            continue
+        kind, why = detect_list_kind(rec.get(name) for rec in prep.records)
+        kinds[name] = kind
+        other = "path" if kind == "set" else "set"
+        what = ("a set of values: labels and purity count every value" if kind == "set"
+                else "a path, level by level")
+        prep.notes.append(f"'{name}' is read as {what} ({why}); say --field-kind {name}={other} otherwise")
+    scalar = [c for c in (prep.records[0] if prep.records else {}) if c not in fields]
+    for name in given:
+        if name in fields or name in known:
+            continue
+        if name in scalar:
+            message = f"'{name}' holds single values, not lists: only list fields are paths or sets"
+        else:
+            message = (f"no list field '{name}' in this file; its list fields are {', '.join(fields) or 'none'}")
+        prep.problems.append(prep.table.error(None, message, field=name))
+    return kinds
 
 
 def _attribute_values(table: Table, column: str) -> list:
