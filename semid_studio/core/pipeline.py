@@ -40,13 +40,14 @@ def sample_files(folder: Path = SAMPLE_DATA_DIR) -> dict[str, Path]:
 def build_project(
     path: str | Path,
     *,
-    items: str | Path,
+    items: str | Path | None = None,
     interactions: str | Path | None = None,
     queries: str | Path | None = None,
     format: str = "auto",
     mapping: dict | None = None,
     encoding: str | None = None,
     on_unknown: str = "abort",
+    field_kinds: dict | None = None,
     template: str | None = None,
     model: str | None = None,
     label_field: str | None = None,
@@ -57,7 +58,10 @@ def build_project(
     """Create a project at ``path`` and run import -> embed -> quantise on it.
 
     The import options are those of :func:`importing.import_data`; ``spec`` (default: the
-    method's default preset) is passed to :func:`quantize.quantize_project`. If any step fails
+    method's default preset) is passed to :func:`quantize.quantize_project`. A catalogue without
+    any text (interactions only, e.g. a P5 release) is embedded from the interactions (the ``rec``
+    strategy of :mod:`.strategies`): content embeddings of empty text would all be the same
+    point. If any step fails
     or is cancelled, the half-built file is removed: the user is left with what they had
     before (nothing).
     """
@@ -72,9 +76,18 @@ def build_project(
         yield Message(f"importing into {path.name}")
         report = yield from importing.import_data(
             store, items=items, interactions=interactions, queries=queries, format=format, mapping=mapping,
-            encoding=encoding, on_unknown=on_unknown, cancel=cancel)
+            encoding=encoding, on_unknown=on_unknown, field_kinds=field_kinds, cancel=cancel)
         yield Message(report.summary())
-        set_id = yield from embed_items(store, model=model, template=template, cancel=cancel)
+        has_text = store.db.execute(
+            "SELECT 1 FROM items WHERE title IS NOT NULL OR EXISTS (SELECT 1 FROM json_each(items.attrs) "
+            "WHERE key != 'title' AND value IS NOT NULL) LIMIT 1").fetchone() is not None
+        if not has_text and store.interaction_count():
+            from .strategies import build_embedding
+
+            yield Message("the items have no text: embedding them from the interactions (rec strategy)")
+            set_id = yield from build_embedding(store, "rec", cancel=cancel)
+        else:
+            set_id = yield from embed_items(store, model=model, template=template, cancel=cancel)
         yield from quantize.quantize_project(store, method=method, spec=spec, embedding_set_id=set_id,
                                              label_field=label_field, cancel=cancel)
     except BaseException:

@@ -42,12 +42,13 @@ import pandas as pd
 
 from ..errors import InputError, ProjectError, SemidError, UnknownItemsError
 from ..events import NEVER, CancelToken, Message, Progress, TaskGenerator, drive
-from ..field_kinds import META_KEY, parse_field_kinds, stored_field_kinds
+from ..field_kinds import META_KEY, detect_list_kind, parse_field_kinds, stored_field_kinds
 from ..store import ProjectStore
 from .checks import (
     Prepared,
     decide_field_kinds,
     items_from_interactions,
+    list_fields,
     prepare_interactions,
     prepare_items,
     prepare_queries,
@@ -136,6 +137,8 @@ class Preview:
     normalized: pd.DataFrame | None  # the same rows as they would be imported (None if problems)
     problems: list[InputError]
     notes: list[str]
+    #: items: list field -> path / set, as detected in these rows (the import decides on every row)
+    field_kinds: dict[str, str] = field(default_factory=dict)
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -432,16 +435,19 @@ def preview(
         explicit = route_mapping(_mapping_for(kind, mapping), {kind: table.columns})[kind]
     except InputError as exc:
         return Preview(str(path), kind, None, [], {}, [], [], pd.DataFrame(), None, [exc], [])
+    kinds: dict[str, str] = {}
     if kind == "items":
         prep = prepare_items(table, explicit, existing=store.item_index().keys() if store is not None else None)
         normalized = None if prep.records is None else pd.DataFrame.from_records(prep.records)
+        for name in list_fields(prep.records or []):
+            kinds[name] = detect_list_kind(rec.get(name) for rec in prep.records)[0]
     else:
         prepare = prepare_interactions if kind == "interactions" else prepare_queries
         prep = prepare(table, explicit, catalogue=None, on_unknown="abort")
         normalized = prep.frame
     return Preview(str(path), kind, table.reader, table.columns, dict(prep.mapping),
                    sorted(prep.resolved.detected), list(prep.ignored), table.frame, normalized,
-                   list(prep.problems), list(table.notes) + list(prep.notes))
+                   list(prep.problems), list(table.notes) + list(prep.notes), kinds)
 
 
 def _mapping_for(kind: str, mapping: dict | None) -> dict | None:
