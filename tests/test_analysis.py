@@ -214,3 +214,67 @@ def test_inspection_of_a_run(store):
         load_inspection(store, label_field="colour")
     with pytest.raises(SemidError, match="needs a list field"):
         load_inspection(store, label_field="category[0]")  # a chosen field's problem is reported
+
+
+# --------------------------------------------------------------------------- set fields (genres, tags)
+
+
+def test_set_labels_count_every_value():
+    labels = encode_labels([("Comedy", "Drama"), ("Drama",), None, ("Action", "Drama"), "Comedy"], field="genres")
+    assert labels.is_set and labels.names == ["Drama", "Comedy", "Action"]
+    node = summarize_node(np.array([0, 1, 2, 3]), labels)
+    assert node.label == "Drama" and node.purity == 1.0  # all three labelled items carry Drama
+    assert node.top_labels == [("Drama", 3), ("Comedy", 1), ("Action", 1)]
+    tie = summarize_node(np.array([0, 4]), labels)
+    assert tie.label == "Comedy" and tie.purity == 1.0
+    assert summarize_node(np.array([1, 3]), labels).label == "Drama"
+
+
+@pytest.mark.shared_data
+def test_movielens_branch_label_is_its_most_common_genre(tmp_path):
+    """ml-100k genres are sets listed alphabetically: a branch is labelled with the genre most of
+    its films carry, not with the alphabetically first genre of each film."""
+    from collections import Counter
+
+    from conftest import shared_dataset
+    from semid_studio.core.events import collect
+    from semid_studio.core.importing import import_data
+    from semid_studio.core.quantize import make_spec, quantize_project
+
+    folder = shared_dataset("movielens_100k") / "grouplens_raw"
+    with ProjectStore.create(tmp_path / "ml.semid") as store:
+        report, _ = collect(import_data(store, items=folder / "u.item"))
+        assert store.get_meta("field_kinds") == {"genres": "set"}  # detected, stored with the field
+        assert any("'genres' is read as a set" in n for n in report.files[0].notes)
+        genres = store.items_frame()["genres"].tolist()
+        # vectors from the genres themselves, so the branches are genre groups; a real quantiser
+        names = sorted({g for gs in genres for g in gs})
+        vectors = np.array([[float(n in gs) for n in names] for gs in genres], dtype=np.float32)
+        vectors += np.random.default_rng(0).normal(0, 0.05, vectors.shape).astype(np.float32)
+        np.save(tmp_path / "v.npy", vectors)
+        (tmp_path / "ids.txt").write_text("\n".join(store.item_ids()) + "\n")
+        from semid_studio.core.importing import import_embeddings
+
+        import_embeddings(store, tmp_path / "v.npy", ids_path=tmp_path / "ids.txt")
+        spec = make_spec("rq-kmeans", overrides={"levels": "2", "codebook_size": "8", "seed": "0"})
+        run_id, _ = collect(quantize_project(store, spec=spec, label_field="genres"))
+        inspection = load_inspection(store, run_id)
+        run = store.load_quantizer_run(run_id, with_arrays=False)
+    assert inspection.labels.is_set
+    old_style_differs = 0
+    share_sum = 0
+    for code, _n in inspection.index.children(()):
+        idxs = inspection.index.items((code,))
+        counts = Counter(g for i in idxs for g in genres[i])
+        best = max(counts.values())
+        node = summarize_node(idxs, inspection.labels)
+        assert node.label.split(" / ")[0] in {g for g, n in counts.items() if n == best}
+        labelled = sum(1 for i in idxs if genres[i])
+        assert node.purity == pytest.approx(best / labelled)
+        share_sum += best
+        first = Counter(genres[i][0] for i in idxs if genres[i]).most_common(1)[0][0]
+        old_style_differs += first not in {g for g, n in counts.items() if n == best}
+    assert old_style_differs > 0  # the old path reading (first genre) labels some branch wrongly
+    n_labelled = sum(1 for gs in genres if gs)
+    assert run.metrics["purity"]["level_1"] == pytest.approx(share_sum / n_labelled, abs=1e-4)
+    assert run.metrics["purity"]["field_kind"] == "set"

@@ -130,3 +130,24 @@ def test_beauty_through_the_generic_path(tmp_path, capsys):
     assert health["largest_collision_group"] <= 3
     assert health["purity"]["level_1"] >= 0.87
     assert all(level["used"] == 256 for level in health["per_level"])
+
+
+@pytest.mark.shared_data
+def test_import_p5_interactions_only(tmp_path, capsys):
+    # --format choices come from the formats registry: p5 is one of them
+    import gzip
+
+    raw = shared_dataset("amazon2014_sports_5core") / "raw"
+    with gzip.open(raw / "p5_sequential_data.txt.gz", "rt") as fh:
+        lines = [next(fh) for _ in range(30)]
+    seq = tmp_path / "sports.txt"
+    seq.write_text("".join(lines))
+    project = tmp_path / "sports.semid"
+    assert semid(capsys, "new", project)[0] == 0
+    code, out, _ = semid(capsys, "import", project, "--interactions", seq, "--format", "p5", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["users"] == 30 and report["items_added"] == len({i for ln in lines for i in ln.split()[1:]})
+    assert report["files"][0]["notes"][0].startswith("no items file: ")
+    code, _, err = semid(capsys, "import", project, "--interactions", raw / "p5_datamaps.json.gz")
+    assert code != 0 and "this is a P5 datamaps.json" in err and "--map" not in err

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 
+import pandas as pd
 import pytest
 
 from semid_studio.core.errors import InputError
@@ -330,3 +332,126 @@ def test_real_recbole_beauty_items_with_a_multiline_title(store):
     assert prada["categories"] == ["Beauty", "Fragrance", "Women's", "Eau de Parfum"]
     titles = store.items_frame()["title"]
     assert titles.str.contains("\n").sum() == 1
+
+
+# --------------------------------------------------------------------------- P5 and plain rating files
+
+
+def p5_slice(folder, dataset="amazon2014_sports_5core", n_lines=40, name="p5_sequential_data.txt.gz",
+             with_datamaps=True):
+    """The first lines of a real P5 sequential file (and its datamaps.json beside it) in ``folder``."""
+    raw = shared_dataset(dataset) / "raw"
+    with gzip.open(raw / "p5_sequential_data.txt.gz", "rt") as fh:
+        lines = [next(fh).rstrip("\n") for _ in range(n_lines)]
+    folder.mkdir(exist_ok=True)
+    target = gz_lines(folder / name, lines) if name.endswith(".gz") else folder / name
+    if not name.endswith(".gz"):
+        target.write_text("".join(line + "\n" for line in lines))
+    if with_datamaps:
+        shutil.copy(raw / "p5_datamaps.json.gz", folder / "p5_datamaps.json.gz")
+    return target, lines
+
+
+@pytest.mark.shared_data
+def test_p5_sequential_with_its_datamaps_beside(store, tmp_path):
+    seq, lines = p5_slice(tmp_path)
+    assert detect_reader(seq)[0] == "p5"
+    report, events = run(store, interactions=seq)  # no items file: the catalogue is the item ids
+    n_inter = sum(len(line.split()) - 1 for line in lines)
+    n_items = len({i for line in lines for i in line.split()[1:]})
+    assert (report.items_added, report.interactions_added, report.users) == (n_items, n_inter, len(lines))
+    notes = report.files[1].notes
+    assert any("timestamps are the positions" in n for n in notes)
+    assert any("mapped back to the original ids with p5_datamaps.json.gz" in n for n in notes)
+    # the first user of Sports is AIXZKN4ACSKI (SOURCE.md); its history is the P5 line, in order
+    first = store.interactions_frame().query("user_id == 'AIXZKN4ACSKI'")
+    ids = store.item_ids()
+    assert ids[first["item_idx"]].tolist()[:2] == ["1881509818", "B0048KGFHU"]
+    assert first["ts"].tolist() == [float(k) for k in range(len(lines[0].split()) - 1)]
+    reference = pd.read_csv(shared_dataset("amazon2014_sports_5core") / "interactions.tsv.gz", sep="\t",
+                            dtype=str, nrows=len(lines[0].split()) - 1)
+    assert ids[first["item_idx"]].tolist() == reference["item_id"].tolist()
+
+
+@pytest.mark.shared_data
+def test_p5_detected_by_content_without_datamaps(store, tmp_path):
+    # a renamed copy (no 'sequential' in the name, no datamaps.json beside it): P5's numbers stay
+    seq, lines = p5_slice(tmp_path, "amazon2014_beauty_5core", n_lines=20, name="beauty.txt",
+                          with_datamaps=False)
+    assert detect_reader(seq)[0] == "p5"
+    report, _ = run(store, interactions=seq)
+    assert report.users == 20 and store.users()[0][0].isdigit()
+    assert any("ids are P5's numbers" in n for n in report.files[1].notes)
+
+
+@pytest.mark.shared_data
+def test_p5_format_forced_and_datamaps_as_the_items_file(store, tmp_path):
+    seq, lines = p5_slice(tmp_path / "seq", n_lines=30, name="interactions.dat", with_datamaps=False)
+    datamaps = shared_dataset("amazon2014_sports_5core") / "raw" / "p5_datamaps.json.gz"
+    report, _ = run(store, items=datamaps, interactions=seq, format="p5")
+    assert report.items_added == 18357  # every item of Sports, with no text
+    assert report.files[0].reader == "p5 datamaps" and store.get_items([0])[0]["title"] is None
+    assert report.interactions_added == sum(len(line.split()) - 1 for line in lines)
+    assert "AIXZKN4ACSKI" in {u for u, _n in store.users()}  # mapped with the items file's id2user
+
+
+@pytest.mark.shared_data
+def test_p5_files_given_as_the_wrong_kind_say_what_they_are(store, tmp_path):
+    seq, _ = p5_slice(tmp_path, n_lines=5)
+    datamaps = tmp_path / "p5_datamaps.json.gz"
+    with pytest.raises(InputError, match="this is a P5 datamaps.json") as err:
+        run(store, interactions=datamaps)
+    assert "sequential_data.txt" in str(err.value) and "--map" not in str(err.value)
+    with pytest.raises(InputError, match="this is a P5 sequential file") as err:
+        run(store, items=seq)
+    assert "interactions file" in str(err.value) and "--map" not in str(err.value)
+    bad = tmp_path / "sequential.txt"
+    bad.write_text("1 2 3\n2 x 4\n")
+    with pytest.raises(InputError, match="'x' is not a number") as err:
+        run(store, interactions=bad)
+    assert err.value.line == 2
+
+
+@pytest.mark.shared_data
+def test_real_p5_sports_all_of_it(store):
+    raw = shared_dataset("amazon2014_sports_5core") / "raw"
+    report, _ = run(store, interactions=raw / "p5_sequential_data.txt.gz")
+    assert (report.items_added, report.interactions_added, report.users) == (18357, 296337, 35598)  # SOURCE.md
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("sep,fields", [("\t", 4), (" ", 4), (",", 3)])
+def test_ratings_without_a_header(store, tmp_path, sep, fields):
+    # MovieLens u.data is 'user item rating timestamp' with no header; copies use other separators
+    inter = shared_dataset("movielens_100k") / "recbole_atomic" / "ml-100k.inter"
+    rows = [line.split("\t") for line in inter.read_text().splitlines()[1:201]]
+    if fields == 3:
+        rows = [[u, i, t] for u, i, _r, t in rows]
+    path = tmp_path / "ratings.txt"
+    path.write_text("".join(sep.join(r) + "\n" for r in rows))
+    items = tmp_path / "items.csv"
+    items.write_text("item_id\n" + "".join(f"{i}\n" for i in sorted({r[1] for r in rows})))
+    report, _ = run(store, items=items, interactions=path)
+    assert report.interactions_added == 200 and "no header" in report.files[1].reader
+    assert store.interactions_frame()["ts"].min() > 8e8  # the timestamp column, not the rating
+    assert ("rating" in report.files[1].mapping) == (fields == 4)
+
+
+@pytest.mark.shared_data
+def test_whitespace_separated_header(store, tmp_path):
+    inter = shared_dataset("movielens_100k") / "recbole_atomic" / "ml-100k.inter"
+    rows = [line.split("\t") for line in inter.read_text().splitlines()[1:101]]
+    path = tmp_path / "ratings.txt"
+    path.write_text("user   item  rating  time\n" + "".join("  ".join(r) + "\n" for r in rows))
+    report, _ = run(store, interactions=path)
+    assert report.files[1].mapping == {"user_id": "user", "item_id": "item", "timestamp": "time",
+                                       "rating": "rating"}
+    assert report.interactions_added == 100
+
+
+@pytest.mark.shared_data
+def test_real_recbole_ml100k_atomic_files(store):
+    folder = shared_dataset("movielens_100k") / "recbole_atomic"
+    report, _ = run(store, items=folder / "ml-100k.item", interactions=folder / "ml-100k.inter")
+    assert (report.items_added, report.interactions_added, report.users) == (1682, 100000, 943)
+    assert [f.reader for f in report.files] == ["recbole", "recbole"]

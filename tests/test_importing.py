@@ -400,10 +400,33 @@ def test_several_problems_are_counted_and_validate_lists_them(store, tmp_path):
     assert [p.line for p in problems] == [3, 2]  # skipping drops the unknown item, not the bad timestamp
 
 
-def test_interactions_into_an_empty_catalogue(store, tmp_path):
-    inter = write(tmp_path / "inter.csv", "user_id,item_id,timestamp\nu,A,1\n")
+def test_interactions_into_an_empty_catalogue_build_it(store, tmp_path):
+    # retail logs and P5 releases ship interactions only: their item ids are the catalogue
+    inter = write(tmp_path / "inter.csv", "user_id,item_id,timestamp\nu,A,1\nv,B,2\nu,B,3\n")
+    report, events = run(store, interactions=inter)
+    assert (report.items_added, report.interactions_added, report.users) == (2, 3, 2)
+    assert store.item_ids().tolist() == ["A", "B"]  # first-seen order
+    assert [it["title"] for it in store.get_items([0, 1])] == [None, None]
+    line = "no items file: 2 items created from the interactions' item ids; they have no text"
+    assert line in report.summary()
+    assert any(isinstance(e, Message) and line in e.text for e in events)
+    # once there is a catalogue, new item ids in interactions are unknown items again
+    more = write(tmp_path / "more.csv", "user_id,item_id,timestamp\nw,C,4\n")
+    with pytest.raises(UnknownItemsError):
+        run(store, interactions=more)
+
+
+def test_queries_into_an_empty_catalogue(store, tmp_path):
+    queries = write(tmp_path / "q.csv", "query,item_id\nred cream,A\n")
     with pytest.raises(ProjectError, match="catalogue is empty"):
-        run(store, interactions=inter)
+        run(store, queries=queries)
+
+
+def test_items_file_with_only_an_id_column(store, tmp_path):
+    items = write(tmp_path / "ids.csv", "ean\n4006381333931\n4006381333948\n")
+    report, _ = run(store, items=items)
+    assert report.items_added == 2 and report.files[0].mapping == {"item_id": "ean"}
+    assert store.item_ids().tolist() == ["4006381333931", "4006381333948"]
 
 
 # --------------------------------------------------------------------------- all or nothing
@@ -546,3 +569,45 @@ def test_spreadsheet_export_with_bom_crlf_and_semicolons(store, tmp_path):
     first = store.get_items([0])[0]
     assert first["item_id"] == "0042" and first["title"] == "Kaffeemühle" and first["Preis"] == "12,50"
     assert store.get_items([1])[0]["Preis"] == "9"  # the column is not all numbers: it stays text
+
+
+# --------------------------------------------------------------------------- list fields: paths or sets
+
+
+@pytest.mark.shared_data
+def test_list_fields_are_told_apart_on_real_data():
+    from semid_studio.core.field_kinds import detect_list_kind
+
+    beauty = shared_dataset("amazon2014_beauty_5core") / "items.jsonl.gz"
+    with gzip.open(beauty, "rt") as fh:
+        categories = [json.loads(line).get("categories") for line in fh]
+    assert detect_list_kind(categories)[0] == "path"
+    movies = pd.read_csv(shared_dataset("movielens_tomt") / "ml-latest-small" / "movies.csv")
+    assert detect_list_kind(g.split("|") for g in movies["genres"])[0] == "set"
+
+
+@pytest.mark.shared_data
+def test_field_kind_given_on_import_is_stored_and_used(store, tmp_path):
+    from semid_studio.core.sids import store_label_values
+
+    movies = shared_dataset("movielens_tomt") / "ml-latest-small" / "movies.csv"
+    report, _ = run(store, items=movies, field_kinds=["genres=path"])
+    assert store.get_meta("field_kinds") == {"genres": "path", "tags": "set"}
+    assert store_label_values(store, "genres")[0] == "Adventure"  # a path: its first level
+    store.set_meta("field_kinds", {"genres": "set"})
+    assert store_label_values(store, "genres")[0] == ("Adventure", "Animation", "Children", "Comedy", "Fantasy")
+    with pytest.raises(InputError, match="sets of values, not paths") as err:
+        store_label_values(store, "genres[1]")
+    assert err.value.field == "genres"
+
+
+def test_field_kind_errors_name_the_field(store, tmp_path):
+    items = write(tmp_path / "items.jsonl", '{"item_id": "a", "title": "A", "brand": "X", "tags": ["p", "q"]}\n')
+    with pytest.raises(InputError, match="no list field 'genre'") as err:
+        run(store, items=items, field_kinds={"genre": "set"})
+    assert err.value.field == "genre" and str(items) in str(err.value)
+    with pytest.raises(InputError, match="'brand' holds single values"):
+        run(store, items=items, field_kinds={"brand": "set"})
+    with pytest.raises(InputError, match="unknown kind 'bag'"):
+        run(store, items=items, field_kinds={"tags": "bag"})
+    assert store.item_count() == 0

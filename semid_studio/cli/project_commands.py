@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import SemidError
+from ..core.importing.formats import FORMATS
 from ..core.store import ProjectStore
 from .common import open_store, parse_key_values, print_json, run_task
 
@@ -22,11 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--items", help="catalogue file (CSV/TSV, JSONL(.gz), Parquet, or a named format's file)")
     p.add_argument("--interactions", help="interactions file: user, item, timestamp")
     p.add_argument("--queries", help="search queries file: query text, item")
-    p.add_argument("--format", default="auto",
-                   choices=["auto", "csv", "tsv", "jsonl", "parquet", "movielens", "amazon"])
+    p.add_argument("--format", default="auto", choices=list(FORMATS),
+                   help="how to read the files (default: auto, detected per file; p5 = P5 sequential_data.txt "
+                        "with its datamaps.json)")
     p.add_argument("--map", action="append", metavar="TARGET=COLUMN",
                    help="map a column, e.g. --map item_id=sku --map title=name (repeatable)")
     p.add_argument("--encoding", help="text encoding of the files (default utf-8)")
+    p.add_argument("--field-kind", action="append", metavar="FIELD=KIND",
+                   help="a list field is a path (category path, read level by level) or a set (genres, tags: "
+                        "every value counts for labels and purity), e.g. --field-kind genres=set (repeatable; "
+                        "default: detected). Without files: change the kind of a field already imported")
     p.add_argument("--unknown-items", choices=["abort", "skip"], default="abort",
                    help="interactions/queries naming items not in the catalogue: abort (default) or skip them")
     p.add_argument("--embeddings", help="precomputed item embeddings (.npy with --embedding-ids, or .parquet)")
@@ -130,7 +136,16 @@ def cmd_new(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from ..core import importing
 
-    if not any([args.items, args.interactions, args.queries, args.embeddings]):
+    from ..core.field_kinds import parse_field_kinds, set_field_kinds
+
+    kinds = parse_field_kinds(args.field_kind)
+    files = [args.items, args.interactions, args.queries, args.embeddings]
+    if kinds and not any(files):
+        with open_store(args.project) as store:
+            stored = set_field_kinds(store, kinds)
+        print("field kinds: " + ", ".join(f"{k}={v}" for k, v in stored.items()))
+        return 0
+    if not any(files):
         raise SemidError("nothing to import: give --items, --interactions, --queries or --embeddings")
     mapping = parse_key_values(args.map, "--map")
     with open_store(args.project) as store:
@@ -145,6 +160,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     mapping=mapping or None,
                     encoding=args.encoding,
                     on_unknown=args.unknown_items,
+                    field_kinds=kinds or None,
                 ),
                 quiet=args.json,
             )

@@ -52,12 +52,21 @@ _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 class LabelCodes:
     """One label per item as an integer (``-1`` = no label), with the label names.
 
-    ``names`` are ordered by frequency (code 0 = the most common label).
+    ``names`` are ordered by frequency (code 0 = the most common label). For a *set* field
+    (genres, tags: :mod:`.field_kinds`) an item has several values: ``members[indptr[i]:indptr[i+1]]``
+    are the codes of item ``i``'s values, and ``codes[i]`` is the most common of them (for
+    colouring), ``-1`` when it has none.
     """
 
     field: str
     codes: np.ndarray  # (n_items,) int32
     names: list[str]
+    indptr: np.ndarray | None = None  # set fields: (n_items + 1,) offsets into members
+    members: np.ndarray | None = None  # set fields: every item's value codes, item after item
+
+    @property
+    def is_set(self) -> bool:
+        return self.members is not None
 
     def name(self, code: int) -> str | None:
         return None if code < 0 else self.names[code]
@@ -81,6 +90,8 @@ def encode_labels(values: Sequence, field: str = "label") -> LabelCodes:
     field : str
         The label field's name, kept for display.
     """
+    if any(isinstance(v, (tuple, list)) for v in values):
+        return _encode_sets(values, field)
     keys = [None if _is_missing(v) else str(v) for v in values]
     counts: dict[str, int] = {}
     for k in keys:
@@ -90,6 +101,26 @@ def encode_labels(values: Sequence, field: str = "label") -> LabelCodes:
     lookup = {k: i for i, k in enumerate(names)}
     codes = np.fromiter((-1 if k is None else lookup[k] for k in keys), dtype=np.int32, count=len(keys))
     return LabelCodes(field, codes, names)
+
+
+def _encode_sets(values: Sequence, field: str) -> LabelCodes:
+    """Per-item sets of values (tuples or lists; a scalar is a set of one) -> :class:`LabelCodes`."""
+    sets = []
+    for v in values:
+        parts = v if isinstance(v, (tuple, list)) else [v]
+        sets.append(list(dict.fromkeys(str(p) for p in parts if not _is_missing(p))))
+    counts: dict[str, int] = {}
+    for parts in sets:
+        for k in parts:
+            counts[k] = counts.get(k, 0) + 1
+    names = sorted(counts, key=lambda k: (-counts[k], k))
+    lookup = {k: i for i, k in enumerate(names)}
+    member_lists = [sorted(lookup[k] for k in parts) for parts in sets]
+    indptr = np.zeros(len(sets) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(m) for m in member_lists])
+    members = np.fromiter((c for m in member_lists for c in m), dtype=np.int32, count=int(indptr[-1]))
+    codes = np.array([m[0] if m else -1 for m in member_lists], dtype=np.int32)  # sorted: most common first
+    return LabelCodes(field, codes, names, indptr, members)
 
 
 def default_label_field(fields: Iterable[str]) -> str | None:
@@ -103,8 +134,8 @@ class NodeSummary:
     """What the SID tree shows for one node (a SID prefix)."""
 
     n_items: int
-    label: str | None  # the most common label among the node's items
-    purity: float | None  # share of the node's labelled items that carry ``label``
+    label: str | None  # the most common label among the node's items (set fields: ties joined by " / ")
+    purity: float | None  # share of the node's labelled items that carry ``label`` (its first value)
     top_labels: list[tuple[str, int]] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)  # distinctive title words
 
@@ -137,7 +168,21 @@ def summarize_node(
     idxs = np.asarray(idxs, dtype=np.int64)
     label = purity = None
     top_labels: list[tuple[str, int]] = []
-    if labels is not None and len(idxs):
+    if labels is not None and labels.is_set and len(idxs):
+        # a set field: an item counts for each of its values; purity is the share of the node's
+        # labelled items that carry its most common value
+        starts, ends = labels.indptr[idxs], labels.indptr[idxs + 1]
+        n_labelled = int((ends > starts).sum())
+        if n_labelled:
+            sizes = ends - starts
+            offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+            counts = np.bincount(labels.members[offsets], minlength=len(labels.names))
+            order = np.argsort(-counts, kind="stable")[:top]
+            top_labels = [(labels.names[c], int(counts[c])) for c in order if counts[c] > 0]
+            best = top_labels[0][1]
+            label = " / ".join(name for name, n in top_labels[:3] if n == best)
+            purity = best / n_labelled
+    elif labels is not None and len(idxs):
         node_codes = labels.codes[idxs]
         node_codes = node_codes[node_codes >= 0]
         if len(node_codes):
@@ -640,6 +685,7 @@ def load_inspection(store: ProjectStore, run_id: int | None = None, *, label_fie
     import pandas as pd
 
     from .errors import InputError
+    from .field_kinds import stored_field_kinds
     from .sids import SidIndex, label_values
 
     run = store.load_quantizer_run(run_id)
@@ -651,7 +697,8 @@ def load_inspection(store: ProjectStore, run_id: int | None = None, *, label_fie
         try:
             if all(v is None for v in values):
                 raise InputError(f"unknown label field; the catalogue has {sorted(store.item_fields())}", field=base)
-            labels = encode_labels(list(label_values(pd.DataFrame({base: values}), field_spec)), field=field_spec)
+            frame = pd.DataFrame({base: pd.Series(values, dtype=object)})
+            labels = encode_labels(list(label_values(frame, field_spec, stored_field_kinds(store))), field=field_spec)
         except SemidError:
             if label_field is not None:
                 raise  # the user asked for this field: say what is wrong with it

@@ -75,13 +75,14 @@ def embed_catalogue(
 def build_project(
     path: str | Path,
     *,
-    items: str | Path,
+    items: str | Path | None = None,
     interactions: str | Path | None = None,
     queries: str | Path | None = None,
     format: str = "auto",
     mapping: dict | None = None,
     encoding: str | None = None,
     on_unknown: str = "abort",
+    field_kinds: dict | None = None,
     template: str | None = None,
     model: str | None = None,
     label_field: str | None = None,
@@ -109,7 +110,7 @@ def build_project(
         yield Message(f"importing into {path.name}")
         report = yield from importing.import_data(
             store, items=items, interactions=interactions, queries=queries, format=format, mapping=mapping,
-            encoding=encoding, on_unknown=on_unknown, cancel=cancel)
+            encoding=encoding, on_unknown=on_unknown, field_kinds=field_kinds, cancel=cancel)
         yield Message(report.summary())
         set_id = yield from embed_catalogue(store, model=model, template=template, cancel=cancel)
         if quantizer is not None:

@@ -1037,7 +1037,7 @@ def quantize_project(
         )
     labels = None
     if label_field:  # checked before the slow fit, so a typo fails at once
-        labels = sids.label_values(store.items_frame(), label_field)
+        labels = sids.store_label_values(store, label_field)
     yield Message(f"fitting {method} ({spec.levels} x {spec.codebook_size}, seed {spec.seed}) on embedding set "
                   f"{emb.describe()}")
     fitted = yield from fit_quantizer(emb.vectors, spec, cancel)

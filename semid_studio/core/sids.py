@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -168,7 +168,7 @@ def parse_sid(text: str) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- labels for purity
 
 
-def label_values(items_frame: pd.DataFrame, field_spec: str) -> np.ndarray:
+def label_values(items_frame: pd.DataFrame, field_spec: str, kinds: Mapping[str, str] | None = None) -> np.ndarray:
     """Label of every item for purity, from a field spec.
 
     Parameters
@@ -176,19 +176,25 @@ def label_values(items_frame: pd.DataFrame, field_spec: str) -> np.ndarray:
     items_frame : pd.DataFrame
         The catalogue (``store.items_frame()``), one row per item in idx order.
     field_spec : str
-        ``field`` (a scalar field, or a list field: its first level that is not the same for
-        every item), or ``field[i]`` (element ``i`` of a list field such as a category path).
+        ``field`` (a scalar field, or a list field: a path's first level that is not the same for
+        every item, a set's values), or ``field[i]`` (element ``i`` of a path such as a category
+        path).
+    kinds : mapping, optional
+        Field -> ``path`` / ``set`` (:mod:`.field_kinds`); a list field not in it is detected.
 
     Returns
     -------
     np.ndarray
-        Object array of strings, ``None`` where an item has no value.
+        Object array: a string per item, ``None`` where an item has no value; for a set field a
+        tuple of the item's values (sorted, distinct) instead of a string.
 
     Raises
     ------
     InputError
         When the spec is malformed, the field is unknown, or no item has a value.
     """
+    from .field_kinds import detect_list_kind
+
     match = _LABEL_RE.match(field_spec or "")
     if not match:
         raise InputError(f"cannot read label field {field_spec!r}; write 'field' or 'field[1]'",
@@ -197,21 +203,42 @@ def label_values(items_frame: pd.DataFrame, field_spec: str) -> np.ndarray:
     columns = [c for c in items_frame.columns]
     if name not in columns:
         raise InputError(f"unknown label field; the catalogue has {sorted(map(str, columns))}", field=name)
-    raw = items_frame[name].tolist()
-    is_list = [isinstance(v, (list, tuple, np.ndarray)) for v in raw]
+    raw = [v.tolist() if isinstance(v, np.ndarray) else v for v in items_frame[name].tolist()]
+    is_list = [isinstance(v, (list, tuple)) for v in raw]
+    kind = None
+    if any(is_list):
+        kind = (kinds or {}).get(name) or detect_list_kind(raw)[0]
     if index is not None:
         i = int(index)
         if not any(is_list):
             raise InputError(f"'{name}[{i}]' needs a list field, but '{name}' holds single values", field=name)
+        if kind == "set":
+            raise InputError(f"'{name}' holds sets of values, not paths: measure purity against '{name}' "
+                             f"(every value counts), or import it with --field-kind {name}=path", field=name)
         values = [_as_label(v[i]) if lst and -len(v) <= i < len(v) else None for v, lst in zip(raw, is_list)]
+    elif kind == "set":
+        values = [_as_set(v) if lst else _as_set([v]) for v, lst in zip(raw, is_list)]
     elif any(is_list):
         values = _first_varying_level(raw, is_list)
     else:
         values = [_as_label(v) for v in raw]
-    out = np.array(values, dtype=object)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values  # element-wise: tuples stay tuples
     if not any(v is not None for v in values):
         raise InputError(f"label field {field_spec!r} has no value for any item", field=name)
     return out
+
+
+def store_label_values(store, field_spec: str) -> np.ndarray:
+    """:func:`label_values` over a project's catalogue, with the kinds stored for its list fields."""
+    from .field_kinds import stored_field_kinds
+
+    return label_values(store.items_frame(), field_spec, stored_field_kinds(store))
+
+
+def _as_set(values) -> tuple[str, ...] | None:
+    labels = sorted({label for label in (_as_label(v) for v in values) if label is not None})
+    return tuple(labels) or None
 
 
 def _as_label(value) -> str | None:
@@ -241,13 +268,26 @@ def _entropy_bits(counts: np.ndarray) -> float:
 
 
 def _prefix_purity(codes: np.ndarray, labels: np.ndarray) -> float:
-    """Share of labelled items whose label is the majority label of their prefix group."""
+    """Share of labelled items whose label is the majority label of their prefix group.
+
+    For a set field (labels are tuples) an item counts once for every value it carries, and the
+    majority of a group is the value the most of its items carry: the share of items that carry
+    their group's most common value.
+    """
     has = np.array([v is not None for v in labels])
     if not has.any():
         return float("nan")
     _, prefix_id = np.unique(codes[has], axis=0, return_inverse=True)
-    _, label_id = np.unique(labels[has].astype(str), return_inverse=True)
-    pair = np.stack([prefix_id.ravel(), label_id.ravel()], axis=1)
+    prefix_id = prefix_id.ravel()
+    kept = labels[has]
+    if any(isinstance(v, tuple) for v in kept):
+        sizes = np.array([len(v) if isinstance(v, tuple) else 1 for v in kept])
+        flat = [x for v in kept for x in (v if isinstance(v, tuple) else (v,))]
+        prefix_id = np.repeat(prefix_id, sizes)  # one (prefix, value) pair per value of an item
+    else:
+        flat = kept.astype(str)
+    _, label_id = np.unique(np.asarray(flat, dtype=str), return_inverse=True)
+    pair = np.stack([prefix_id, label_id.ravel()], axis=1)
     pairs, pair_counts = np.unique(pair, axis=0, return_counts=True)
     # majority count per prefix = max over the (prefix, label) counts of that prefix
     best = np.zeros(int(prefix_id.max()) + 1, dtype=np.int64)
@@ -335,8 +375,10 @@ def code_health(
         if labels.shape[0] != n:
             raise ValueError(f"{labels.shape[0]} labels for {n} items")
         labelled = int(sum(v is not None for v in labels))
-        purity = {"label_field": label_field, "labelled_items": labelled,
-                  "n_labels": int(len({v for v in labels if v is not None}))}
+        distinct = {x for v in labels if v is not None for x in (v if isinstance(v, tuple) else (v,))}
+        purity = {"label_field": label_field, "labelled_items": labelled, "n_labels": len(distinct)}
+        if any(isinstance(v, tuple) for v in labels):
+            purity["field_kind"] = "set"  # share of items carrying their prefix's most common value
         for depth in (1, 2):
             if depth <= n_levels:
                 purity[f"level_{depth}"] = round(_prefix_purity(codes[:, :depth], labels), 4)

@@ -200,7 +200,7 @@ def _prefix_share_runs(store: ProjectStore, spec, sets: dict, label_field: str |
         backend=getattr(spec, "backend", "faiss"))
     yield Message(f"prefix-share: level 1 by k-means on the fused space ({fused.shape[1]} dims)")
     level1 = (yield from quantize.fit_quantizer(fused, coarse, cancel)).codes[:, 0]
-    labels = sids.label_values(store.items_frame(), label_field) if label_field else None
+    labels = sids.store_label_values(store, label_field) if label_field else None
     runs = {}
     for side in ("search", "rec"):
         cancel.raise_if_cancelled()

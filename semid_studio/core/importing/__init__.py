@@ -42,8 +42,17 @@ import pandas as pd
 
 from ..errors import InputError, ProjectError, SemidError, UnknownItemsError
 from ..events import NEVER, CancelToken, Message, Progress, TaskGenerator, drive
+from ..field_kinds import META_KEY, detect_list_kind, parse_field_kinds, stored_field_kinds
 from ..store import ProjectStore
-from .checks import Prepared, prepare_interactions, prepare_items, prepare_queries
+from .checks import (
+    Prepared,
+    decide_field_kinds,
+    items_from_interactions,
+    list_fields,
+    prepare_interactions,
+    prepare_items,
+    prepare_queries,
+)
 from .columns import KIND_SYNONYMS, KINDS, TARGETS, Target, canonical_target, route_mapping
 from .embeddings import import_embeddings
 from .formats import FORMATS, detect_reader, read_table
@@ -57,6 +66,8 @@ __all__ = [
 #: what to do with interactions / queries rows whose item is not in the catalogue (or that lack
 #: a user or item id): ``abort`` raises UnknownItemsError / InputError, ``skip`` drops and counts them
 ON_UNKNOWN = ("abort", "skip")
+#: the reader named in the report for a catalogue built from the interactions' item ids
+_DERIVED = "item ids of the interactions"
 #: rows per write call (one progress event and one cancel check each)
 _WRITE_CHUNK = 50_000
 
@@ -95,6 +106,10 @@ class ImportReport:
     def summary(self) -> str:
         lines = []
         for f in self.files:
+            if f.reader == _DERIVED:  # an interactions-only import: say where the catalogue came from
+                lines.append(f"items: {f.path}: no items file: {f.imported} items created from the interactions' "
+                             "item ids; they have no text")
+                continue
             line = f"{f.kind}: {f.path} ({f.reader}): {f.rows} rows -> {f.imported} imported"
             if f.skipped:
                 line += " (skipped " + ", ".join(f"{n} with {why}" for why, n in f.skipped.items()) + ")"
@@ -122,6 +137,8 @@ class Preview:
     normalized: pd.DataFrame | None  # the same rows as they would be imported (None if problems)
     problems: list[InputError]
     notes: list[str]
+    #: items: list field -> path / set, as detected in these rows (the import decides on every row)
+    field_kinds: dict[str, str] = field(default_factory=dict)
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -146,8 +163,10 @@ def _prepare_all(
     encoding: str | None,
     on_unknown: str,
     cancel: CancelToken,
+    field_kinds: Mapping[str, str] | None = None,
 ) -> TaskGenerator[list[Prepared]]:
     """Read every file and check it against the project; nothing is written."""
+    given_kinds = parse_field_kinds(field_kinds)
     if on_unknown not in ON_UNKNOWN:
         raise SemidError(f"on_unknown must be one of {', '.join(ON_UNKNOWN)}, not '{on_unknown}'")
     if fmt not in FORMATS:
@@ -158,7 +177,11 @@ def _prepare_all(
     tables: dict[str, Table] = {}
     for kind, path in given.items():
         cancel.raise_if_cancelled()
-        table = yield from read_table(path, fmt=fmt, encoding=encoding, cancel=cancel)
+        # a P5 datamaps.json given as the items file also maps the sequential file's numbers back
+        datamaps = given["items"] if kind == "interactions" and tables.get("items") is not None \
+            and tables["items"].reader == "p5 datamaps" else None
+        table = yield from read_table(path, fmt=fmt, encoding=encoding, kind=kind, datamaps=datamaps,
+                                      cancel=cancel)
         yield Message(f"read {len(table)} rows from {path.name} ({table.reader})")
         tables[kind] = table
     routed = route_mapping(mapping, {kind: t.columns for kind, t in tables.items()})
@@ -169,6 +192,10 @@ def _prepare_all(
     if "items" in tables:
         yield Progress("checking", 0, len(tables))
         prep = prepare_items(tables["items"], routed["items"], existing=existing.keys())
+        # a kind the project already stores for a field holds for its new items too, unless given
+        stored = stored_field_kinds(store) if store is not None else {}
+        prep.field_kinds = decide_field_kinds(prep, {**stored, **given_kinds},
+                                              store.item_fields() if store is not None else ())
         prepared.append(prep)
         if prep.ids is not None:
             start = len(existing)
@@ -177,6 +204,15 @@ def _prepare_all(
                 if item_id is not None:
                     catalogue.setdefault(item_id, start + offset)
     linked = [k for k in ("interactions", "queries") if k in tables]
+    if "interactions" in tables and "items" not in tables and not existing:
+        # interactions only (retail logs, P5 releases): the catalogue is their item ids, without text
+        prep = items_from_interactions(tables["interactions"], routed["interactions"])
+        if prep is not None:
+            prepared.append(prep)
+            catalogue = {item_id: offset for offset, item_id in enumerate(prep.ids)}
+    if given_kinds and "items" not in tables:
+        raise SemidError("field kinds (--field-kind) describe the list fields of an items file; give the items "
+                         "file too (or set them on their own: semid import PROJECT --field-kind FIELD=KIND)")
     if linked and catalogue is not None and not catalogue:
         raise ProjectError(f"{store.path if store is not None else 'the project'}: the catalogue is empty; "
                            f"import items first (or give the items file in the same import)")
@@ -187,7 +223,8 @@ def _prepare_all(
         prepared.append(prepare(tables[kind], routed[kind], catalogue=catalogue, on_unknown=on_unknown))
     yield Progress("checking", len(prepared), len(tables))
     for prep in prepared:
-        prep.notes[:0] = prep.table.notes  # what the reader noticed (encoding, tags, ...) comes first
+        if not prep.derived:
+            prep.notes[:0] = prep.table.notes  # what the reader noticed (encoding, tags, ...) comes first
     return prepared
 
 
@@ -221,6 +258,7 @@ def validate(
     mapping: dict | None = None,
     encoding: str | None = None,
     on_unknown: str = "abort",
+    field_kinds: Mapping[str, str] | None = None,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[list[InputError]]:
     """Read and check files as :func:`import_data` would, and return every problem found.
@@ -231,7 +269,7 @@ def validate(
     ``on_unknown="skip"``.
     """
     prepared = yield from _prepare_all(store, {"items": items, "interactions": interactions, "queries": queries},
-                                       format, mapping, encoding, on_unknown, cancel)
+                                       format, mapping, encoding, on_unknown, cancel, field_kinds)
     for prep in prepared:
         for note in prep.notes:
             yield Message(f"{prep.table.path.name}: {note}")
@@ -251,6 +289,7 @@ def import_data(
     mapping: dict | None = None,
     encoding: str | None = None,
     on_unknown: str = "abort",
+    field_kinds: Mapping[str, str] | None = None,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[ImportReport]:
     """Import items, interactions and/or queries into ``store``, all or nothing.
@@ -274,6 +313,10 @@ def import_data(
         ``abort`` (default): rows naming items that are not in the catalogue raise
         :class:`UnknownItemsError` (with counts), rows without a user / item id an InputError.
         ``skip``: such rows are left out and counted in the report.
+    field_kinds
+        List field -> ``path`` or ``set`` (``{"genres": "set"}``, or ``["genres=set"]``); list
+        fields not named are detected (:mod:`semid_studio.core.field_kinds`). Stored with the
+        project: labels and purity read a set's values all at once, a path level by level.
     cancel
         Checked between reading steps and write chunks; a cancel rolls everything back.
 
@@ -291,7 +334,7 @@ def import_data(
     """
     started = time.perf_counter()
     prepared = yield from _prepare_all(store, {"items": items, "interactions": interactions, "queries": queries},
-                                       format, mapping, encoding, on_unknown, cancel)
+                                       format, mapping, encoding, on_unknown, cancel, field_kinds)
     _raise_first(_problems(prepared, on_unknown))
     for prep in prepared:
         for note in prep.notes:
@@ -305,6 +348,8 @@ def import_data(
             added = yield from _write(store, prep, cancel)
             if prep.kind == "items":
                 report.items_added = added
+                if prep.field_kinds:
+                    store.set_meta(META_KEY, {**stored_field_kinds(store), **prep.field_kinds})
             elif prep.kind == "interactions":
                 report.interactions_added = added
                 report.users = int(prep.frame["user_id"].nunique())
@@ -313,7 +358,8 @@ def import_data(
             skipped = sum(prep.skipped.values())
             if skipped:
                 report.skipped[prep.kind] = skipped
-            report.files.append(FileReport(prep.kind, prep.table.name, prep.table.reader, prep.n_rows, added,
+            reader = _DERIVED if prep.derived else prep.table.reader
+            report.files.append(FileReport(prep.kind, prep.table.name, reader, prep.n_rows, added,
                                            dict(prep.mapping), list(prep.ignored), dict(prep.skipped),
                                            list(prep.notes)))
         cancel.raise_if_cancelled()
@@ -385,20 +431,23 @@ def preview(
     kind = _kind(kind)
     path = Path(path)
     try:
-        table = drive(read_table(path, fmt=format, encoding=encoding, limit=max(1, n)))
+        table = drive(read_table(path, fmt=format, encoding=encoding, limit=max(1, n), kind=kind))
         explicit = route_mapping(_mapping_for(kind, mapping), {kind: table.columns})[kind]
     except InputError as exc:
         return Preview(str(path), kind, None, [], {}, [], [], pd.DataFrame(), None, [exc], [])
+    kinds: dict[str, str] = {}
     if kind == "items":
         prep = prepare_items(table, explicit, existing=store.item_index().keys() if store is not None else None)
         normalized = None if prep.records is None else pd.DataFrame.from_records(prep.records)
+        for name in list_fields(prep.records or []):
+            kinds[name] = detect_list_kind(rec.get(name) for rec in prep.records)[0]
     else:
         prepare = prepare_interactions if kind == "interactions" else prepare_queries
         prep = prepare(table, explicit, catalogue=None, on_unknown="abort")
         normalized = prep.frame
     return Preview(str(path), kind, table.reader, table.columns, dict(prep.mapping),
                    sorted(prep.resolved.detected), list(prep.ignored), table.frame, normalized,
-                   list(prep.problems), list(table.notes) + list(prep.notes))
+                   list(prep.problems), list(table.notes) + list(prep.notes), kinds)
 
 
 def _mapping_for(kind: str, mapping: dict | None) -> dict | None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, UnknownItemsError
+from ..field_kinds import detect_list_kind
 from .columns import Resolved, resolve_columns
 from .formats import recbole_list
 from .readers import Table
@@ -53,6 +54,8 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     ids: np.ndarray | None = None  # items: every row's id (also when there are problems)
+    derived: bool = False  # items made from an interactions file's item ids (no items file)
+    field_kinds: dict[str, str] = field(default_factory=dict)  # items: list field -> path / set
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -60,7 +63,7 @@ class Prepared:
 
     @property
     def n_rows(self) -> int:
-        return len(self.table)
+        return len(self.records) if self.derived else len(self.table)
 
     @property
     def n_ready(self) -> int:
@@ -104,6 +107,8 @@ def _float_note(column: str) -> str:
 def prepare_items(table: Table, explicit: dict[str, str] | None, *,
                   existing: Collection[str] | None = None) -> Prepared:
     """Check an items file; ``existing``: ids already in the project (they may not come again)."""
+    if not explicit and len(table.columns) == 1:
+        explicit = {"item_id": table.columns[0]}  # a file of ids only: its one column is the id, whatever its name
     res = resolve_columns("items", table.columns, explicit, file=table.name, line=table.header_line)
     prep = Prepared("items", table, res, list(res.problems))
     if "item_id" not in res.mapping:
@@ -172,6 +177,67 @@ def prepare_items(table: Table, explicit: dict[str, str] | None, *,
         for item_id, title, *values in zip(ids, titles, *columns)
     ]
     return prep
+
+
+def items_from_interactions(table: Table, explicit: dict[str, str] | None) -> Prepared | None:
+    """The catalogue of an interactions-only import: one item per distinct item id (first-seen
+    order), with no title or other text. None when the item id column cannot be found (the
+    interactions check reports that)."""
+    res = resolve_columns("interactions", table.columns, explicit, file=table.name, line=table.header_line)
+    if "item_id" not in res.mapping:
+        return None
+    ids, _floated = _ids(table, res.mapping["item_id"])
+    unique = pd.unique(pd.Series(ids, dtype=object).dropna())
+    prep = Prepared("items", table, Resolved({"item_id": res.mapping["item_id"]}, {}, set(), []), [],
+                    derived=True)
+    prep.ids = np.asarray(unique, dtype=object)
+    prep.records = [{"item_id": item_id, "title": None} for item_id in unique]
+    prep.notes.append(f"no items file: {len(unique):,} items created from the interactions' item ids; "
+                      "they have no text")
+    return prep
+
+
+def list_fields(records: list[dict]) -> list[str]:
+    """The attributes that hold lists in at least one record (in first-seen order)."""
+    names: dict[str, None] = {}
+    for rec in records:
+        for key, value in rec.items():
+            if isinstance(value, (list, tuple)) and key not in names:
+                names[key] = None
+    return list(names)
+
+
+def decide_field_kinds(prep: Prepared, given: Mapping[str, str], known: Collection[str] = ()) -> dict[str, str]:
+    """Path or set for every list attribute of an items file (``given`` first, else detected).
+
+    Adds a note per list field saying how it is read, and a problem for a given field that the
+    file does not have as a list (``known``: fields already in the project, which may be named).
+    """
+    if prep.records is None:
+        return {}
+    fields = list_fields(prep.records)
+    kinds: dict[str, str] = {}
+    for name in fields:
+        if name in given:
+            kinds[name] = given[name]
+            prep.notes.append(f"'{name}' is read as a {given[name]} (as given, or as the project reads it)")
+            continue
+        kind, why = detect_list_kind(rec.get(name) for rec in prep.records)
+        kinds[name] = kind
+        other = "path" if kind == "set" else "set"
+        what = ("a set of values: labels and purity count every value" if kind == "set"
+                else "a path, level by level")
+        prep.notes.append(f"'{name}' is read as {what} ({why}); say --field-kind {name}={other} otherwise")
+    scalar = [c for c in (prep.records[0] if prep.records else {}) if c not in fields]
+    for name in given:
+        if name in fields or name in known:
+            continue
+        if name in scalar:
+            message = f"'{name}' holds single values, not lists: only list fields are paths or sets"
+        else:
+            message = (f"no list field '{name}' in this file; its list fields are {', '.join(fields) or 'none'}")
+        prep.problems.append(prep.table.error(None, message, field=name))
+    return kinds
 
 
 def _attribute_values(table: Table, column: str) -> list:

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, SemidError
-from ..events import NEVER, CancelToken, TaskGenerator
+from ..events import NEVER, CancelToken, Progress, TaskGenerator
 from .readers import (
     Table,
     base_name,
@@ -69,7 +69,7 @@ from .readers import (
 )
 from .values import is_missing, parse_price, plain
 
-FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "movielens", "amazon")
+FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "movielens", "amazon", "p5")
 
 #: the 19 genres of ml-100k, in flag order (used when u.genre is not beside u.item)
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -80,6 +80,10 @@ _RECBOLE_EXT = (".inter", ".item", ".user")
 _RECBOLE_FIELD = re.compile(r"^[^:\s]+:(token|token_seq|float|float_seq)$")
 _RECBOLE_TYPES = {"token": "str", "float": "float", "token_seq": "list", "float_seq": "float_list"}
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$")
+_INT_LINE = re.compile(r"\d+(?:[ \t]+\d+)+")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+_DATAMAPS_KEYS = ('"user2id"', '"item2id"', '"id2user"', '"id2item"')
+_HEADERLESS = {3: ["user_id", "item_id", "timestamp"], 4: ["user_id", "item_id", "rating", "timestamp"]}
 _AMAZON_KEYS = {"reviewerID", "unixReviewTime", "reviewTime", "salesRank", "imUrl", "related", "main_cat",
                 "also_buy", "also_view", "rank", "store", "rating_number", "main_category", "helpful_vote",
                 "verified_purchase", "overall"}
@@ -88,12 +92,15 @@ _AMAZON_KEYS = {"reviewerID", "unixReviewTime", "reviewTime", "salesRank", "imUr
 # --------------------------------------------------------------------------- detection
 
 
-def detect_reader(path: Path, fmt: str = "auto") -> tuple[str, str | None]:
+def detect_reader(path: Path, fmt: str = "auto", kind: str | None = None) -> tuple[str, str | None]:
     """``(reader, separator)`` for a file: see the module docstring for the rules.
 
-    Readers: ``parquet``, ``delimited`` (with its separator), ``jsonl``, ``recbole``,
-    ``amazon``, ``ml-100k-items``, ``ml-100k-ratings``, ``ml-1m-movies``, ``ml-1m-ratings``,
-    ``ml-1m-users``, ``ml-latest-movies``.
+    Readers: ``parquet``, ``delimited`` (with its separator; ``"whitespace"`` for runs of spaces
+    or tabs), ``headerless`` (user item [rating] timestamp, no header), ``jsonl``, ``recbole``,
+    ``amazon``, ``p5``, ``p5-datamaps``, ``ml-100k-items``, ``ml-100k-ratings``,
+    ``ml-1m-movies``, ``ml-1m-ratings``, ``ml-1m-users``, ``ml-latest-movies``. ``kind``
+    (items / interactions / queries, when known) only decides whether a header-less file of
+    numbers is read as interactions.
     """
     if fmt not in FORMATS:
         raise SemidError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
@@ -115,12 +122,16 @@ def detect_reader(path: Path, fmt: str = "auto") -> tuple[str, str | None]:
         return "delimited", ","
     if fmt == "tsv":
         return "delimited", "\t"
+    if fmt in ("auto", "p5", "jsonl") and first.startswith("{") and any(k in first[:400] for k in _DATAMAPS_KEYS):
+        return "p5-datamaps", None  # one JSON object of id maps, not JSON Lines
     if fmt == "jsonl":
         return "jsonl", None
     if fmt in ("auto", "movielens"):
         variant = _movielens_variant(name, first, content=fmt == "movielens")
         if variant:
             return variant, None
+    if fmt == "p5" or (fmt == "auto" and _looks_p5(name, head)):
+        return "p5", None
     if first.startswith("{") and fmt in ("auto", "amazon") and _looks_amazon(first, strict=fmt == "amazon"):
         return "amazon", None
     if ext in _RECBOLE_EXT or _is_recbole_header(first):
@@ -129,10 +140,45 @@ def detect_reader(path: Path, fmt: str = "auto") -> tuple[str, str | None]:
         return "jsonl", None
     # the extension's separator unless the header has none of it (a ';' CSV from a European Excel)
     if ext == ".csv" and "," in first:
-        return "delimited", ","
-    if ext in (".tsv", ".tab") and "\t" in first:
-        return "delimited", "\t"
-    return "delimited", sniff_separator(first)
+        sep = ","
+    elif ext in (".tsv", ".tab") and "\t" in first:
+        sep = "\t"
+    else:
+        sep = sniff_separator(first)
+        if sep == "," and "," not in first and len(first.split()) > 1:
+            sep = "whitespace"  # "user item rating time": no separator character, only spaces
+    if kind in (None, "interactions") and _headerless_ratings(head, sep):
+        return "headerless", sep
+    return "delimited", sep
+
+
+def _fields(line: str, sep: str) -> list[str]:
+    return line.split() if sep == "whitespace" else [f.strip() for f in line.split(sep)]
+
+
+def _headerless_ratings(head: list[str], sep: str) -> bool:
+    """``user item [rating] timestamp`` rows with no header: column names are never numbers, so a
+    first line of 3 or 4 fields ending in numbers (timestamp; rating too when 4) is data."""
+    counts = {len(_fields(line, sep)) for line in head}
+    if len(counts) != 1 or next(iter(counts)) not in _HEADERLESS:
+        return False
+    fields = _fields(head[0], sep)
+    numeric = fields[2:]  # rating (if any) and timestamp
+    return all(_NUMBER.fullmatch(f) for f in numeric)
+
+
+def _looks_p5(name: str, head: list[str]) -> bool:
+    """P5 / S3-Rec ``sequential_data.txt``: ``user item item ...``, integers, no header.
+
+    By name (``sequential*.txt``) or by content: lines of space-separated integers whose
+    lengths differ (a header-less ratings file has the same 3 or 4 fields on every line).
+    """
+    if name.startswith("sequential") or "_sequential" in name:
+        return bool(_INT_LINE.fullmatch(head[0].strip()))  # the reader names any bad line after it
+    if not all(_INT_LINE.fullmatch(line.strip()) for line in head):
+        return False
+    lengths = {len(line.split()) for line in head}
+    return len(lengths) > 1 or not lengths <= set(_HEADERLESS)
 
 
 def _movielens_variant(name: str, first: str, *, content: bool) -> str | None:
@@ -180,13 +226,24 @@ def read_table(
     fmt: str = "auto",
     encoding: str | None = None,
     limit: int | None = None,
+    kind: str | None = None,
+    datamaps: str | Path | None = None,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[Table]:
-    """Read one file with the reader its format needs (``limit``: only the first rows, for previews)."""
+    """Read one file with the reader its format needs (``limit``: only the first rows, for previews).
+
+    ``kind`` (items / interactions / queries) lets a reader say when a file is the wrong kind
+    (a P5 ``datamaps.json`` given as interactions); ``datamaps``: a P5 ``datamaps.json`` that maps
+    a sequential file's numbers back to the original ids (by default one lying beside it).
+    """
     path = Path(path)
-    reader, sep = detect_reader(path, fmt)
+    reader, sep = detect_reader(path, fmt, kind)
     if reader == "parquet":
         return (yield from read_parquet(path, limit=limit, cancel=cancel))
+    if reader == "p5-datamaps":
+        return read_p5_datamaps(path, kind)
+    if reader == "p5":
+        return (yield from read_p5(path, encoding, kind=kind, datamaps=datamaps, limit=limit, cancel=cancel))
     if limit is not None:
         try:
             return (yield from _read_text_table(path, reader, sep, fmt, encoding, limit,
@@ -198,10 +255,21 @@ def read_table(
 
 def _read_text_table(path: Path, reader: str, sep: str | None, fmt: str, encoding: str | None,
                      limit: int | None, max_lines: int | None, cancel: CancelToken) -> TaskGenerator[Table]:
-    if reader == "delimited":
+    if reader in ("delimited", "headerless"):
         text = read_text(path, encoding, max_lines=max_lines)
-        name = {",": "csv", "\t": "tsv"}.get(sep, f"delimited ({sep!r})")
-        return (yield from read_delimited(path, text, sep, reader=name, limit=limit, cancel=cancel))
+        if sep == "whitespace":
+            # runs of spaces / tabs -> one tab, line by line (keeps every line where it was)
+            text = "\n".join("\t".join(line.split()) for line in text.split("\n"))
+        name = {",": "csv", "\t": "tsv", "whitespace": "whitespace-separated"}.get(sep, f"delimited ({sep!r})")
+        real_sep = "\t" if sep == "whitespace" else sep
+        if reader == "delimited":
+            return (yield from read_delimited(path, text, real_sep, reader=name, limit=limit, cancel=cancel))
+        first = next(line for line in text.split("\n") if line.strip())
+        names = list(_HEADERLESS[len(first.split(real_sep))])
+        table = yield from read_delimited(path, text, real_sep, reader=f"{name}, no header", names=names,
+                                          limit=limit, cancel=cancel)
+        table.notes.append(f"no header line: the columns are read as {', '.join(names)}")
+        return table
     if reader == "jsonl":
         text = read_text(path, encoding, max_lines=max_lines)
         label = "json" if text.lstrip().startswith("[") else "jsonl"
@@ -212,6 +280,130 @@ def _read_text_table(path: Path, reader: str, sep: str | None, fmt: str, encodin
     if reader == "amazon":
         return (yield from read_amazon(path, encoding, limit=limit, max_lines=max_lines, cancel=cancel))
     return (yield from read_movielens(path, reader, encoding, limit=limit, max_lines=max_lines, cancel=cancel))
+
+
+# --------------------------------------------------------------------------- P5
+
+
+_P5_HINT = ("give sequential_data.txt as the interactions file; a datamaps.json beside it, or given as the items "
+            "file, maps its numbers back to the original user and item ids")
+
+
+def load_datamaps(path: Path) -> dict:
+    """A P5 ``datamaps.json`` (one JSON object: user2id, item2id, id2user, id2item, ...)."""
+    text = read_text(path, None)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"not valid JSON: {getattr(exc, 'msg', exc)}", file=str(path),
+                         line=getattr(exc, "lineno", None)) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object with id2item / id2user maps (a P5 datamaps.json)", file=str(path))
+    for forward, backward in (("id2item", "item2id"), ("id2user", "user2id")):
+        if not isinstance(data.get(forward), dict) and isinstance(data.get(backward), dict):
+            data[forward] = {str(v): k for k, v in data[backward].items()}  # only the inverse was shipped
+    if not isinstance(data.get("id2item"), dict):
+        raise InputError("a P5 datamaps.json needs an 'id2item' (or 'item2id') object", file=str(path),
+                         field="id2item")
+    return data
+
+
+def read_p5_datamaps(path: Path, kind: str | None) -> Table:
+    """A P5 ``datamaps.json`` as an items file: the original item ids, in P5's number order, no text."""
+    if kind in ("interactions", "queries"):
+        raise InputError(f"this is a P5 datamaps.json (maps between the original user / item ids and P5's "
+                         f"numbers); it holds no {kind}", file=str(path), hint=_P5_HINT)
+    id2item = load_datamaps(path)["id2item"]
+    numbers = sorted(id2item, key=lambda k: (not str(k).isdigit(), int(k) if str(k).isdigit() else 0, str(k)))
+    frame = pd.DataFrame({"item_id": pd.Series([str(id2item[k]) for k in numbers], dtype=object)})
+    lines = np.arange(1, len(numbers) + 1, dtype=np.int64)
+    table = Table(path, frame, lines, "p5 datamaps", unit="record", from_text=False, header_line=None)
+    table.notes.append(f"P5 datamaps.json: {len(numbers):,} item ids (id2item); they have no text")
+    return table
+
+
+def beside_datamaps(path: Path) -> Path | None:
+    """The ``datamaps.json`` of a sequential file: ``datamaps.json`` or ``<prefix>datamaps.json``
+    (``p5_sequential_data.txt`` -> ``p5_datamaps.json``) in the same folder, possibly compressed."""
+    prefix = base_name(path).split("sequential", 1)[0]
+    for stem in dict.fromkeys([f"{prefix}datamaps.json", "datamaps.json"]):
+        for suffix in ("", ".gz", ".bz2", ".xz"):
+            candidate = path.with_name(stem + suffix)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def read_p5(path: Path, encoding: str | None, *, kind: str | None = None, datamaps: str | Path | None = None,
+            limit: int | None = None, cancel: CancelToken = NEVER) -> TaskGenerator[Table]:
+    """P5 / S3-Rec ``sequential_data.txt``: ``user item item ...`` per line, in time order.
+
+    One interaction per item; its timestamp is its position in the line (0, 1, 2, ...): the file
+    has no times, only the order. With a ``datamaps.json`` (given, or beside the file) the
+    numbers become the original user and item ids.
+    """
+    if kind in ("items", "queries"):
+        raise InputError(f"this is a P5 sequential file ('user item item ...' per line: interactions), not "
+                         f"{kind}", file=str(path),
+                         hint="give it as the interactions file, and the catalogue is built from its item "
+                              "ids; or give datamaps.json as the items file")
+    datamaps_path = Path(datamaps) if datamaps is not None else beside_datamaps(path)
+    maps = load_datamaps(datamaps_path) if datamaps_path is not None else None
+    text = read_text(path, encoding, max_lines=None if limit is None else limit + 1)
+    users: list[str] = []
+    items: list[str] = []
+    positions: list[int] = []
+    lines: list[int] = []
+    stage = f"reading {path.name}"
+    raw_lines = text.split("\n")
+    for number, raw in enumerate(raw_lines, start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        bad = next((p for p in parts if not p.isdigit()), None)
+        if bad is not None:
+            raise InputError(f"'{bad[:40]}' is not a number; P5 sequential lines are 'user item item ...' "
+                             "(whitespace-separated numbers)", file=str(path), line=number)
+        if len(parts) < 2:
+            raise InputError(f"user {parts[0]} has no items", file=str(path), line=number,
+                             hint="each line is a user followed by the items in time order")
+        users.extend([parts[0]] * (len(parts) - 1))
+        items.extend(parts[1:])
+        positions.extend(range(len(parts) - 1))
+        lines.extend([number] * (len(parts) - 1))
+        if number % 20_000 == 0:
+            cancel.raise_if_cancelled()
+            yield Progress(stage, number, len(raw_lines))
+        if limit is not None and len(items) >= limit:
+            break
+    if not items:
+        raise empty_file(path)
+    if limit is not None:
+        del users[limit:], items[limit:], positions[limit:], lines[limit:]
+    notes = ["P5 sequential file: the order within a line is time; the timestamps are the positions "
+             "0, 1, 2, ... (the file has no times)"]
+    if maps is not None:
+        for what, key, values in (("item", "id2item", items), ("user", "id2user", users)):
+            mapping = maps.get(key)
+            if not isinstance(mapping, dict):
+                notes.append(f"{datamaps_path.name} has no {key}: {what} ids stay P5's numbers")
+                continue
+            for pos, value in enumerate(values):
+                original = mapping.get(value)
+                if original is None:
+                    raise InputError(f"{what} {value} is not in {datamaps_path.name} ({key})", file=str(path),
+                                     line=lines[pos], field=f"{what}_id",
+                                     hint="the datamaps.json belongs to another data set; give the right one")
+                values[pos] = str(original)
+        notes.append(f"user and item ids mapped back to the original ids with {datamaps_path.name}")
+    else:
+        notes.append("no datamaps.json beside the file: user and item ids are P5's numbers")
+    frame = pd.DataFrame({"user_id": pd.Series(users, dtype=object), "item_id": pd.Series(items, dtype=object),
+                          "timestamp": np.asarray(positions, dtype=np.int64)})
+    table = Table(path, frame, np.asarray(lines, dtype=np.int64), "p5", from_text=False, header_line=None)
+    table.notes.extend(notes)
+    yield Progress(stage, len(raw_lines), len(raw_lines))
+    return table
 
 
 # --------------------------------------------------------------------------- RecBole

@@ -71,8 +71,9 @@ class FilesPage(QWizardPage):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setTitle("Choose your files")
-        self.setSubTitle("A catalogue (items with text) is required; interactions (user, item, time) and search "
-                         "queries (query text, item) are optional. Nothing is written until the last page.")
+        self.setSubTitle("A catalogue (items with text), or interactions (user, item, time) alone: then the "
+                         "catalogue is their item ids, without text. Search queries (query text, item) are "
+                         "optional. Nothing is written until the last page.")
         self.paths = {kind: PathEdit(f"Choose the {kind} file", FILE_FILTER) for kind in KINDS}
         self.format_combo = QComboBox()
         self.format_combo.addItems(list(importing.FORMATS))
@@ -85,12 +86,14 @@ class FilesPage(QWizardPage):
         form.addRow("Format", self.format_combo)
         form.addRow("Encoding", self.encoding_edit)
         self.paths["items"].changed.connect(self.completeChanged)
+        self.paths["interactions"].changed.connect(self.completeChanged)
 
     def files(self) -> dict[str, str | None]:
         return {kind: (edit.text() or None) for kind, edit in self.paths.items()}
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
-        return bool(self.paths["items"].text())
+        # interactions alone are enough: the import builds the catalogue from their item ids
+        return bool(self.paths["items"].text() or self.paths["interactions"].text())
 
     def validatePage(self) -> bool:  # noqa: N802
         missing = [p for p in self.files().values() if p and not Path(p).expanduser().exists()]
@@ -110,8 +113,13 @@ class FilePreview(QWidget):
         self.kind = kind
         self.preview: importing.Preview | None = None
         self.combos: dict[str, QComboBox] = {}
+        self.kind_combos: dict[str, QComboBox] = {}
         self.mapping_box = QGroupBox("Columns (detected; change them if they are wrong)")
         self.mapping_form = QFormLayout(self.mapping_box)
+        # list fields: a path (category path) is read level by level, a set (genres) value by value
+        self.kinds_box = QGroupBox("List fields: path (coarse to fine) or set of values (genres, tags)?")
+        self.kinds_form = QFormLayout(self.kinds_box)
+        self.kinds_box.hide()
         self.rows = RecordsTableModel([], self)
         self.rows_view = QTableView()
         self.rows_view.setModel(self.rows)
@@ -121,6 +129,7 @@ class FilePreview(QWidget):
         self.notes.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.mapping_box)
+        layout.addWidget(self.kinds_box)
         layout.addWidget(QLabel("First rows of the file:"))
         layout.addWidget(self.rows_view, 1)
         layout.addWidget(self.notes)
@@ -141,6 +150,7 @@ class FilePreview(QWidget):
             label = target.label + (" *" if target.required else "")
             self.mapping_form.addRow(label, combo)
             self.combos[target.name] = combo
+        self._set_kinds(preview.field_kinds)
         frame = preview.rows
         self.rows.set_headers([str(c) for c in frame.columns])
         self.rows.set_rows([tuple(_cell(v) for v in row) for row in frame.itertuples(index=False)])
@@ -157,6 +167,27 @@ class FilePreview(QWidget):
     def mapping(self) -> dict[str, str]:
         """The chosen target -> column mapping (only what differs from nothing)."""
         return {target: combo.currentData() for target, combo in self.combos.items() if combo.currentData() is not None}
+
+    def _set_kinds(self, detected: dict[str, str]) -> None:
+        chosen = self.field_kinds()  # keep the user's choices across previews
+        while self.kinds_form.rowCount():
+            self.kinds_form.removeRow(0)
+        self.kind_combos.clear()
+        for name, kind in detected.items():
+            combo = QComboBox()
+            combo.addItem(f"detect on import (these rows look like a {kind})", None)
+            combo.addItem("path: read level by level (e.g. a category path)", "path")
+            combo.addItem("set: every value counts (e.g. genres, tags)", "set")
+            if name in chosen:
+                combo.setCurrentIndex(combo.findData(chosen[name]))
+            self.kinds_form.addRow(name, combo)
+            self.kind_combos[name] = combo
+        self.kinds_box.setVisible(bool(detected))
+
+    def field_kinds(self) -> dict[str, str]:
+        """List field -> path / set where the user chose one (the rest is detected on import)."""
+        return {name: combo.currentData() for name, combo in self.kind_combos.items()
+                if combo.currentData() is not None}
 
 
 class PreviewPage(QWizardPage):
@@ -203,6 +234,10 @@ class PreviewPage(QWizardPage):
 
     def mapping(self) -> dict[str, dict[str, str]]:
         return {kind: p.mapping() for kind, p in self.previews.items()}
+
+    def field_kinds(self) -> dict[str, str]:
+        widget = self.previews.get("items")
+        return widget.field_kinds() if widget is not None else {}
 
     def on_unknown(self) -> str:
         return "skip" if self.skip_unknown.isChecked() else "abort"
@@ -398,8 +433,9 @@ class SettingsPage(QWizardPage):
         self.label_combo.addItem("")
         self.label_combo.addItems([c for c in columns if c not in ("title", "price")])
         if not self.project_path.text():
-            items = self.preview_page.files_page.files()["items"]
-            stem = Path(items).expanduser().resolve().parent / (Path(items).name.split(".")[0] + SUFFIX)
+            files = self.preview_page.files_page.files()
+            source = files["items"] or files["interactions"]
+            stem = Path(source).expanduser().resolve().parent / (Path(source).name.split(".")[0] + SUFFIX)
             self.project_path.setText(str(stem))
 
     def quantizer_settings(self) -> tuple[str, str, dict]:
@@ -481,6 +517,7 @@ class RunPage(QWizardPage):
         target = settings.target()
         kwargs = dict(**files, format=w.files_page.format_combo.currentText(), mapping=w.preview_page.mapping(),
                       encoding=w.files_page.encoding_edit.text() or None, on_unknown=w.preview_page.on_unknown(),
+                      field_kinds=w.preview_page.field_kinds() or None,
                       template=settings.template_edit.text().strip() or None,
                       model=settings.model_edit.text().strip() or None, quantizer=settings.quantizer_settings(),
                       label_field=settings.label_combo.currentText().strip() or None)
