@@ -442,12 +442,12 @@ class ProjectStore:
             raise fault from None
 
     @classmethod
-    def create(cls, path: str | Path) -> "ProjectStore":
-        return cls(path, create=True)
+    def create(cls, path: str | Path, *, lock_wait_s: float | None = None) -> "ProjectStore":
+        return cls(path, create=True, lock_wait_s=lock_wait_s)
 
     @classmethod
-    def open(cls, path: str | Path) -> "ProjectStore":
-        return cls(path)
+    def open(cls, path: str | Path, *, lock_wait_s: float | None = None) -> "ProjectStore":
+        return cls(path, lock_wait_s=lock_wait_s)
 
     def _check_application_id(self, conn: sqlite3.Connection, create: bool) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
