@@ -8,13 +8,18 @@ code; user-facing errors (``SemidError``) print one line on stderr and exit 1.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import signal
 import sys
 
 from .. import __version__
 from ..core.errors import SemidError
 from ..core.events import Cancelled
+
+#: OSError numbers that mean "cannot write there" (printed as one line, not a traceback)
+_DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 #: modules that contribute sub-commands, in the order they appear in --help
 COMMAND_MODULES = [
@@ -37,11 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..core import store
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # who this is, for another process waiting on our writes ("waiting for pid 12 (semid train P)")
+    store.CLIENT = " ".join(["semid", *(sys.argv[1:] if argv is None else argv)])[:200]
+    if hasattr(signal, "SIGXFSZ"):
+        # past a file-size limit (ulimit -f) a write should fail with an error we can report,
+        # not kill the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return int(args.func(args) or 0)
     except SemidError as exc:
@@ -58,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         # point stdout at devnull so the interpreter's final flush does not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        # a full disk or a read-only folder while writing an output file (export, a model cache)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"semid {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # python -m semid_studio.cli

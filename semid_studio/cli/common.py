@@ -16,7 +16,14 @@ T = TypeVar("T")
 
 
 def open_store(path: str) -> ProjectStore:
-    return ProjectStore.open(Path(path))
+    """Open a project; says on stderr when it recovers a crashed run's writes or waits for
+    another process's write."""
+    store = ProjectStore.open(Path(path))
+    store.on_wait = lambda text: print(text, file=sys.stderr, flush=True)
+    if store.recovered:
+        print(f"{path}: was not closed cleanly (a crash or kill); recovered its last commits from the -wal file",
+              file=sys.stderr)
+    return store
 
 
 def run_task(gen: TaskGenerator[T], *, quiet: bool = False) -> T:

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["loo", "temporal"], help="evaluation split (default: leave-one-out)")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after N minutes (resumable)")
     p.add_argument("--max-steps", type=int, help="length of the training schedule in steps")
+    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="also save the resumable 'last' checkpoint every N seconds of training, so a crash "
+                        "loses at most that much (default 60; 0: only at validations)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="a name for the model")
@@ -109,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume = args.resume
     rec = _run_training(args, lambda store: train_model(
         store, spec, resume=resume, name=args.name, preset=args.preset, device=args.device,
-        max_minutes=args.max_minutes))
+        max_minutes=args.max_minutes, checkpoint_s=args.checkpoint_every))
     if rec is None:
         return 130
     model_id = rec.id
@@ -159,7 +162,7 @@ def _train_joint(args: argparse.Namespace) -> int:
     resume: int | bool | None = False if args.new else args.resume
     rec = _run_training(args, lambda store: train_joint(
         store, spec, joint, resume=resume, name=args.name, preset=args.preset, device=args.device,
-        max_minutes=args.max_minutes))
+        max_minutes=args.max_minutes, checkpoint_s=args.checkpoint_every))
     if rec is None:
         return 130
     model_id = rec.id

@@ -23,6 +23,14 @@ so opening a project never executes code stored in it.
 
 Threads: a store (its sqlite3 connection) belongs to the thread that opened it. A worker
 thread opens its own store on the same path; WAL mode lets it write while the GUI reads.
+
+Faults (docs/crash_safety.md): every write is one short ``BEGIN IMMEDIATE`` transaction
+(:meth:`ProjectStore.atomic`). A writer that finds another process mid-transaction waits,
+saying whom it waits for (the ``<project>-writer`` note names the pid and command), and gives
+up with a :class:`ProjectError` after ``lock_wait_s``. A full disk, a file-size limit or a
+read-only file become one ``ProjectError`` line naming the project; the transaction is rolled
+back, so the project is unchanged. Opening a project that a killed process left with a
+``-wal`` file folds those commits back into the main file (``store.recovered``).
 """
 
 from __future__ import annotations
@@ -30,10 +38,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
+import socket
 import sqlite3
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,6 +61,40 @@ APPLICATION_ID = 0x53454D44
 SUFFIX = ".semid"
 
 migrations = Migrations("semid_studio")
+
+#: how long a write waits for another process's transaction before giving up (seconds)
+LOCK_WAIT_S = 600.0
+#: what this process is, in the writer note and in leases ("semid train P", set by the CLI / app)
+CLIENT = " ".join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])[:200]
+
+
+_commits = 0  # outermost commits by any store of this process (see local_commits)
+
+
+def local_commits() -> int:
+    """How many write transactions stores in this process have committed. With ``PRAGMA
+    data_version`` (which counts every other connection's commits, this process's worker
+    threads included) it tells the app's own writes from another process's."""
+    return _commits
+
+
+def process_alive(pid: int, host: str | None = None) -> bool:
+    """Whether process ``pid`` still runs (another host's process is assumed to)."""
+    if host is not None and host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _who(note: dict | None) -> str:
+    if not note:
+        return "another process"
+    return f"pid {note.get('pid')} ({note.get('command', '?')})"
 
 
 def now_iso() -> str:
@@ -228,6 +274,51 @@ def m002_embedding_artifacts(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_leases(db: sqlite_utils.Database) -> None:
+    # Long jobs that must not run twice at once (two trainers on one model) claim a resource
+    # here; a lease whose process is gone (kill -9) is stale and simply taken over.
+    db.execute(
+        """CREATE TABLE leases (
+            resource TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            command TEXT NOT NULL,
+            since TEXT NOT NULL
+        )"""
+    )
+
+
+# --------------------------------------------------------------------------- faults
+
+_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _code(exc: BaseException) -> str:
+    return getattr(exc, "sqlite_errorname", "") or ""
+
+
+def write_fault(path: Path, exc: BaseException, holder: str = "another process") -> ProjectError | None:
+    """A sqlite3 error from a write as the user's one line, or None for a programming error."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code, text = _code(exc), str(exc)
+    if code.startswith("SQLITE_READONLY") or "readonly" in text:
+        return ProjectError(f"{path}: the project file is read-only ({text}); nothing was changed - "
+                            "fix its permissions or work on a writable copy")
+    if code == "SQLITE_FULL" or "disk is full" in text:
+        return ProjectError(f"{path}: the disk is full ({text}); nothing was changed - free some space and "
+                            "run the step again")
+    if code.startswith("SQLITE_IOERR") or "disk I/O error" in text:
+        return ProjectError(f"{path}: could not write the project file ({text}: the disk may be full or a file "
+                            "size limit reached); nothing was changed")
+    if code.startswith(_BUSY) or "database is locked" in text:
+        return ProjectError(f"{path}: {holder} is writing to the project; try again when it has finished")
+    if code == "SQLITE_CANTOPEN":
+        return ProjectError(f"{path}: cannot open the project file for writing ({text})")
+    return None
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -302,8 +393,16 @@ class ProjectStore:
     pending schema migrations. Every multi-step write goes through :meth:`atomic`.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, lock_wait_s: float | None = None) -> None:
         self.path = Path(path)
+        #: seconds a write waits for another process's transaction (default: LOCK_WAIT_S)
+        self.lock_wait_s = LOCK_WAIT_S if lock_wait_s is None else float(lock_wait_s)
+        #: called with one line when a write has to wait for another process (the CLI prints it)
+        self.on_wait: Callable[[str], None] | None = None
+        #: True when opening folded in the commits a crashed process left in the -wal file
+        self.recovered = False
+        #: True when the file (or its folder) cannot be written: reading works, writes raise ProjectError
+        self.read_only = False
         if create:
             if self.path.exists():
                 raise ProjectError(f"{self.path}: already exists; open it or choose another name")
@@ -311,28 +410,44 @@ class ProjectStore:
                 raise ProjectError(f"{self.path}: folder {self.path.parent} does not exist")
         elif not self.path.exists():
             raise ProjectError(f"{self.path}: no such project file")
+        wal = self._wal_path()
+        wal_bytes = 0 if create or not wal.exists() else wal.stat().st_size
         try:
             conn = sqlite3.connect(str(self.path), timeout=30)
             self._check_application_id(conn, create)
         except sqlite3.DatabaseError as exc:
             raise ProjectError(f"{self.path}: not a SemID Studio project ({exc})") from None
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        if create:
-            self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        self._migrate()
-        if create:
-            self.set_meta("created", now_iso())
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if write_fault(self.path, exc) is None or _code(exc).startswith(_BUSY) or create:
+                    raise
+                self.read_only = True  # reads still work; every write says why it cannot
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            if create:
+                self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if wal_bytes and not self.read_only:
+                self.recovered = self._fold_wal()
+            self._migrate()
+            if create:
+                self.set_meta("created", now_iso())
+        except sqlite3.Error as exc:
+            conn.close()
+            fault = write_fault(self.path, exc)
+            if fault is None:
+                raise
+            raise fault from None
 
     @classmethod
-    def create(cls, path: str | Path) -> "ProjectStore":
-        return cls(path, create=True)
+    def create(cls, path: str | Path, *, lock_wait_s: float | None = None) -> "ProjectStore":
+        return cls(path, create=True, lock_wait_s=lock_wait_s)
 
     @classmethod
-    def open(cls, path: str | Path) -> "ProjectStore":
-        return cls(path)
+    def open(cls, path: str | Path, *, lock_wait_s: float | None = None) -> "ProjectStore":
+        return cls(path, lock_wait_s=lock_wait_s)
 
     def _check_application_id(self, conn: sqlite3.Connection, create: bool) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -351,7 +466,39 @@ class ProjectStore:
                 f"{self.path}: made by a newer SemID Studio (schema steps "
                 f"{sorted(applied - known)}); update the app to open it"
             )
-        migrations.apply(self.db)
+        if known - applied:  # nothing to write for an up-to-date (perhaps read-only) project
+            if self.read_only:
+                raise ProjectError(f"{self.path}: is read-only and was made by an older SemID Studio; "
+                                   "open a writable copy once so it can be updated")
+            migrations.apply(self.db)
+
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def _writer_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-writer")
+
+    def _fold_wal(self) -> bool:
+        """Fold a crashed process's -wal file into the main file; True if that happened.
+
+        A -wal file with nobody else attached is what a killed process leaves: its commits are
+        valid but live beside the project, so a user who copies only the .semid file would
+        lose them. Leaving WAL mode needs sole access, which tells a crash from another live
+        process (then the -wal file is its own and nothing is done).
+        """
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            mode = self.db.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        except sqlite3.OperationalError:
+            return False  # another process has the project open
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        return str(mode).lower() == "delete"
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (``PRAGMA data_version``)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     @property
     def schema_version(self) -> int:
@@ -364,10 +511,12 @@ class ProjectStore:
         if getattr(self, "db", None) is None:
             return
         try:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.OperationalError:
-            pass  # another connection still has it open; it will checkpoint on its close
+            if not self.read_only:
+                self.db.execute("PRAGMA busy_timeout = 1000")  # a busy project: the last to close folds it
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.Error:
+            pass  # another connection still has it open (or the disk is full); it will checkpoint on its close
         self.db.conn.close()
         self.db = None  # type: ignore[assignment]
 
@@ -382,14 +531,132 @@ class ProjectStore:
         target = Path(target)
         if target.exists():
             raise ProjectError(f"{target}: already exists")
-        self.db.execute("VACUUM INTO ?", [str(target)])
+        try:
+            self.db.execute("VACUUM INTO ?", [str(target)])
+        except sqlite3.Error as exc:
+            with contextlib.suppress(OSError):
+                target.unlink()  # a half-written copy is worse than none
+            raise (write_fault(target, exc) or exc) from None
         return target
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator["ProjectStore"]:
-        """All writes inside succeed together or not at all (nested blocks are savepoints)."""
-        with self.db.atomic():
+        """All writes inside succeed together or not at all (nested blocks are savepoints).
+
+        The outermost block takes the write lock at once (``BEGIN IMMEDIATE``), waiting for
+        another process's transaction if need be; sqlite errors that the user can act on
+        (full disk, read-only file, a lock held too long) leave as one ``ProjectError``.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self
+            return
+        self._begin()
+        try:
             yield self
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+            fault = write_fault(self.path, exc, self.writer())
+            if fault is None:
+                raise
+            raise fault from None
+        finally:
+            self._clear_writer_note()
+        global _commits
+        _commits += 1
+        # copy the commit into the main file now (never waits): after a crash the .semid file
+        # alone is then up to date, even for a user who copies only it
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, retried in one-second waits up to ``lock_wait_s``, saying whom it waits for."""
+        if self.read_only:
+            raise ProjectError(f"{self.path}: the project file is read-only; nothing was changed - fix its "
+                               "permissions or work on a writable copy")
+        conn = self.db.conn
+        deadline = time.monotonic() + self.lock_wait_s
+        told = False
+        conn.execute("PRAGMA busy_timeout = 1000")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    holder = self.writer()
+                    if not _code(exc).startswith(_BUSY) and "locked" not in str(exc):
+                        raise (write_fault(self.path, exc, holder) or exc) from None
+                    if time.monotonic() >= deadline:
+                        raise ProjectError(f"{self.path}: {holder} has been writing to the project for over "
+                                           f"{self.lock_wait_s:g} s; try again when it has finished") from None
+                    if not told and self.on_wait is not None:
+                        self.on_wait(f"waiting for {holder}, which is writing to {self.path.name} ...")
+                    told = True
+        finally:
+            conn.execute("PRAGMA busy_timeout = 30000")
+        self._write_writer_note()
+
+    def writer(self) -> str:
+        """Who holds the project's write lock now, in words (from the ``-writer`` note)."""
+        try:
+            note = json.loads(self._writer_path().read_text())
+        except (OSError, ValueError):
+            return "another process"
+        if note.get("pid") == os.getpid() or not process_alive(note.get("pid", 0), note.get("host")):
+            return "another process"
+        return _who(note)
+
+    def _write_writer_note(self) -> None:
+        # best effort: a read-only folder or a full disk must not stop the write it describes
+        note = {"pid": os.getpid(), "host": socket.gethostname(), "command": CLIENT, "since": now_iso()}
+        with contextlib.suppress(OSError):
+            self._writer_path().write_text(json.dumps(note))
+
+    def _clear_writer_note(self) -> None:
+        path = self._writer_path()
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+
+    # -- leases: long jobs that must not run twice at once
+
+    def lease_holder(self, resource: str) -> str | None:
+        """Who holds ``resource`` (e.g. ``model:3``), in words, if a live process other than this one does."""
+        row = self.db.execute("SELECT pid, host, command, since FROM leases WHERE resource = ?",
+                              [resource]).fetchone()
+        if row is None:
+            return None
+        pid, host, command, since = row
+        if (pid == os.getpid() and host == socket.gethostname()) or not process_alive(pid, host):
+            return None
+        return f"pid {pid} ({command}, since {since})"
+
+    def claim(self, resource: str, what: str) -> None:
+        """Take ``resource`` for this process; a ProjectError naming the holder if a live process has it.
+
+        ``what`` names the resource for the message ("model #3").
+        """
+        with self.atomic():
+            holder = self.lease_holder(resource)
+            if holder is not None:
+                raise ProjectError(f"{self.path}: {what} is in use by {holder}; wait for it to finish")
+            self.db.execute(
+                "INSERT INTO leases(resource, pid, host, command, since) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(resource) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
+                "command = excluded.command, since = excluded.since",
+                [resource, os.getpid(), socket.gethostname(), CLIENT, now_iso()],
+            )
+
+    def release(self, resource: str) -> None:
+        """Give ``resource`` back (only if this process holds it)."""
+        with self.atomic():
+            self.db.execute("DELETE FROM leases WHERE resource = ? AND pid = ? AND host = ?",
+                            [resource, os.getpid(), socket.gethostname()])
 
     # -- meta
 

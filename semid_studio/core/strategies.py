@@ -189,12 +189,13 @@ def validate_spec(spec: StrategySpec) -> None:
 def save_artifact(store: ProjectStore, set_id: int, name: str, arrays: dict[str, np.ndarray],
                   meta: dict | None = None) -> None:
     """Store arrays (safetensors) and JSON meta beside an embedding set (replacing ``name``)."""
-    store.db.execute(
-        "INSERT INTO embedding_artifacts(embedding_set_id, name, arrays, meta, created) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT(embedding_set_id, name) DO UPDATE SET arrays = excluded.arrays, meta = excluded.meta, "
-        "created = excluded.created",
-        [int(set_id), name, encode_arrays(arrays), json.dumps(meta or {}, sort_keys=True), now_iso()],
-    )
+    with store.atomic():
+        store.db.execute(
+            "INSERT INTO embedding_artifacts(embedding_set_id, name, arrays, meta, created) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(embedding_set_id, name) DO UPDATE SET arrays = excluded.arrays, meta = excluded.meta, "
+            "created = excluded.created",
+            [int(set_id), name, encode_arrays(arrays), json.dumps(meta or {}, sort_keys=True), now_iso()],
+        )
 
 
 def load_artifact(store: ProjectStore, set_id: int, name: str) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -17,12 +17,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.analysis import Inspection, Projection, format_value, load_inspection, project_2d, read_vectors
 from ..core.errors import SemidError
 from ..core.events import CancelToken, Message
-from ..core.store import ProjectStore
+from ..core.store import ProjectStore, local_commits
 from .tasks import Job, TaskRunner
 
 
@@ -119,6 +119,11 @@ class ProjectContext(QObject):
     message = Signal(str, str)
     #: a user-facing error (one line)
     error = Signal(str)
+    #: another process (a ``semid`` command) changed the project; the panels have been told to reload
+    externalChange = Signal()
+
+    #: how often the open project is checked for other processes' writes (one cheap PRAGMA)
+    WATCH_MS = 2000
 
     def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -130,6 +135,10 @@ class ProjectContext(QObject):
         self.loading = False
         #: bumped at every open: a worker's answer about an older project is dropped by comparing it
         self.generation = 0
+        self._seen = (0, 0)  # (data_version, local_commits) at the last look
+        self.watch = QTimer(self)
+        self.watch.setInterval(self.WATCH_MS)
+        self.watch.timeout.connect(self.check_external_changes)
 
     # -- opening and closing
 
@@ -151,13 +160,41 @@ class ProjectContext(QObject):
         self.generation += 1
         self.projectOpened.emit()
         self.message.emit("info", f"opened {path}")
+        if store.recovered:
+            self.message.emit("warning", f"{path.name} was not closed cleanly (a crash or kill); its last "
+                                         "commits were recovered from the -wal file")
+        self._seen = (store.data_version(), local_commits())
+        self.watch.start()
         self.load_run()
+        return True
+
+    def check_external_changes(self) -> bool:
+        """Reload what another process changed (a CLI run beside the app); True if it did.
+
+        ``data_version`` moves on any other connection's commit, our own workers' too; those
+        also move the process's own commit count, and the panels already hear of them.
+        """
+        if self.store is None:
+            return False
+        seen = (self.store.data_version(), local_commits())
+        changed = seen[0] != self._seen[0] and seen[1] == self._seen[1]
+        self._seen = seen
+        if not changed:
+            return False
+        self.message.emit("info", f"{self.path.name} was changed by another process; reloaded")
+        self.externalChange.emit()
+        self.contentChanged.emit()
+        self.modelsChanged.emit()
+        shown = None if self.inspection is None else self.inspection.run.id
+        if not self.loading and self.store.active_run_id() != shown:
+            self.load_run()  # new Semantic IDs (a 'semid quantize' beside the app)
         return True
 
     def close(self) -> None:
         """Forget the project: cancel its inspection jobs and close the read connection."""
         if self.store is None:
             return
+        self.watch.stop()
         for job in self.runner.running_jobs():
             if job.key in ("inspect", "projection"):
                 job.cancel()

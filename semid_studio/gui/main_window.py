@@ -97,6 +97,8 @@ class MainWindow(QMainWindow):
         self.context.projectClosed.connect(self._on_project_closed)
         self.context.inspectionChanged.connect(self._update_project_label)
         self.context.contentChanged.connect(self._update_project_label)
+        self.context.externalChange.connect(
+            lambda: self.statusBar().showMessage("the project was changed by another process; reloaded", 10000))
         self.context.revealItem.connect(lambda _idx: self.show_view("tree"))
         self.runner.job_finished.connect(self._on_job_finished)
         self.strategies.compareRequested.connect(self.compare_runs)

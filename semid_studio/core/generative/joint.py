@@ -59,8 +59,8 @@ from .model import TextInput, TigerModel
 from .seen import SeenIndex
 from .spec import GenerativeSpec, _coerce, make_spec, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import (JOINT_KIND, Trainer, _loop, load_split, lr_factor, make_vocab, resolve_device, resume_trainer,
-                    same_spec, sid_loss, training_content, user_tokens_for)
+from .train import (CHECKPOINT_S, JOINT_KIND, Trainer, leased_loop, load_split, lr_factor, make_vocab, model_lease,
+                    resolve_device, resume_trainer, same_spec, sid_loss, training_content, user_tokens_for)
 from .trie import SidTrie
 
 TASKS = ("rec", "search", "joint")
@@ -631,7 +631,8 @@ def _resumable(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec) -> i
             continue
         stored_joint = JointSpec.from_dict(rec.spec["joint"]) if "joint" in rec.spec else None
         if same_spec(rec.spec.get("spec"), spec) and stored_joint == joint \
-                and rec.spec.get("tokens") == tokens and store.has_checkpoint(rec.id, "last"):
+                and rec.spec.get("tokens") == tokens and store.has_checkpoint(rec.id, "last") \
+                and store.lease_holder(model_lease(rec.id)) is None:
             return rec.id
     return None
 
@@ -665,14 +666,15 @@ def train_joint(
     preset: str | None = None,
     device: str | None = None,
     max_minutes: float | None = None,
+    checkpoint_s: float | None = CHECKPOINT_S,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[int]:
     """Train (or resume) a joint search + recommendation model on the active SID table.
 
     Same contract as :func:`.train.train_model` (checkpoints ``best`` chosen on validation —
     here the dev queries, and for ``task="joint"`` the geometric mean of rec validation and
-    search dev (``select_mean``) — and ``last``; resume; cancel; time budget). Returns the
-    model id.
+    search dev (``select_mean``) — and ``last``, also every ``checkpoint_s`` seconds; resume;
+    cancel; time budget; the model leased to this process). Returns the model id.
     """
     joint = joint or JointSpec()
     model_id: int | None = None
@@ -690,6 +692,7 @@ def train_joint(
     tokens: dict | None = None  # the token strategy (None: one shared SID table)
     table = None
     if model_id is not None:
+        store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
         rec = store.get_model(model_id)
         run = store.load_quantizer_run(rec.quantizer_run_id)
         vocab = SidVocab.from_dict(rec.spec["vocab"])
@@ -744,13 +747,14 @@ def train_joint(
                          + (f"-{tokens['strategy']}" if tokens else ""),
             kind=JOINT_KIND, quantizer_run_id=run.id, spec=record,
         )
+        store.claim(model_lease(model_id), f"model #{model_id}")
         history: list[dict] = []
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters; per step "
                       f"{trainer.n_search} search + {trainer.n_rec} rec targets")
     else:
         history = resume_trainer(store, model_id, trainer)
         yield Message(f"resuming joint model #{model_id} at step {trainer.state.step}")
-    yield from _loop(store, model_id, trainer, history, max_minutes, cancel)
+    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel)
     return model_id
 
 

@@ -8,7 +8,10 @@ benchmarks.
 - :func:`train_model` is the task generator over a project file: it creates (or resumes) a
   model record, yields progress and validation metrics, keeps the checkpoint that is best on
   the *validation* split (``best``) and the latest state (``last``), and stops cleanly on
-  cancel, on a time budget or at the end of the schedule.
+  cancel, on a time budget or at the end of the schedule. ``last`` is also written every
+  ``checkpoint_s`` seconds of training (default :data:`CHECKPOINT_S`), so a crash or
+  ``kill -9`` loses at most about that much work; a model being trained is leased to its
+  process so that a second trainer never writes the same model.
 
 Why the loop looks like this (measured on Beauty, see docs/generative.md): every position of
 a history window is a target in one pass (causal encoder), windows are bucketed by length
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +45,8 @@ from .tokens import SidVocab, default_level_sizes
 from .trie import SidTrie
 
 MODEL_KIND = "tiger"
+#: seconds of training between time-based ``last`` checkpoints (what a crash can lose at most)
+CHECKPOINT_S = 60.0
 JOINT_KIND = "tiger-joint"  # a joint search + rec model (joint.py), stored beside the recommenders
 
 
@@ -423,13 +428,20 @@ def user_tokens_for(vocab: SidVocab, seqs: Sequences) -> np.ndarray | None:
 
 
 def _resumable(store: ProjectStore, spec: GenerativeSpec) -> int | None:
-    """The newest unfinished model trained with exactly this spec, if any."""
+    """The newest unfinished model trained with exactly this spec that no other process is
+    training now, if any."""
     for rec in reversed(store.list_models(MODEL_KIND)):
         if rec.status in ("done",):
             continue
-        if same_spec(rec.spec.get("spec"), spec) and store.has_checkpoint(rec.id, "last"):
+        if same_spec(rec.spec.get("spec"), spec) and store.has_checkpoint(rec.id, "last") \
+                and store.lease_holder(model_lease(rec.id)) is None:
             return rec.id
     return None
+
+
+def model_lease(model_id: int) -> str:
+    """The lease a trainer holds on its model (two processes never train one model at once)."""
+    return f"model:{int(model_id)}"
 
 
 def same_spec(stored: dict | None, spec: GenerativeSpec) -> bool:
@@ -449,6 +461,7 @@ def train_model(
     preset: str | None = None,
     device: str | None = None,
     max_minutes: float | None = None,
+    checkpoint_s: float | None = CHECKPOINT_S,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[int]:
     """Train (or resume) a generative recommender on the project's active SID table.
@@ -465,6 +478,9 @@ def train_model(
         resume that model (its own stored spec is used).
     max_minutes
         Stop cleanly after this much training time in this call (the model can be resumed).
+    checkpoint_s
+        Also save the ``last`` checkpoint after every this many seconds of training (``None``
+        or 0: only at validations), so that a crash loses at most about this much.
     cancel
         Cancelling (or Ctrl+C) saves the state of the last completed step as the ``last``
         checkpoint and marks the model 'interrupted'; resuming continues from there exactly.
@@ -490,6 +506,7 @@ def train_model(
         model_id = _resumable(store, spec)
 
     if model_id is not None:
+        store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
         rec = store.get_model(model_id)
         run = store.load_quantizer_run(rec.quantizer_run_id)
         vocab = SidVocab.from_dict(rec.spec["vocab"])
@@ -519,6 +536,7 @@ def train_model(
             quantizer_run_id=run.id,
             spec=record,
         )
+        store.claim(model_lease(model_id), f"model #{model_id}")
         history: list[dict] = []
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters, "
                       f"{trainer.targets_per_epoch:,} training targets per epoch")
@@ -527,9 +545,20 @@ def train_model(
         yield Message(f"resuming model #{model_id} at step {trainer.state.step} "
                       f"({trainer.state.elapsed_s / 60:.1f} min trained so far)")
 
-    gen = _loop(store, model_id, trainer, history, max_minutes, cancel)
-    yield from gen
+    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel)
     return model_id
+
+
+def leased_loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
+                max_minutes: float | None, checkpoint_s: float | None, cancel: CancelToken) -> TaskGenerator[None]:
+    """:func:`_loop` on a model this process has claimed; the lease is given back at the end
+    (a killed process leaves a stale lease, which the next trainer takes over)."""
+    try:
+        yield from _loop(store, model_id, trainer, history, max_minutes, cancel, checkpoint_s)
+    finally:
+        # giving the lease back must not hide the error that ended the run (a full disk, say)
+        with suppress(SemidError):
+            store.release(model_lease(model_id))
 
 
 def _save(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict], status: str,
@@ -558,7 +587,7 @@ def resume_trainer(store: ProjectStore, model_id: int, trainer: Trainer) -> list
 
 
 def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
-          max_minutes: float | None, cancel: CancelToken) -> TaskGenerator[None]:
+          max_minutes: float | None, cancel: CancelToken, checkpoint_s: float | None = None) -> TaskGenerator[None]:
     spec, s = trainer.spec, trainer.state
     throttle = ProgressThrottle("training", spec.max_steps)
     budget_s = None if max_minutes is None else max_minutes * 60.0
@@ -569,6 +598,7 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
     store.update_model(model_id, status="running")
     status = "running"
     trainer.cancel = cancel
+    saved_at = time.monotonic()  # when 'last' was last written (time-based checkpoints)
     try:
         while s.step < spec.max_steps:
             cancel.raise_if_cancelled()
@@ -603,6 +633,11 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
                                   "run 'semid train' again to continue")
                     status = "stopped"
                     break
+                saved_at = time.monotonic()
+            elif checkpoint_s and time.monotonic() - saved_at >= checkpoint_s:
+                # a resumable 'last' between validations: one write a minute, not per step
+                _save(store, model_id, trainer, history, "running", best=False)
+                saved_at = time.monotonic()
         else:
             status = "done"
         store.update_model(model_id, status=status)
