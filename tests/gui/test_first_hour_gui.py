@@ -1,0 +1,65 @@
+"""A newcomer's first hour in the window: what a training budget reaches, a one-point
+validation curve, a resumed run's whole curve."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from semid_studio.gui.plots import LossCurvePlot
+
+from .fixtures import OFFSCREEN_NOISE
+from .test_generative import start_tiny_training
+from .test_user_stories import click, shot
+
+pytestmark = OFFSCREEN_NOISE
+#: set SEMID_SHOTS=/some/folder to keep the screenshots these tests take
+SHOTS = os.environ.get("SEMID_SHOTS")
+
+
+def keep(widget, tmp_path: Path, name: str) -> None:
+    shot(widget, Path(SHOTS) if SHOTS else tmp_path, name)
+
+
+def test_a_single_validation_point_is_drawn(qtbot):
+    """One validation (a short budget) must be visible: validation curves carry markers."""
+    plot = LossCurvePlot()
+    qtbot.addWidget(plot)
+    plot.add_point("valid ndcg@10", 180, 0.05)
+    plot.add_point("loss (running mean)", 10, 3.0)
+    plot.refresh()
+    valid = plot._curves["valid ndcg@10"]
+    assert valid.opts["symbol"] == "o" and len(valid.scatter.data) == 1
+    assert plot._curves["loss (running mean)"].opts["symbol"] is None
+
+
+def test_the_form_says_what_the_budget_buys_and_a_resumed_run_shows_its_whole_curve(qtbot, opened, tmp_path):
+    win, panel = opened, opened.training
+    form = panel.generative_form
+    win.show_view("training")
+    panel.kind_combo.setCurrentText(form.title)
+    form.preset_combo.setCurrentText("tiny")
+    assert "measured in its first seconds" in form.plan_label.text()  # no model of this shape yet
+
+    # a long schedule, cancelled after its first validations
+    start_tiny_training(qtbot, win, steps=100_000, eval_every=20)
+    qtbot.waitUntil(lambda: len(panel.valid_curves.series("valid ndcg@10")[0]) >= 2, timeout=60000)
+    click(qtbot, panel.cancel_button)
+    qtbot.waitUntil(lambda: not panel.running, timeout=60000)
+    before = panel.valid_curves.series("valid ndcg@10")[0][:]
+    model_id = win.context.store.list_models("tiger")[-1].id
+
+    # the plan from that model's pace, for a new model of the same shape and for resuming it
+    form.minutes_spin.setValue(1.0)
+    assert "the 1-min budget ends at about step" in form.plan_label.text()
+    assert f"(model #{model_id})" in form.plan_label.text()
+    form.resume_combo.setCurrentIndex(form.resume_combo.findData(model_id))
+    assert "(resumed at step" in form.plan_label.text()
+    keep(panel, tmp_path, "training_plan")
+
+    form.minutes_spin.setValue(0.1)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: not panel.running, timeout=60000)
+    after = panel.valid_curves.series("valid ndcg@10")[0]
+    assert after[: len(before)] == before and len(after) > len(before)  # the old curve, then the new points
+    keep(panel, tmp_path, "training_resumed_curve")
