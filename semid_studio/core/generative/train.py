@@ -44,6 +44,7 @@ from .seen import SeenIndex, TargetShares
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, default_level_sizes
 from .trie import SidTrie
+from ..wording import hint
 
 MODEL_KIND = "tiger"
 #: seconds of training between time-based ``last`` checkpoints (what a crash can lose at most)
@@ -56,7 +57,7 @@ def resolve_device(device: str | None) -> torch.device:
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SemidError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
+        raise SemidError("the CUDA device was asked for, but torch sees no CUDA GPU on this machine")
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise SemidError(f"unknown device '{device}'; use cpu or cuda")
     return torch.device(device)
@@ -500,7 +501,7 @@ def train_model(
             raise ProjectError(f"model #{resume} is a '{rec.kind}' model, not a generative recommender")
         if rec.status == "done":
             raise SemidError(f"model #{resume} has finished its schedule ({rec.step} steps); "
-                             "start a new one with --new (and more --set max_steps=...)")
+                             f"{hint('new_model')}")
         spec = spec_from_dict(rec.spec["spec"])
         model_id = resume
     else:
@@ -517,7 +518,7 @@ def train_model(
         codes = run.codes
         if len(codes) != store.item_count():
             raise ProjectError(f"the active SID table covers {len(codes)} of {store.item_count()} items; "
-                               "re-run 'semid quantize' so every item has a Semantic ID")
+                               f"{hint('quantize')} again so every item has a Semantic ID")
         vocab = make_vocab(spec, codes)
 
     seqs, split = load_split(store, spec.split)
@@ -611,8 +612,7 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
             losses.append(loss)
             n_targets += n
             if not math.isfinite(loss):
-                raise SemidError(f"training diverged (loss {loss}) at step {s.step}; lower the learning rate "
-                                 "(--set lr=...)")
+                raise SemidError(f"training diverged (loss {loss}) at step {s.step}; {hint('lower_lr')}")
             running = float(np.mean(losses[-50:]))
             ev = throttle.update(s.step, f"loss {running:.3f}{run_clock.eta_text(s.step, time.monotonic())}")
             if not run_clock.planned and (pace := run_clock.pace(s.step, time.monotonic())) is not None:
@@ -637,7 +637,7 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
                     break
                 if out_of_time:
                     yield Message(f"time budget of {max_minutes:g} min reached at step {s.step}; "
-                                  "run 'semid train' again to continue")
+                                  f"{hint('continue_training')}")
                     status = "stopped"
                     break
                 saved_at = time.monotonic()

@@ -130,10 +130,6 @@ class QuantizerForm(QWidget):
         self.template_edit.setPlaceholderText("Title: {title}; Brand: {brand}")
         self.name_edit = name_edit()
         self.spec_label = spec_label()
-        # what the time budget buys, from the pace of earlier models of this shape
-        self.plan_label = QLabel()
-        self.plan_label.setWordWrap(True)
-        self.plan_label.setStyleSheet("color:#555")
 
         form = QFormLayout(self)
         form.addRow("Method", self.method_combo)
@@ -809,10 +805,6 @@ class StrategyForm(QWidget):
         self.name_edit = name_edit()
         self.force_check = QCheckBox("Make a new set even if one with these settings exists")
         self.spec_label = spec_label()
-        # what the time budget buys, from the pace of earlier models of this shape
-        self.plan_label = QLabel()
-        self.plan_label.setWordWrap(True)
-        self.plan_label.setStyleSheet("color:#555")
 
         form = QFormLayout(self)
         form.addRow("Strategy", self.strategy_combo)
