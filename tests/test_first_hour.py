@@ -149,3 +149,26 @@ def test_a_time_budget_says_what_it_reaches_validates_at_its_end_and_resumes_wit
         expected = next(e.text for e in again if isinstance(e, Message) and e.text.startswith("expected:"))
         assert f"model #{model_id}" in expected and f"(resumed at step {rec.step:,})" in expected
 
+
+
+# --------------------------------------------------------------------------- point 7: wording
+
+
+def test_core_hints_speak_the_front_end_in_use(sample_project):
+    """The same core error names the CLI's command in a terminal and the app's control in the
+    window; no hint of the app's names a CLI option or command."""
+    from semid_studio.core import wording
+    from semid_studio.core.generative.evaluate import pick_model
+
+    for key, (cli, gui) in wording.HINTS.items():
+        assert "--" not in gui and "semid " not in gui, key
+    with ProjectStore.open(sample_project) as store:
+        with pytest.raises(ProjectError, match="train one with 'semid train'"):
+            pick_model(store)
+        previous = wording.set_front_end("gui")
+        try:
+            with pytest.raises(ProjectError, match=r"Training → Generative model") as err:
+                pick_model(store)
+            assert "semid " not in str(err.value) and "'semid" not in str(err.value)
+        finally:
+            wording.set_front_end(previous)
