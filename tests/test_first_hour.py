@@ -172,3 +172,27 @@ def test_core_hints_speak_the_front_end_in_use(sample_project):
             assert "semid " not in str(err.value) and "'semid" not in str(err.value)
         finally:
             wording.set_front_end(previous)
+
+
+# --------------------------------------------------------------------------- point 8: playground defaults
+
+
+def test_history_is_left_out_by_default_only_where_nobody_repeats(sample_project):
+    """Catalogues where a user never takes an item twice (the sample, Amazon 5-cores,
+    MovieLens) leave a history's items out of its recommendations by default; a log full of
+    repeat purchases keeps them in."""
+    import pandas as pd
+
+    from semid_studio.core.generative.evaluate import leave_out_history_by_default
+
+    with ProjectStore.open(sample_project) as store:
+        assert store.repeat_share() == 0.0 and leave_out_history_by_default(store)
+        before = store.interaction_count()
+        users = store.users(limit=50)
+        repeats = []
+        for user, _n in users:  # every one of these users buys their history again
+            for idx in store.user_history(user):
+                repeats.append({"user_id": user, "item_idx": idx, "ts": 2e9})
+        store.add_interactions(pd.DataFrame(repeats))
+        assert store.repeat_share() == pytest.approx(len(repeats) / (before + len(repeats)))
+        assert not leave_out_history_by_default(store)

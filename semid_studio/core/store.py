@@ -804,6 +804,14 @@ class ProjectStore:
             args.append(limit)
         return [(u, n) for u, n in self.db.execute(sql, args).fetchall()]
 
+    def repeat_share(self) -> float:
+        """Share of interactions that repeat an item the same user had before (0.0: nobody
+        repeats, so a recommender should leave a user's history out of its list)."""
+        total, distinct = self.db.execute(
+            "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT user_id, item_idx FROM interactions)) "
+            "FROM interactions").fetchone()
+        return (total - distinct) / total if total else 0.0
+
     # -- queries
 
     def query_count(self, split: str | None = None) -> int:

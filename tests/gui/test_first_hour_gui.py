@@ -108,3 +108,53 @@ def test_the_wizard_says_that_tags_are_merged_and_refuses_them_as_queries(qtbot,
     genres = items.rows.row_values(0)[[str(c) for c in items.preview.rows.columns].index("genres")]
     assert genres.startswith("Adventure, Animation, Children") and "›" not in genres
     keep(wizard, tmp_path, "wizard_tags_merged")
+
+
+# --------------------------------------------------------------------------- point 10: scripted use
+
+
+def test_a_script_drives_the_window_with_the_scripting_waits(qtbot, window, gui_project):
+    """The documented way to drive the window from a script: open the sample project, type a
+    query and read the results with ``scripting`` waits only (no qtbot), and background work
+    runs at full speed while such a wait runs — unlike under ``QTest.qWait``, which keeps
+    Python's GIL while it sleeps (PySide6)."""
+    import threading
+
+    import pytest
+    from PySide6.QtTest import QTest
+
+    from semid_studio.gui import scripting
+
+    assert window.open_project(gui_project), window.errors
+    scripting.wait_idle(window, 60_000)
+    assert window.context.inspection is not None and window.catalogue.model.rowCount() > 0
+    window.show_view("playground")
+    window.playground.query_edit.setText("lipstick")
+    scripting.wait_until(lambda: window.playground.results.rowCount() > 0, 30_000, what="query results")
+    scripting.wait_idle(window, 30_000)
+    assert window.playground.results.rowCount() == window.playground.k_spin.value()
+
+    with pytest.raises(TimeoutError, match="never did not hold within 0.1 s"):
+        scripting.wait_until(lambda: False, 100, what="never")
+
+    # a pure-Python worker (the part of real jobs that needs the GIL) under both waits
+    count, stop = [0], threading.Event()
+
+    def spin(cancel):
+        while not (stop.is_set() or cancel.cancelled):
+            sum(range(1000))
+            count[0] += 1
+
+    window.runner.submit("spin", spin)
+    try:
+        def progress(wait) -> int:
+            before = count[0]
+            wait(600)
+            return count[0] - before
+
+        under_qwait, under_scripting = progress(QTest.qWait), progress(scripting.wait)
+    finally:
+        stop.set()
+    scripting.wait_until(lambda: not window.runner.is_busy(), 10_000)
+    # measured: ~160x on an idle machine (benchmarks/bench_scripted_wait.py); 5x leaves room for a busy one
+    assert under_scripting > 5 * under_qwait, (under_scripting, under_qwait)

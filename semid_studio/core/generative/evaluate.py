@@ -388,6 +388,15 @@ def history_to_idx(store: ProjectStore, item_ids: list[str], *, skip_unknown: bo
     return np.asarray([index[i] for i in ids if i in index], dtype=np.int64)
 
 
+#: below this share of repeated interactions, a history item in a list of recommendations is a wasted slot
+REPEAT_SHARE_TO_KEEP_HISTORY = 0.01
+
+
+def leave_out_history_by_default(store: ProjectStore) -> bool:
+    """True where (almost) nobody in the project's interactions takes an item twice."""
+    return store.repeat_share() < REPEAT_SHARE_TO_KEEP_HISTORY
+
+
 def recommend(
     store: ProjectStore,
     history: list[str],
@@ -397,12 +406,15 @@ def recommend(
     beam: int = 20,
     temperature: float | None = None,
     seed: int = 0,
-    exclude_history: bool = False,
+    exclude_history: bool | None = None,
     skip_unknown: bool = False,
     device: str | None = None,
     loaded: LoadedModel | None = None,
 ) -> list[dict]:
     """Top-``k`` items after a history of item ids (oldest first).
+
+    ``exclude_history`` None leaves the history's items out where the project's users never
+    repeat an item (:func:`leave_out_history_by_default`).
 
     ``temperature`` switches from beam search to sampling K distinct items with that
     temperature (deterministic for a ``seed``). Returns dicts with rank, item_id, title, sid
@@ -416,6 +428,8 @@ def recommend(
         raise SemidError("temperature must be positive")
     idx = history_to_idx(store, history, skip_unknown=skip_unknown)
     lm = loaded or load_model(store, model_id, device=device)
+    if exclude_history is None:
+        exclude_history = leave_out_history_by_default(store)
     exclude = [idx] if exclude_history else None
     users = None
     if lm.vocab.user_bins > 0:
