@@ -196,3 +196,46 @@ def test_history_is_left_out_by_default_only_where_nobody_repeats(sample_project
         store.add_interactions(pd.DataFrame(repeats))
         assert store.repeat_share() == pytest.approx(len(repeats) / (before + len(repeats)))
         assert not leave_out_history_by_default(store)
+
+
+# --------------------------------------------------------------------------- point 9: damaged arrays
+
+
+def test_a_damaged_blob_is_one_line_naming_project_table_and_row(sample_project, tmp_path, capsys):
+    """A stored array that is not a safetensors payload (here: a pickle that would write a file
+    if anything unpickled it) gives one line naming the project, table, row and column, in
+    every command that reads it; nothing is executed, nothing else is lost."""
+    import os
+    import pickle
+    import sqlite3
+
+    from semid_studio.cli import main
+
+    marker = tmp_path / "executed"
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with ProjectStore.open(sample_project) as store:
+        run_id, set_id = store.active_run_id(), store.list_embedding_sets()[0].id
+    with sqlite3.connect(sample_project) as db:
+        db.execute("UPDATE quantizer_runs SET codes = ? WHERE id = ?", [pickle.dumps(Hostile()), run_id])
+        db.execute("UPDATE embedding_sets SET vectors = ? WHERE id = ?", [b"\x00" * 7, set_id])
+
+    assert main(["export", str(sample_project), str(tmp_path / "sids.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(sample_project) in err and f"table quantizer_runs, row #{run_id}, column codes is damaged" in err
+    assert "not a safetensors payload" in err
+    assert main(["quantize", str(sample_project)]) == 1
+    err = capsys.readouterr().err
+    assert f"table embedding_sets, row #{set_id}, column vectors is damaged" in err and "Traceback" not in err
+    assert not marker.exists()  # the pickle was never loaded
+    # what is not damaged still reads
+    assert main(["info", str(sample_project)]) == 0
+    capsys.readouterr()
+    with ProjectStore.open(sample_project) as store:
+        assert store.item_count() == 3000 and store.load_quantizer_run(run_id, with_arrays=False).id == run_id
+        with pytest.raises(ProjectError, match="column codes is damaged"):
+            store.load_quantizer_run(run_id)

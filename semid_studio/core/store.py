@@ -107,10 +107,24 @@ def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     return _st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
+#: what gives a damaged stored value back (ProjectStore.decode_stored), by table
+_REDO_DAMAGED = {"embedding_sets": "embed the items again", "quantizer_runs": "quantise again",
+                 "checkpoints": "train the model again", "embedding_artifacts": "build the embedding set again"}
+
+
+class DamagedArrays(ValueError):
+    """Stored bytes that are not a safetensors payload (see ProjectStore.decode_stored)."""
+
+
 def decode_arrays(blob: bytes | None) -> dict[str, np.ndarray]:
+    """safetensors bytes -> arrays. Only a header and raw numbers are read: nothing in a damaged
+    or hostile payload is ever executed (no pickle)."""
     if not blob:
         return {}
-    return dict(_st_load(bytes(blob)))
+    try:
+        return dict(_st_load(bytes(blob)))
+    except Exception as exc:  # safetensors raises its own SafetensorError (and others) on bad bytes
+        raise DamagedArrays(f"not a safetensors payload ({len(blob):,} bytes: {exc})") from None
 
 
 def _json(value: Any) -> str:
@@ -659,6 +673,24 @@ class ProjectStore:
             self.db.execute("DELETE FROM leases WHERE resource = ? AND pid = ? AND host = ?",
                             [resource, os.getpid(), socket.gethostname()])
 
+    # -- stored arrays
+
+    def decode_stored(self, blob: bytes | None, table: str, row: Any, column: str,
+                      needs: str | None = None) -> dict[str, np.ndarray]:
+        """:func:`decode_arrays` of one stored value (``needs``: an array it must hold); damaged
+        bytes are one ProjectError line naming the project, table, row and column (the CLI and
+        the GUI show it as it is)."""
+        try:
+            arrays = decode_arrays(blob)
+            if needs is not None and needs not in arrays:
+                raise DamagedArrays(f"no '{needs}' array in it")
+            return arrays
+        except DamagedArrays as exc:
+            row_text = f"#{row}" if isinstance(row, int) else str(row)
+            redo = _REDO_DAMAGED.get(table, "compute it again")
+            raise ProjectError(f"{self.path}: table {table}, row {row_text}, column {column} is damaged: {exc}. "
+                               f"The rest of the project is unaffected; {redo} to replace it") from None
+
     # -- meta
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -923,7 +955,7 @@ class ProjectStore:
                 raise ProjectError(f"{self.path}: no embedding set #{set_id}")
         emb = self._embedding_from_row(row)
         blob = self.db.execute("SELECT vectors FROM embedding_sets WHERE id = ?", [emb.id]).fetchone()[0]
-        emb.vectors = decode_arrays(blob)["vectors"]
+        emb.vectors = self.decode_stored(blob, "embedding_sets", emb.id, "vectors", needs="vectors")["vectors"]
         return emb
 
     # -- quantiser runs and SIDs
@@ -987,9 +1019,10 @@ class ProjectStore:
             codes, books, state = self.db.execute(
                 "SELECT codes, codebooks, model_state FROM quantizer_runs WHERE id = ?", [run_id]
             ).fetchone()
-            run.codes = decode_arrays(codes)["codes"].astype(np.int64)
-            run.codebooks = decode_arrays(books)
-            run.model_state = decode_arrays(state)
+            run.codes = self.decode_stored(codes, "quantizer_runs", run_id, "codes", needs="codes")["codes"]
+            run.codes = run.codes.astype(np.int64)
+            run.codebooks = self.decode_stored(books, "quantizer_runs", run_id, "codebooks")
+            run.model_state = self.decode_stored(state, "quantizer_runs", run_id, "model_state")
         return run
 
     def update_run_metrics(self, run_id: int, metrics: dict) -> None:
@@ -1108,7 +1141,9 @@ class ProjectStore:
         if row is None:
             return None
         step, weights, state, extra = row
-        return Checkpoint(model_id, tag, step, decode_arrays(weights), decode_arrays(state), _loads(extra, {}))
+        where = f"model #{model_id}, '{tag}' checkpoint"
+        return Checkpoint(model_id, tag, step, self.decode_stored(weights, "checkpoints", where, "weights"),
+                          self.decode_stored(state, "checkpoints", where, "train_state"), _loads(extra, {}))
 
     # -- evaluations
 

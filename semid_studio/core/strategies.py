@@ -60,7 +60,7 @@ from .embed import (MIN_DISTINCT_TEXT_SHARE, cache_key, catalogue_text_share, em
 from .errors import ProjectError, SemidError
 from .events import NEVER, Cancelled, CancelToken, Message, Metric, Progress, ProgressThrottle, TaskGenerator
 from .queries import TRAIN_SPLIT, _coerce, assert_training_only, split_for_selection
-from .store import ProjectStore, decode_arrays, encode_arrays, now_iso
+from .store import ProjectStore, encode_arrays, now_iso
 from .wording import hint
 
 STRATEGIES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
@@ -206,7 +206,8 @@ def load_artifact(store: ProjectStore, set_id: int, name: str) -> tuple[dict[str
     ).fetchone()
     if row is None:
         return None
-    return decode_arrays(row[0]), json.loads(row[1] or "{}")
+    arrays = store.decode_stored(row[0], "embedding_artifacts", f"set #{set_id} '{name}'", "arrays")
+    return arrays, json.loads(row[1] or "{}")
 
 
 def _set_info(store: ProjectStore, set_id: int):

@@ -158,3 +158,20 @@ def test_a_script_drives_the_window_with_the_scripting_waits(qtbot, window, gui_
     scripting.wait_until(lambda: not window.runner.is_busy(), 10_000)
     # measured: ~160x on an idle machine (benchmarks/bench_scripted_wait.py); 5x leaves room for a busy one
     assert under_scripting > 5 * under_qwait, (under_scripting, under_qwait)
+
+
+# --------------------------------------------------------------------------- point 9: damaged arrays
+
+
+def test_a_damaged_sid_table_is_one_line_in_the_window(qtbot, window, gui_project, tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(gui_project) as db:
+        db.execute("UPDATE quantizer_runs SET codes = ? WHERE id = 1", [b"not safetensors at all"])
+    window.open_project(gui_project)
+    qtbot.waitUntil(lambda: any("quantizer_runs" in e for e in window.errors), timeout=60000)
+    (error,) = [e for e in window.errors if "quantizer_runs" in e]
+    assert "table quantizer_runs, row #1, column codes is damaged" in error and "Traceback" not in error
+    assert "\n" not in error.strip()
+    assert window.context.is_open and window.catalogue.model.rowCount() > 0  # the rest of it is there
+    keep(window, tmp_path, "damaged_sid_table")

@@ -76,6 +76,7 @@ def test_train_a_tiny_model_then_read_evaluate_and_export_it(qtbot, qtmodelteste
     assert f"Model #{rec.id} is ready: load a user's history" in pg.recommend_label.text(), pg.recommend_label.text()
     assert "none yet" not in pg.recommend_label.text()
     assert pg.user_combo.currentText() == "" and pg.user_combo.lineEdit().placeholderText() == "Pick or type a user id…"
+    shot(win, tmp_path, "playground_model_ready")
     user, _n = win.context.store.users(limit=1)[0]
     type_text(qtbot, pg.user_combo.lineEdit(), user)
     qtbot.keyClick(pg.user_combo.lineEdit(), Qt.Key_Return)
