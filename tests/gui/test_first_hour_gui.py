@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from semid_studio.gui.plots import LossCurvePlot
 
 from .fixtures import OFFSCREEN_NOISE
@@ -175,3 +177,45 @@ def test_a_damaged_sid_table_is_one_line_in_the_window(qtbot, window, gui_projec
     assert "\n" not in error.strip()
     assert window.context.is_open and window.catalogue.model.rowCount() > 0  # the rest of it is there
     keep(window, tmp_path, "damaged_sid_table")
+
+
+# --------------------------------------------------------------------------- points 2 and 3 in the wizard
+
+
+@pytest.mark.shared_data
+def test_a_p5_release_without_text_through_the_wizard_gets_unique_sids(qtbot, window, tmp_path):
+    """Amazon Sports as P5 ships it (sequential_data.txt + datamaps.json, no item text), picked
+    as the interactions file alone: the wizard reads the layout, embeds the items from the
+    interactions (it says so) and the quantiser sized to 18k items gives >= 95% unique SIDs."""
+    from PySide6.QtWidgets import QWizard
+
+    from semid_studio.core.store import ProjectStore
+
+    from conftest import shared_dataset
+    from .test_user_stories import fill_files, open_wizard, type_text
+
+    sequential = shared_dataset("amazon2014_sports_5core") / "raw" / "p5_sequential_data.txt.gz"
+    wizard = open_wizard(qtbot, window)
+    fill_files(qtbot, wizard, {"interactions": sequential})
+    preview = wizard.preview_page
+    qtbot.waitUntil(lambda: not preview.checking and preview.isComplete(), timeout=120000)
+    assert preview.problems.rowCount() == 0, preview.status.text()
+    keep(wizard, tmp_path, "wizard_p5_preview")
+    click(qtbot, wizard.button(QWizard.NextButton))
+    settings = wizard.settings_page
+    target = tmp_path / "sports.semid"
+    type_text(qtbot, settings.project_path.edit, str(target))
+    click(qtbot, wizard.button(QWizard.NextButton))
+    run = wizard.run_page
+    qtbot.waitUntil(lambda: run.created is not None or run.error is not None, timeout=300000)
+    assert run.error is None and run.created == target
+    assert "from the interactions" in run.log.toPlainText(), run.log.toPlainText()
+    keep(wizard, tmp_path, "wizard_p5_done")
+    click(qtbot, wizard.button(QWizard.FinishButton))
+    qtbot.waitUntil(lambda: window.context.inspection is not None, timeout=60000)
+    with ProjectStore.open(target) as store:
+        assert store.item_count() == 18357
+        (emb,) = store.list_embedding_sets()
+        assert emb.strategy == "rec" and "interactions" in emb.name
+        run_rec = store.load_quantizer_run(with_arrays=False)
+        assert run_rec.metrics["unique_share"] >= 0.95 and run_rec.spec["codebook_size"] == 128
