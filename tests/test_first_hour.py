@@ -239,3 +239,25 @@ def test_a_damaged_blob_is_one_line_naming_project_table_and_row(sample_project,
         assert store.item_count() == 3000 and store.load_quantizer_run(run_id, with_arrays=False).id == run_id
         with pytest.raises(ProjectError, match="column codes is damaged"):
             store.load_quantizer_run(run_id)
+
+
+# --------------------------------------------------------------------------- point 5: the map
+
+
+def test_map_groups_keep_the_largest_and_grey_the_rest():
+    from semid_studio.core.analysis import map_groups, project_2d
+
+    values = np.array([5, 5, 5, 2, 2, 9, -1, 7])
+    groups, kept = map_groups(values, top=2)
+    assert kept.tolist() == [5, 2] and groups.tolist() == [0, 0, 0, 1, 1, -1, -1, -1]
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32)) * 5
+    vectors = (centres[np.repeat(np.arange(4), 50)] + rng.normal(size=(200, 32))).astype(np.float32)
+    tsne = project_2d(vectors, method="tsne")
+    assert tsne.method == "tsne" and tsne.xy.shape == (200, 2)
+    # t-SNE keeps the four clusters apart: each point's nearest neighbour is in its own cluster
+    d = ((tsne.xy[:, None] - tsne.xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (d.argmin(1) // 50 == np.arange(200) // 50).mean() > 0.95
+    with pytest.raises(ValueError, match="map method"):
+        project_2d(vectors, method="umap")

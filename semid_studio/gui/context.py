@@ -90,10 +90,10 @@ def _inspect(store: ProjectStore, cancel: CancelToken, run_id: int | None, label
     return inspection
 
 
-def _project(store: ProjectStore, cancel: CancelToken, embedding_set_id: int):
+def _project(store: ProjectStore, cancel: CancelToken, embedding_set_id: int, method: str = "pca"):
     _meta, vectors = read_vectors(store, embedding_set_id)
     cancel.raise_if_cancelled()
-    return project_2d(vectors)
+    return project_2d(vectors, method=method)
 
 
 class ProjectContext(QObject):
@@ -132,6 +132,8 @@ class ProjectContext(QObject):
         self.path: Path | None = None
         self.inspection: Inspection | None = None
         self.projection: Projection | None = None
+        #: the embedding map's layout (analysis.MAP_METHODS), kept across runs and projects
+        self.map_method = "pca"
         self.loading = False
         #: bumped at every open: a worker's answer about an older project is dropped by comparing it
         self.generation = 0
@@ -241,11 +243,20 @@ class ProjectContext(QObject):
         self.inspection = inspection
         freeze_long_lived()  # the worker may have imported and loaded a lot
         self.inspectionChanged.emit()
-        path = self.path
-        emb_id = inspection.run.embedding_set_id
+        self.project_map()
+
+    def project_map(self, method: str | None = None) -> None:
+        """(Re)compute the embedding map of the inspected run's embeddings, in the background."""
+        if method is not None:
+            self.map_method = method
+        if self.inspection is None or self.path is None:
+            return
+        self.projection = None
+        self.projectionChanged.emit()
+        emb_id, method = self.inspection.run.embedding_set_id, self.map_method
         self.runner.submit(
-            "Projecting embeddings",
-            store_task(path, lambda store, cancel: _project(store, cancel, emb_id)),
+            "Projecting embeddings" + (" (t-SNE)" if method == "tsne" else ""),
+            store_task(self.path, lambda store, cancel: _project(store, cancel, emb_id, method)),
             key="projection",
             on_result=self._on_projection,
             on_error=self.report_error,

@@ -120,7 +120,8 @@ class CodeUsagePlot(pg.GraphicsLayoutWidget):
 
 
 class EmbeddingMapPlot(pg.PlotWidget):
-    """A 2-D map of the item embeddings, coloured by level-1 code; hover shows the item."""
+    """A 2-D map of the item embeddings, coloured by groups (the largest level-1 codes or
+    values of a field); hover shows the item."""
 
     #: the item under the mouse changed (idx, or -1 when none)
     hoveredItem = Signal(int)
@@ -142,6 +143,7 @@ class EmbeddingMapPlot(pg.PlotWidget):
         self._hover = pg.ScatterPlotItem(size=12, pxMode=True, pen=pg.mkPen("k", width=2), brush=None)
         for item in (self._scatter, self._marked, self._hover):
             self.addItem(item)
+        self._legend = self.getPlotItem().addLegend(offset=(8, 8), labelTextSize="8pt")
         self._idx = np.zeros(0, dtype=np.int64)
         self._xy = np.zeros((0, 2), dtype=np.float32)
         self._titles = None
@@ -155,8 +157,14 @@ class EmbeddingMapPlot(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
-    def set_projection(self, projection: Projection | None, level1_codes: np.ndarray | None, titles=None) -> None:
-        """Draw ``projection`` (points coloured by their level-1 code); None clears the map.
+    #: the colour of the points outside the named groups
+    OTHER = QColor(200, 200, 200)
+
+    def set_projection(self, projection: Projection | None, groups: np.ndarray | None = None,
+                       names: list[str] | None = None, titles=None, level1: np.ndarray | None = None) -> None:
+        """Draw ``projection`` coloured by ``groups`` (one int per item: a group of ``names``,
+        -1 for the rest, drawn grey and underneath); None clears the map. The legend names
+        the groups.
 
         The points are drawn when the map is shown, a few thousand per turn of the event loop,
         so that a 20,000-point map never holds the window for long.
@@ -166,19 +174,27 @@ class EmbeddingMapPlot(pg.PlotWidget):
         self._marked.setData([], [])
         self._hover.setData([], [])
         self._scatter.clear()
+        self._legend.clear()
         self._drawn = 0
         if projection is None or len(projection.idx) == 0:
             self._idx = np.zeros(0, dtype=np.int64)
             self._xy = np.zeros((0, 2), dtype=np.float32)
             self._brushes = []
             return
-        self._idx = projection.idx
-        self._xy = projection.xy
+        names = list(names or [])
+        point_groups = np.asarray(groups)[projection.idx] if groups is not None else np.full(len(projection.idx), -1)
+        order = np.argsort(point_groups >= 0, kind="stable")  # the grey "other" points first, underneath
+        self._idx = projection.idx[order]
+        self._xy = projection.xy[order]
         self._titles = titles
-        self._level1 = level1_codes
-        codes = np.asarray(level1_codes)[projection.idx] if level1_codes is not None else np.zeros(len(self._idx), int)
-        palette = [QBrush(c) for c in code_colors(int(codes.max()) + 1 if len(codes) else 1)]
-        self._brushes = [palette[c] for c in codes.tolist()]
+        self._level1 = level1  # shown in the hover text
+        palette = [QBrush(c) for c in code_colors(max(1, len(names)))]
+        other = QBrush(self.OTHER)
+        self._brushes = [palette[g] if g >= 0 else other for g in point_groups[order].tolist()]
+        for g, name in enumerate(names):
+            self._legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=palette[g]), name)
+        if names and (point_groups < 0).any():
+            self._legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=other), "other")
         (x0, y0), (x1, y1) = self._xy.min(axis=0), self._xy.max(axis=0)
         self.setRange(xRange=(float(x0), float(x1)), yRange=(float(y0), float(y1)), padding=0.03)
         if self.isVisible():

@@ -219,3 +219,34 @@ def test_a_p5_release_without_text_through_the_wizard_gets_unique_sids(qtbot, wi
         assert emb.strategy == "rec" and "interactions" in emb.name
         run_rec = store.load_quantizer_run(with_arrays=False)
         assert run_rec.metrics["unique_share"] >= 0.95 and run_rec.spec["codebook_size"] == 128
+
+
+# --------------------------------------------------------------------------- point 5: a readable map
+
+
+def test_the_embedding_map_colours_the_largest_groups_and_lays_out_with_tsne(qtbot, opened, tmp_path):
+    """64 level-1 codes are not 64 colours a person can tell apart: the 12 largest get one
+    each (named in the legend, with their branch's most common category), the rest are grey;
+    colour by the label field instead; t-SNE (scikit-learn) instead of two PCA axes."""
+    win = opened
+    panel = win.sid_tree
+    win.show_view("tree")
+    panel.tabs.setCurrentIndex(3)
+    qtbot.waitUntil(lambda: panel.map_plot.point_count == 3000, timeout=30000)
+    legend = [label.text for _sample, label in panel.map_plot._legend.items]
+    assert len(legend) == 13 and legend[-1] == "other" and legend[0].startswith("<a_")
+    assert "12 largest groups" in panel.map_label.text() and "PCA (axes explain" in panel.map_label.text()
+    keep(win, tmp_path, "map_level1_top12")
+
+    panel.map_colour_combo.setCurrentIndex(panel.map_colour_combo.findData("label"))
+    legend = [label.text for _sample, label in panel.map_plot._legend.items]
+    labels = win.context.inspection.labels
+    assert legend[:3] == labels.names[:3] and "coloured by its categories" in panel.map_label.text()
+
+    panel.map_layout_combo.setCurrentIndex(panel.map_layout_combo.findData("tsne"))
+    qtbot.waitUntil(lambda: win.context.projection is not None and win.context.projection.method == "tsne",
+                    timeout=120000)
+    qtbot.waitUntil(lambda: panel.map_plot.drawn_count == panel.map_plot.point_count == 3000, timeout=10000)
+    assert panel.map_label.text().startswith("t-SNE of the item embeddings")
+    assert panel.map_colour_combo.currentData() == "label"  # the colouring is kept
+    keep(win, tmp_path, "map_tsne_by_category")

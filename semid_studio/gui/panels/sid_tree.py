@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.analysis import compare_level1, find_items, format_value, usage_stats
+from ...core.analysis import MAP_GROUPS, TSNE_MAX_POINTS, compare_level1, find_items, format_value, map_groups, \
+    usage_stats
 from ..context import ProjectContext
 from ..models.catalogue import CatalogueTableModel
 from ..models.common import percent
@@ -144,10 +145,26 @@ class SidTreePanel(QWidget):
         self.map_plot.clickedItem.connect(self.reveal_item)
         self.map_label = QLabel("")
         self.map_label.setWordWrap(True)
+        self.map_layout_combo = QComboBox()
+        self.map_layout_combo.addItem("PCA", "pca")
+        self.map_layout_combo.addItem(f"t-SNE (a sample of {TSNE_MAX_POINTS:,})", "tsne")
+        self.map_layout_combo.setToolTip("PCA: instant, the two main axes (often a small share of the variance). "
+                                         "t-SNE (scikit-learn): keeps neighbourhoods; takes seconds")
+        self.map_colour_combo = QComboBox()
+        self.map_colour_combo.setToolTip(f"The {MAP_GROUPS} largest groups get a colour each, the rest are grey")
+        map_controls = QHBoxLayout()
+        map_controls.addWidget(QLabel("Layout"))
+        map_controls.addWidget(self.map_layout_combo)
+        map_controls.addWidget(QLabel("Colour by"))
+        map_controls.addWidget(self.map_colour_combo, 1)
         map_tab = QWidget()
         ml = QVBoxLayout(map_tab)
+        ml.addLayout(map_controls)
         ml.addWidget(self.map_label)
         ml.addWidget(self.map_plot, 1)
+        self.map_layout_combo.currentIndexChanged.connect(
+            lambda _i: self.context.project_map(self.map_layout_combo.currentData()))
+        self.map_colour_combo.currentIndexChanged.connect(lambda _i: self._draw_map())
 
         self.compare_a = QComboBox()
         self.compare_b = QComboBox()
@@ -264,7 +281,7 @@ class SidTreePanel(QWidget):
         self.node_info.setHtml("<p>Open a project to browse its Semantic IDs.</p>")
         self.collisions.set_rows([])
         self.usage_plot.set_codes(None)
-        self.map_plot.set_projection(None, None)
+        self.map_plot.set_projection(None)
         self.compare_plot.set_comparison(None)
         self.compare_table.set_rows([])
         self.status_label.setText("")
@@ -295,7 +312,7 @@ class SidTreePanel(QWidget):
     @Slot()
     def _on_inspection_changed(self) -> None:
         inspection = self.context.inspection
-        self.map_plot.set_projection(None, None)
+        self.map_plot.set_projection(None)
         if inspection is None:
             self.model.set_index(None, None)
             self.collisions.set_rows([])
@@ -327,20 +344,63 @@ class SidTreePanel(QWidget):
     def _on_projection_changed(self) -> None:
         projection, inspection = self.context.projection, self.context.inspection
         if projection is None or inspection is None:
-            self.map_plot.set_projection(None, None)
+            self.map_plot.set_projection(None)
             self.map_label.setText("The embedding map appears once the embeddings are projected…"
                                    if inspection is not None else "")
             return
-        self.map_plot.set_projection(projection, inspection.run.codes[:, 0], inspection.titles)
-        shown = len(projection.idx)
-        sample = "" if shown == inspection.run.n_items else f" (a random {shown:,} of {inspection.run.n_items:,})"
-        self.map_label.setText(
-            f"PCA of the item embeddings{sample}, coloured by level-1 code; axes explain "
-            f"{projection.explained[0]:.0%} and {projection.explained[1]:.0%} of the variance. "
-            "Hover a point to see the item; click it to find it in the tree.")
+        self._fill_colour_choices()
+        self._draw_map()
         current = self.tree.currentIndex()
         if current.isValid():
             self.map_plot.mark_items(self.model.items_of(current))
+
+    def _fill_colour_choices(self) -> None:
+        """Level-1 code, and the label field when the inspection has one (kept if still there)."""
+        inspection = self.context.inspection
+        keep = self.map_colour_combo.currentData()
+        self.map_colour_combo.blockSignals(True)
+        self.map_colour_combo.clear()
+        self.map_colour_combo.addItem(f"level-1 code ({MAP_GROUPS} largest)", "level1")
+        if inspection is not None and inspection.labels is not None:
+            self.map_colour_combo.addItem(f"{inspection.labels.field} ({MAP_GROUPS} most common)", "label")
+        index = self.map_colour_combo.findData(keep)
+        self.map_colour_combo.setCurrentIndex(max(index, 0))
+        self.map_colour_combo.blockSignals(False)
+
+    def _draw_map(self) -> None:
+        projection, inspection = self.context.projection, self.context.inspection
+        if projection is None or inspection is None:
+            return
+        level1 = inspection.run.codes[:, 0]
+        labels = inspection.labels
+        if self.map_colour_combo.currentData() == "label" and labels is not None:
+            groups, kept = map_groups(labels.codes)
+            names, what = [labels.names[c] for c in kept], f"its {labels.field}"
+        else:
+            groups, kept = map_groups(level1)
+            names, what = [self._code_name(int(c), level1, labels) for c in kept], "level-1 code"
+        self.map_plot.set_projection(projection, groups, names, inspection.titles, level1=level1)
+        shown = len(projection.idx)
+        sample = "" if shown == inspection.run.n_items else f" (a random {shown:,} of {inspection.run.n_items:,})"
+        layout = ("t-SNE" if projection.method == "tsne" else
+                  f"PCA (axes explain {projection.explained[0]:.0%} and {projection.explained[1]:.0%} of the variance)")
+        self.map_label.setText(
+            f"{layout} of the item embeddings{sample}, coloured by {what}: the {len(names)} largest groups, "
+            "the rest grey. Hover a point to see the item; click it to find it in the tree.")
+        current = self.tree.currentIndex()
+        if current.isValid():
+            self.map_plot.mark_items(self.model.items_of(current))
+
+    @staticmethod
+    def _code_name(code: int, level1: np.ndarray, labels) -> str:
+        """``<a_12>``, with the most common label of its items when there are labels."""
+        name = sid_text((code,))
+        if labels is not None:
+            values = labels.codes[level1 == code]
+            values = values[values >= 0]
+            if len(values):
+                name += f" {labels.names[int(np.bincount(values).argmax())]}"
+        return name
 
     @Slot(int)
     def _on_run_chosen(self, _row: int) -> None:
