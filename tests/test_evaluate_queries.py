@@ -187,8 +187,13 @@ def test_bad_files_one_line_naming_file_line_and_field(project, tmp_path):
         assert "\n" not in message and f"{bad}:3" in message and "field 'query'" in message, message
         unknown = tmp_path / "unknown.csv"
         unknown.write_text("query,item_id\nwaterproof boots,P00002\nsomething,NOPE\n")
-        with pytest.raises(UnknownItemsError, match=r"unknown.csv:3, field 'item_id'"):
+        with pytest.raises(UnknownItemsError, match=r"unknown.csv:3, field 'item_id'.*--unknown-items skip"):
             drive(evaluate_query_log(store, unknown, on_unknown="abort"))
+        # a column the import cannot find: the hint names the option of this command that fixes it
+        nocol = tmp_path / "nocolumn.csv"
+        nocol.write_text("words,item_id\nwaterproof boots,P00002\n")
+        with pytest.raises(InputError, match=r"nocolumn.csv:1, field 'text': no query text column.*--map text=words"):
+            drive(evaluate_query_log(store, nocol))
         n_before = len(store.list_evaluations())
     # the CLI says the same in one line, exit status 1, and nothing is stored
     assert main(["evaluate", str(copy), "--task", "search", "--queries", str(bad)]) == 1

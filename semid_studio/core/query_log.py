@@ -34,6 +34,7 @@ from .errors import SemidError, UnknownItemsError
 from .events import NEVER, CancelToken, Message, TaskGenerator
 from .queries import TRAIN_SPLIT
 from .store import ProjectStore
+from .wording import hint
 
 #: the ``method`` of a stored query-file evaluation (its settings); other readers of search
 #: evaluations (the strategies view's held-out points) leave such rows alone
@@ -102,7 +103,7 @@ def read_query_log(store: ProjectStore, path: str | Path, *, format: str = "auto
         prep = yield from importing.read_queries(store, path, format=format, mapping=mapping, encoding=encoding,
                                                  on_unknown=on_unknown, cancel=cancel)
     except UnknownItemsError as exc:
-        exc.hint = "skip them to score the rest, or fix the file"  # nothing is imported here
+        exc.hint = hint("skip_unknown")  # not the import's "to import the rest": nothing is imported here
         exc.args = (exc.format(),)
         raise
     frame = prep.frame

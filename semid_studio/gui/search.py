@@ -331,19 +331,26 @@ def _query_file_search(e: dict, sets: dict, search_of: dict, search_lines: dict)
             search_lines[label] = ReferenceLine("search", label, values, e["id"], e["split"])
 
 
+#: the hint of a bad query file in the window: the button has none of the import wizard's boxes
+#: (columns, encoding) that the import's own hints point at, so it says what the button reads
+QUERY_FILE_HINT = ("the button reads the file as the import detects it: columns such as 'query' and 'item_id', "
+                   "UTF-8 text")
+
+
 def evaluate_query_file(store: ProjectStore, path: str, *, model_ids=None, cancel: CancelToken = NEVER):
     """The GUI's "Evaluate on a query file…": :func:`semid_studio.core.query_log.evaluate_query_log`
     with the file read as the import reads it (format and columns detected, unknown items
     skipped and counted), every search baseline, stored as one evaluation. Errors about the file
-    keep their file, line and field but lose command-line hints (the GUI has no flags)."""
+    keep their file, line and field; their hint says what the button reads (:data:`QUERY_FILE_HINT`)."""
     from ..core.errors import InputError
     from ..core.query_log import evaluate_query_log
 
     try:
         return (yield from evaluate_query_log(store, path, model_ids=model_ids, cancel=cancel))
     except InputError as exc:
-        if exc.hint and "--" in exc.hint:
-            raise InputError(exc.message, file=exc.file, line=exc.line, field=exc.field) from None
+        if exc.hint:
+            raise InputError(exc.message, file=exc.file, line=exc.line, field=exc.field,
+                             hint=QUERY_FILE_HINT) from None
         raise
 
 

@@ -106,6 +106,7 @@ def test_evaluate_on_a_query_file_in_both_views(qtbot, monkeypatch, with_joint_m
     click(qtbot, panel.file_button)
     qtbot.waitUntil(lambda: panel._job is None, timeout=60000)
     assert "no query text column" in win.errors[-1] and "--" not in win.errors[-1], win.errors[-1]
+    assert "Columns box" not in win.errors[-1] and "columns such as 'query'" in win.errors[-1]  # no wizard here
     wait_idle(qtbot, win)
 
     # -- the Strategies view: every joint model and the baselines on the file, shown as its search side
