@@ -101,7 +101,13 @@ def test_all_methods_scored_with_the_search_report(project, scored):
             assert 0.0 <= m[key] <= 1.0, (name, key, m[key])
         assert m["recall@30"] >= m["recall@10"]
         assert m["head"]["n"] + m["torso"]["n"] == m["n"] and m["asked"]["n"] + m["never_asked"]["n"] == m["n"]
-    assert report["methods"][f"joint #{model_id}"]["recall@30"] > 0.3  # the tiny model has learnt something
+    joint = report["methods"][f"joint #{model_id}"]
+    assert joint["recall@30"] > 0.3  # the tiny model has learnt something
+    # the share of requests cut by the encoder, as the stored-split evaluation reports it
+    cut = joint["query_truncation"]
+    assert cut["n"] == N_OUTSIDE + 1 and 0 <= cut["n_truncated"] <= cut["n"] and cut["max_query_tokens"] > 0
+    assert cut["share_truncated"] == pytest.approx(cut["n_truncated"] / cut["n"], abs=1e-4)
+    assert "query_truncation" not in report["methods"]["bm25"]
     f = report["file"]
     assert (f["name"], f["rows"], f["requests"], f["n_dropped_unknown_items"]) == \
         ("outside.csv", N_OUTSIDE + 2, N_OUTSIDE + 1, 1)
@@ -221,6 +227,12 @@ def test_cli_json_keys_and_options(project, tmp_path, capsys):
     assert out["file"]["requests"] == 40 and out["file"]["n_dropped_unknown_items"] == 0
     assert out["file"]["mapping"] == {"text": "request", "item_id": "sku"}
     assert "rows" not in out["leakage"]
+    assert out["methods"][f"joint #{model_id}"]["query_truncation"]["n"] == 40
+    # the table: one line per method and the share cut by the encoder
+    assert main(["evaluate", str(copy), "--task", "search", "--queries", str(log), "--format", "jsonl",
+                 "--map", "text=request", "--map", "item_id=sku"]) == 0
+    table = capsys.readouterr().out
+    assert "log.jsonl.gz" in table and "bm25" in table and f"joint #{model_id}: " in table and "word pieces" in table
     # --queries needs the search task
     assert main(["evaluate", str(copy), "--task", "rec", "--queries", str(log)]) == 1
     assert "--task search" in capsys.readouterr().err

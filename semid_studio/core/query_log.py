@@ -291,7 +291,12 @@ def evaluate_query_log(
         jm = load_joint(store, record.id, device=device)
         ranked, feats, seconds = yield from rank_joint_search(store, jm, clean, valid, k=kmax, beam=beam,
                                                               cache=False, cancel=cancel)
-        yield from score(f"joint #{record.id}", ranked, method="joint", model_id=record.id)
+        # the share of requests cut at the encoder's length, as the in-project evaluation reports it
+        truncation = {**feats.info(), "max_query_tokens": int(jm.joint.max_query_tokens)}
+        yield from score(f"joint #{record.id}", ranked, method="joint", model_id=record.id,
+                         query_truncation=truncation)
+        yield Message(f"joint #{record.id}: {feats.n_truncated} of {len(feats)} requests "
+                      f"({feats.share_truncated:.1%}) cut at {jm.joint.max_query_tokens} word pieces")
         settings["models"].append({"model_id": record.id, "seed": jm.spec.seed, "step": jm.step,
                                    "task": jm.joint.task, "query_encoder": jm.joint.query_encoder,
                                    "tokens": jm.tokens["strategy"] if jm.tokens else "shared",
@@ -342,6 +347,11 @@ def format_report(report: dict) -> str:
              f"{'method':<{width}}  {'n':>6}  " + "  ".join(f"{c:>9}" for c in cols)]
     for name, m in report["methods"].items():
         lines.append(f"{name:<{width}}  {m['n']:>6}  " + "  ".join(f"{m[c]:9.4f}" for c in cols))
+    for name, m in report["methods"].items():
+        t = m.get("query_truncation")
+        if t:
+            lines.append(f"{name}: {t['n_truncated']} of {t['n']} requests ({t['share_truncated']:.1%}) cut at the "
+                         f"encoder's {t['max_query_tokens']} word pieces")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 
