@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import SemidError
+from ..core.importing.formats import FORMATS
 from .common import open_store, parse_key_values, print_json, run_task
 
 
@@ -58,8 +59,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="Recall@K / NDCG@K on the test split, with baselines")
     p.add_argument("project")
     p.add_argument("--split", choices=["loo", "temporal"], help="default: the split the model was trained on")
-    p.add_argument("--task", choices=["rec", "search", "both"], default="rec",
+    p.add_argument("--task", choices=["rec", "search", "both"],
                    help="rec: the recommender (default); search / both: the joint model's search (and rec) side")
+    # a query log from outside the project: read as 'semid import --queries' reads it, never stored
+    p.add_argument("--queries", metavar="FILE",
+                   help="search: score a query file that is not in the project (the joint model and every "
+                        "search baseline); its queries are never stored, only the figures, the file's name and "
+                        "its sha256")
+    p.add_argument("--format", default="auto", choices=list(FORMATS), help="--queries: how to read the file "
+                   "(default: auto, as for 'semid import')")
+    p.add_argument("--map", action="append", metavar="TARGET=COLUMN",
+                   help="--queries: map a column, e.g. --map text=request --map item_id=movieId (repeatable)")
+    p.add_argument("--encoding", help="--queries: text encoding of the file (default utf-8)")
+    p.add_argument("--unknown-items", "--on-unknown", dest="unknown_items", choices=["skip", "abort"],
+                   default="skip", help="--queries: requests for items not in the catalogue: skip and count "
+                                        "them (default) or abort")
     p.add_argument("--k", help="cut-offs (default 5,10,20 for rec, 10,30 for search)")
     p.add_argument("--model", type=int, action="append", metavar="MODEL_ID",
                    help="model(s) to evaluate (default: the newest and its other seeds)")
@@ -204,10 +218,35 @@ def _evaluate_joint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_query_file(args: argparse.Namespace) -> int:
+    from ..core.query_log import evaluate_query_log, format_report
+
+    ks = _ks(args.k or "10,30")
+    mapping = parse_key_values(args.map, "--map")
+    with open_store(args.project) as store:
+        report = run_task(evaluate_query_log(store, args.queries, model_ids=args.model, ks=ks, beam=args.beam,
+                                             format=args.format, mapping=mapping or None, encoding=args.encoding,
+                                             on_unknown=args.unknown_items, device=args.device), quiet=args.json)
+    if args.json:
+        report["leakage"].pop("rows", None)  # positions in the file: only the count matters here
+        print_json(report)
+        return 0
+    print(format_report(report))
+    print(f"saved as evaluation #{report['id']} (the file's name and sha256 and the figures; not its queries)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..core.generative import evaluate_model
 
-    if args.task != "rec":
+    task = args.task or ("search" if args.queries else "rec")
+    if args.queries:
+        if task != "search":
+            raise SemidError("--queries scores search requests: use it with --task search")
+        return _evaluate_query_file(args)
+    if args.map or args.encoding or args.format != "auto":
+        raise SemidError("--format, --map and --encoding describe a query file: use them with --queries FILE")
+    if task != "rec":
         return _evaluate_joint(args)
     ks = _ks(args.k or "5,10,20")
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())

@@ -235,11 +235,22 @@ def _per_model_rec(evaluation: dict) -> dict[int, dict]:
     return dict(zip(ids, per_seed))
 
 
-def strategy_points(store: ProjectStore) -> StrategiesData:
+def query_file_evaluations(store: ProjectStore) -> list[dict]:
+    """The stored evaluations of query files from outside the project, oldest first."""
+    from ..core.query_log import METHOD
+
+    return [e for e in store.list_evaluations("search") if (e.get("settings") or {}).get("method") == METHOD]
+
+
+def strategy_points(store: ProjectStore, query_file: int | None = None) -> StrategiesData:
     """The strategies view's points and reference lines from the project's stored evaluations.
 
     The newest evaluation of each kind wins (a model evaluated twice shows its latest figures).
+    ``query_file``: the id of a query-file evaluation (:func:`query_file_evaluations`) whose
+    figures give the search side instead of the held-out queries' (its split is the file's name).
     """
+    from ..core.query_log import METHOD
+
     data = StrategiesData()
     joint = {j.id: j for j in list_joint_models(store)}
     data.n_joint_models = sum(1 for j in joint.values() if j.has_best)
@@ -253,6 +264,12 @@ def strategy_points(store: ProjectStore) -> StrategiesData:
         settings = e.get("settings") or {}
         metrics = e.get("metrics") or {}
         method = settings.get("method")
+        if e["task"] == "search" and (method == METHOD or query_file is not None):
+            # the search side comes from one source: the held-out queries, or the chosen query file
+            if e["id"] == query_file:
+                _query_file_search(e, sets, search_of, search_lines)
+                data.search_split = e["split"]
+            continue
         if e["task"] == "search" and method == "joint":
             for mid, m in _per_model_search(e).items():
                 search_of[mid] = (m, e)
@@ -296,6 +313,59 @@ def strategy_points(store: ProjectStore) -> StrategiesData:
     data.unevaluated = [j for j in joint.values() if j.has_best and j.id not in search_of]
     data.lines = list(search_lines.values()) + list(rec_lines.values())
     return data
+
+
+def _query_file_search(e: dict, sets: dict, search_of: dict, search_lines: dict) -> None:
+    """A query-file evaluation's methods: joint models as points, BM25 and dense as lines."""
+    for name, entry in (e.get("metrics") or {}).items():
+        values = {**_mean_values(entry.get("summary")), "n": entry.get("n", 0)}
+        if entry.get("method") == "joint" and entry.get("model_id") is not None:
+            search_of[int(entry["model_id"])] = (values, e)
+        elif entry.get("method") == "bm25":
+            search_lines["BM25"] = ReferenceLine("search", "BM25", values, e["id"], e["split"])
+        elif entry.get("method") == "dense":
+            set_id = entry.get("embedding_set_id")
+            emb = sets.get(set_id)
+            what = STRATEGY_LABELS.get(emb.strategy, emb.strategy) if emb is not None else "?"
+            label = f"dense {what} (set #{set_id})"
+            search_lines[label] = ReferenceLine("search", label, values, e["id"], e["split"])
+
+
+#: the hint of a bad query file in the window: the button has none of the import wizard's boxes
+#: (columns, encoding) that the import's own hints point at, so it says what the button reads
+QUERY_FILE_HINT = ("the button reads the file as the import detects it: columns such as 'query' and 'item_id', "
+                   "UTF-8 text")
+
+
+def evaluate_query_file(store: ProjectStore, path: str, *, model_ids=None, cancel: CancelToken = NEVER):
+    """The GUI's "Evaluate on a query file…": :func:`semid_studio.core.query_log.evaluate_query_log`
+    with the file read as the import reads it (format and columns detected, unknown items
+    skipped and counted), every search baseline, stored as one evaluation. Errors about the file
+    keep their file, line and field; their hint says what the button reads (:data:`QUERY_FILE_HINT`)."""
+    from ..core.errors import InputError
+    from ..core.query_log import evaluate_query_log
+
+    try:
+        return (yield from evaluate_query_log(store, path, model_ids=model_ids, cancel=cancel))
+    except InputError as exc:
+        if exc.hint:
+            raise InputError(exc.message, file=exc.file, line=exc.line, field=exc.field,
+                             hint=QUERY_FILE_HINT) from None
+        raise
+
+
+def query_file_summary(report: dict) -> str:
+    """One line about a query file's evaluation, in the GUI's words."""
+    f = report["file"]
+    text = f"Saved evaluation #{report['id']}: {f['requests']:,} requests of {f['name']} scored"
+    if f["n_dropped_unknown_items"]:
+        text += f" ({f['n_dropped_unknown_items']:,} left out: their item is not in the catalogue)"
+    overlap = report["leakage"]["overlap"]
+    if overlap:
+        text += f"; {overlap:,} are also training queries of this project, so not held out"
+    methods = ", ".join(f"{name} R@10 {m['recall@10']:.3f}" for name, m in report["methods"].items()
+                        if "recall@10" in m)
+    return text + (f". {methods}." if methods else ".")
 
 
 def describe_point(store: ProjectStore, point: StrategyPoint) -> str:

@@ -920,6 +920,32 @@ def rank_joint_rec(store: ProjectStore, jm: JointModel, *, k: int, beam: int | N
     return ranked, sp
 
 
+def rank_joint_search(store: ProjectStore, jm: JointModel, texts: Sequence[str], valid: np.ndarray, *, k: int,
+                      beam: int, cache: bool = True, cancel: CancelToken = NEVER
+                      ) -> TaskGenerator[tuple[np.ndarray, TextFeatures, float]]:
+    """The joint model's top-``k`` items for query texts: ``(ranked (n, k), features, seconds)``.
+
+    Rows where ``valid`` is False (queries that failed :func:`~semid_studio.core.search.check_query`)
+    get an empty ranking. ``cache=False`` leaves the project untouched (no cached query states):
+    queries from outside the project are never stored in it.
+    """
+    sel = np.flatnonzero(valid)
+    feats = yield from text_features(store, jm.joint, [texts[i] for i in sel], encoder=jm.encoder, cache=cache,
+                                     cancel=cancel)
+    t0 = time.monotonic()
+    ranked = np.full((len(texts), k), -1, dtype=np.int64)
+    view = jm.view("search")
+    chunk = 512  # a progress event and a cancel check per chunk
+    stage = f"model #{jm.record.id} search"
+    for start in range(0, len(sel), chunk):
+        cancel.raise_if_cancelled()
+        rows = np.arange(start, min(start + chunk, len(sel)))
+        ranked[sel[rows]], _, _ = rank_texts(jm.model, view.trie, feats, k=k, beam=beam, rows=rows, shift=view.shift)
+        yield Progress(stage, int(rows[-1]) + 1, len(sel))
+    jm.view("rec")  # leave the model pointed at the rec trie, as loaded
+    return ranked, feats, time.monotonic() - t0
+
+
 def evaluate_joint(
     store: ProjectStore,
     model_ids: Sequence[int] | None = None,
@@ -979,13 +1005,8 @@ def evaluate_joint(
     for record in records:
         cancel.raise_if_cancelled()
         jm = load_joint(store, record.id, device=device)
-        feats = yield from text_features(store, jm.joint, [clean[i] for i in sel], encoder=jm.encoder, cancel=cancel)
-        t0 = time.monotonic()
-        ranked = np.full((len(frame), kmax), -1, dtype=np.int64)
-        view = jm.view("search")
-        if len(sel):
-            ranked[sel], _, _ = rank_texts(jm.model, view.trie, feats, k=kmax, beam=beam, shift=view.shift)
-        seconds = time.monotonic() - t0
+        ranked, feats, seconds = yield from rank_joint_search(store, jm, clean, valid, k=kmax, beam=beam,
+                                                              cancel=cancel)
         m = search_metrics(ranked, targets, ks, head, groups)
         m["ci95"] = bootstrap_ci(ranked, targets, ks, n_boot=bootstrap, seed=0)
         m["model_id"] = record.id
@@ -1032,6 +1053,6 @@ def evaluate_joint(
 
 
 __all__ = ["JOINT_KIND", "JointModel", "JointSpec", "JointTrainer", "SearchData", "TaskView", "TextFeatures",
-           "evaluate_joint", "rank_joint_rec", "task_views", "use_view",
+           "evaluate_joint", "rank_joint_rec", "rank_joint_search", "task_views", "use_view",
            "has_joint_model", "joint_search", "load_joint", "make_joint_model_spec", "make_joint_spec", "rank_texts",
            "search_data", "selection_label", "split_overrides", "text_features", "train_joint"]

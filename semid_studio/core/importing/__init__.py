@@ -60,7 +60,7 @@ from .readers import Table
 
 __all__ = [
     "FORMATS", "KINDS", "ON_UNKNOWN", "TARGETS", "FileReport", "ImportReport", "Preview", "Target",
-    "detect_reader", "import_data", "import_embeddings", "preview", "read_table", "validate",
+    "detect_reader", "import_data", "import_embeddings", "preview", "read_queries", "read_table", "validate",
 ]
 
 #: what to do with interactions / queries rows whose item is not in the catalogue (or that lack
@@ -287,6 +287,35 @@ def validate(
         for note in prep.notes:
             yield Message(f"{prep.table.path.name}: {note}")
     return _problems(prepared, on_unknown)
+
+
+def read_queries(
+    store: ProjectStore,
+    path: str | Path,
+    *,
+    format: str = "auto",
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    on_unknown: str = "skip",
+    cancel: CancelToken = NEVER,
+) -> TaskGenerator[Prepared]:
+    """Read and check a queries file against the project's catalogue as :func:`import_data`
+    would (same readers, formats, mapping, encoding and checks), writing nothing.
+
+    For query logs scored from outside the project (:mod:`semid_studio.core.query_log`).
+    Returns the checked file: ``frame`` (text, item_idx, split, ...), ``skipped`` (rows left out,
+    with ``on_unknown="skip"``), ``unknown_ids`` (a few of the item ids not in the catalogue).
+
+    Raises
+    ------
+    InputError
+        The first problem in the file (file, line, field), as the import would.
+    UnknownItemsError
+        Unknown items with ``on_unknown="abort"``.
+    """
+    prepared = yield from _prepare_all(store, {"queries": path}, format, mapping, encoding, on_unknown, cancel)
+    _raise_first(_problems(prepared, on_unknown))
+    return prepared[0]
 
 
 # --------------------------------------------------------------------------- import

@@ -56,6 +56,7 @@ class Prepared:
     ids: np.ndarray | None = None  # items: every row's id (also when there are problems)
     derived: bool = False  # items made from an interactions file's item ids (no items file)
     field_kinds: dict[str, str] = field(default_factory=dict)  # items: list field -> path / set
+    unknown_ids: list[str] = field(default_factory=list)  # a few item ids not in the catalogue (also when skipped)
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -277,12 +278,13 @@ def _link_items(prep: Prepared, item_col: str, items: np.ndarray, catalogue: Map
     idx = pd.Series(items, dtype=object).map(catalogue)
     unknown = idx.isna().to_numpy() & ~pd.isna(items)
     if unknown.any():
+        rows = np.flatnonzero(unknown)
+        distinct = list(dict.fromkeys(items[rows].tolist()))
+        prep.unknown_ids = distinct[:5]
         if skip:
             drop |= unknown
             prep.skipped["unknown item"] = int(unknown.sum())
         else:
-            rows = np.flatnonzero(unknown)
-            distinct = list(dict.fromkeys(items[rows].tolist()))
             prep.unknown = UnknownItemsError(
                 file=table.name, field=item_col, n_rows=len(table), n_unknown_rows=len(rows),
                 n_unknown_ids=len(distinct), examples=distinct[:5],

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -38,6 +39,8 @@ from ..context import ProjectContext
 from ..generative import list_generative_models
 from ..models.tables import RecordsTableModel
 from ..plots import code_colors
+from ..search import evaluate_query_file, query_file_summary
+from .import_wizard import FILE_FILTER
 
 RUN_HEADERS = ["Run", "Name", "Method", "Levels × codes", "Unique before dedup", "Largest collision",
                "Mean usage", "Purity L1", "Purity L2", "Rel. recon. error", "Fit (s)", "Created"]
@@ -89,12 +92,18 @@ def evaluation_methods(evaluation: dict) -> list[tuple[str, dict[str, tuple[floa
                 elif isinstance(v, (int, float)) and not isinstance(v, bool):
                     values[name] = (float(v), None)
             out.append((method, values))
-        # the model first, then the baselines from the simplest (the store keeps JSON keys sorted)
-        order = {"tiger": 0, "popularity": 1, "markov": 2, "sasrec": 3}
-        return sorted(out, key=lambda mv: (order.get(mv[0], 9), mv[0]))
+        # the model first, then the baselines from the simplest (the store keeps JSON keys sorted);
+        # a query file's report names its joint models "joint #N" and its search baselines after the method
+        order = {"tiger": 0, "popularity": 1, "markov": 2, "sasrec": 3, "bm25": 4}
+        return sorted(out, key=lambda mv: (0 if mv[0].startswith("joint") else order.get(mv[0], 9), mv[0]))
     flat = {k: (float(v), None) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
     return [(str(evaluation.get("name")), flat)]
+
+
+def _color_key(method: str) -> str:
+    """A joint model in a query file's report ("joint #N") gets the model's colour."""
+    return "tiger" if method.startswith("joint") else method
 
 
 def metric_order(name: str) -> tuple:
@@ -151,6 +160,12 @@ class EvaluationPanel(QWidget):
         self.evaluate_button.setToolTip("Full-catalogue Recall/NDCG@K on the test split, with the baselines; "
                                         "saved in the project")
         self.evaluate_button.clicked.connect(self.start_evaluation)
+        self.file_button = QPushButton("Evaluate on a query file…")
+        self.file_button.setToolTip("Score a query log that is not in the project (a file of request text and the "
+                                    "item it asks for, read as the import reads it) with the newest joint model and "
+                                    "the search baselines. Its queries are never stored or trained on; only the "
+                                    "figures, the file's name and its checksum are saved")
+        self.file_button.clicked.connect(self.start_file_evaluation)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_evaluation)
         self.progress = QProgressBar()
@@ -171,6 +186,7 @@ class EvaluationPanel(QWidget):
             run_row2.addWidget(check)
         run_row2.addStretch(1)
         run_row2.addWidget(self.evaluate_button)
+        run_row2.addWidget(self.file_button)
         run_row2.addWidget(self.cancel_button)
         run_row2.addWidget(self.progress)
 
@@ -278,6 +294,12 @@ class EvaluationPanel(QWidget):
         if s.get("model_ids"):
             parts.append(f"models {s['model_ids']}, seeds {s.get('seeds')}, beam {s.get('beam')}, "
                          f"{s.get('n_items')} items (full catalogue), checkpoint: {s.get('checkpoint')}")
+        f = s.get("file") if s.get("method") == "query-file" else None
+        if f:
+            parts.append(f"query file {f.get('path')} (sha256 {str(f.get('sha256'))[:16]}…), not stored in the project: "
+                         f"{f.get('rows')} rows, {f.get('requests')} requests scored, "
+                         f"{f.get('n_dropped_unknown_items', 0)} left out (item not in the catalogue), "
+                         f"{(s.get('leakage') or {}).get('overlap', 0)} also training queries of the project")
         if s.get("exclude_history"):
             parts.append("each user's history items left out of every method's list "
                          f"({s.get('test_repeat_share', 0.0):.1%} of test targets repeat a history item)")
@@ -300,8 +322,10 @@ class EvaluationPanel(QWidget):
     def _update_buttons(self) -> None:
         can = self.context.is_open and self.model_combo.count() > 0
         self.evaluate_button.setEnabled(can and self._job is None)
+        self.file_button.setEnabled(self.context.is_open and self._job is None)
         self.cancel_button.setEnabled(self._job is not None)
-        if self.context.is_open and not self.model_combo.count() and self._job is None:
+        if self.context.is_open and not self.model_combo.count() and self._job is None and not self.status.text():
+            # (not over what the last run said: a query file can be scored without a recommender)
             self.status.setText("Train a generative model (Training) to evaluate it here.")
 
     def select_evaluation(self, evaluation_id: int) -> None:
@@ -333,7 +357,8 @@ class EvaluationPanel(QWidget):
         names = sorted({k for _m, v in methods for k in v if "@" in k}, key=metric_order)
         width = 0.8 / max(1, len(methods))
         extra = iter(code_colors(len(methods) + 4)[4:])
-        colors = [QColor(*METHOD_COLORS[m]) if m in METHOD_COLORS else next(extra) for m, _v in methods]
+        colors = [QColor(*METHOD_COLORS[_color_key(m)]) if _color_key(m) in METHOD_COLORS else next(extra)
+                  for m, _v in methods]
         xs = np.arange(len(names), dtype=float)
         for i, (method, values) in enumerate(methods):
             heights = [values.get(k, (0.0, None))[0] for k in names]
@@ -351,7 +376,8 @@ class EvaluationPanel(QWidget):
                 self._error_bars.append(err)
         plot.getAxis("bottom").setTicks([[(float(x), n) for x, n in zip(xs, names)]])
         plot.setTitle(f"Evaluation #{e['id']}: {e['name']} (split {e['split']})")
-        plot.setLabel("left", "value on the test split")
+        from_file = (e.get("settings") or {}).get("method") == "query-file"
+        plot.setLabel("left", f"value on {e['split']}" if from_file else "value on the test split")
         if names:
             plot.setXRange(-0.6, len(names) - 0.4, padding=0)
             top = max((v[0] + (v[1] or 0.0) for _m, vals in methods for k, v in vals.items() if k in names),
@@ -390,6 +416,32 @@ class EvaluationPanel(QWidget):
                                         on_event=self._on_event, on_result=self._on_result,
                                         on_error=self._on_error, on_done=self._on_done)
         self._update_buttons()
+
+    @Slot()
+    def start_file_evaluation(self) -> None:
+        """Ask for a query file and score it with the newest joint model and the search baselines."""
+        if self._job is not None or not self.context.is_open:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Evaluate on a query file", "", FILE_FILTER)
+        if not path:
+            return
+
+        def body(store, cancel):
+            return (yield from evaluate_query_file(store, path, cancel=cancel))
+
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Evaluating on {path}…")
+        self.last_status = "running"
+        self._job = self.context.submit("Evaluating on a query file", body, key=self.JOB_KEY,
+                                        on_event=self._on_event, on_result=self._on_file_result,
+                                        on_error=self._on_error, on_done=self._on_done)
+        self._update_buttons()
+
+    def _on_file_result(self, report: dict) -> None:
+        self.last_status = "done"
+        self.status.setText(query_file_summary(report))
+        self.shown_evaluation = report["id"]
+        self.context.contentChanged.emit()
 
     @Slot()
     def cancel_evaluation(self) -> None:

@@ -14,6 +14,7 @@ side by side by the SID tree's *Compare runs* view, opened preselected from here
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal, Slot
@@ -21,6 +22,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -39,8 +41,10 @@ from PySide6.QtWidgets import (
 from ...core.events import Message, Progress
 from ..context import ProjectContext
 from ..models.tables import RecordsTableModel
-from ..search import (STRATEGY_LABELS, StrategiesData, StrategyPoint, describe_point, heldout_count,
+from ..search import (STRATEGY_LABELS, StrategiesData, StrategyPoint, describe_point, evaluate_query_file,
+                      heldout_count, list_joint_models, query_file_evaluations, query_file_summary,
                       run_strategy_evaluations, sid_spaces, strategy_points)
+from .import_wizard import FILE_FILTER
 
 #: one colour per embedding strategy (the same in every project)
 STRATEGY_COLORS = {"content": (90, 90, 90), "search": (31, 119, 180), "rec": (214, 39, 40),
@@ -199,6 +203,10 @@ class StrategiesPanel(QWidget):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
             combo.setMinimumContentsLength(9)
         self.x_combo.setToolTip("Search metric on the held-out queries (horizontal axis)")
+        self.source_combo = QComboBox()
+        self.source_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.source_combo.setToolTip("Which requests give the search figures: the project's held-out queries, or a "
+                                     "query file evaluated from outside the project")
         self.y_combo.setToolTip("Recommendation metric on the test users (vertical axis)")
         self.plot = StrategyPlot()
         self.plot.setMinimumHeight(260)
@@ -224,6 +232,11 @@ class StrategiesPanel(QWidget):
                                         "held-out queries, rec on the test users) and the missing baselines "
                                         "(BM25, dense retrieval, popularity, Markov chain); all are stored")
         self.cancel_button = QPushButton("Cancel")
+        self.file_button = QPushButton("Evaluate on a query file…")
+        self.file_button.setToolTip("Score a query log that is not in the project (a file of request text and the "
+                                    "item it asks for, read as the import reads it) with every joint model and the "
+                                    "search baselines. Its queries are never stored or trained on; only the figures, "
+                                    "the file's name and its checksum are saved")
         self.queries_spin = QSpinBox()
         self.queries_spin.setRange(0, 10_000_000)
         self.queries_spin.setSingleStep(100)
@@ -252,11 +265,14 @@ class StrategiesPanel(QWidget):
         axes.addWidget(self.x_combo)
         axes.addWidget(QLabel("Rec"))
         axes.addWidget(self.y_combo)
+        axes.addWidget(QLabel("Search on"))
+        axes.addWidget(self.source_combo)
         axes.addStretch(1)
         evaluate_row = QHBoxLayout()
         evaluate_row.addWidget(self.evaluate_button)
         evaluate_row.addWidget(QLabel("Queries"))
         evaluate_row.addWidget(self.queries_spin)
+        evaluate_row.addWidget(self.file_button)
         evaluate_row.addWidget(self.cancel_button)
         evaluate_row.addStretch(1)
         progress_row = QHBoxLayout()
@@ -304,11 +320,13 @@ class StrategiesPanel(QWidget):
 
         # -- signals
         self.x_combo.currentIndexChanged.connect(self._redraw)
+        self.source_combo.currentIndexChanged.connect(lambda _i: self.refresh())
         self.y_combo.currentIndexChanged.connect(self._redraw)
         self.plot.clickedPoint.connect(self.select_point)
         self.points_view.selectionModel().currentRowChanged.connect(
             lambda current, _prev: self.select_point(current.row()) if current.isValid() else None)
         self.evaluate_button.clicked.connect(self.start_evaluation)
+        self.file_button.clicked.connect(self.start_file_evaluation)
         self.cancel_button.clicked.connect(self.cancel_evaluation)
         self.compare_button.clicked.connect(self._on_compare)
         self.open_run_button.clicked.connect(self._on_open_run)
@@ -333,7 +351,9 @@ class StrategiesPanel(QWidget):
         """Read the stored evaluations again and redraw (quick: JSON of a few reports)."""
         store = self.context.store
         keep = self.selected_point.model_id if self.selected_point is not None else None
-        self.data = strategy_points(store) if store is not None else StrategiesData()
+        self._fill_sources()
+        source = self.source_combo.currentData()
+        self.data = strategy_points(store, source) if store is not None else StrategiesData()
         for combo, side, default in ((self.x_combo, "search", "recall@30"), (self.y_combo, "rec", "recall@10")):
             current = combo.currentText()
             combo.blockSignals(True)
@@ -349,6 +369,19 @@ class StrategiesPanel(QWidget):
         self.select_point(rows.index(keep) if keep in rows else (0 if rows else None))
         self._update_status()
         self._update_buttons()
+
+    def _fill_sources(self, select: int | None = None) -> None:
+        """The held-out queries, then each stored query-file evaluation (newest last)."""
+        store = self.context.store
+        keep = select if select is not None else self.source_combo.currentData()
+        self.source_combo.blockSignals(True)
+        self.source_combo.clear()
+        self.source_combo.addItem("held-out queries", None)
+        for e in query_file_evaluations(store) if store is not None else []:
+            self.source_combo.addItem(f"{e['split']} (evaluation #{e['id']})", e["id"])
+        row = self.source_combo.findData(keep) if keep is not None else 0
+        self.source_combo.setCurrentIndex(max(row, 0))
+        self.source_combo.blockSignals(False)
 
     def _fill_compare(self) -> None:
         store = self.context.store
@@ -441,7 +474,9 @@ class StrategiesPanel(QWidget):
             text = (f"{len(d.points)} evaluated joint model{'s' if len(d.points) != 1 else ''} ({on_plot} on the plot; "
                     f"search on {d.search_split}, rec on {d.rec_split or '—'} test users). Reference lines: "
                     f"{html.escape(lines)}. Click a point to see what made it.")
-            if d.unevaluated:
+            if self.source_combo.currentData() is not None:
+                text += " The search figures are those of a query file from outside the project."
+            elif d.unevaluated:
                 text += f" {len(d.unevaluated)} more model(s) not evaluated yet: press <b>Evaluate</b>."
         self.status_label.setText(text)
 
@@ -449,6 +484,7 @@ class StrategiesPanel(QWidget):
         is_open = self.context.is_open
         running = self._job is not None
         self.evaluate_button.setEnabled(is_open and not running)
+        self.file_button.setEnabled(is_open and not running)
         self.cancel_button.setEnabled(running)
         self.queries_spin.setEnabled(is_open and not running)
         point = self.selected_point
@@ -475,6 +511,31 @@ class StrategiesPanel(QWidget):
             key=self.JOB_KEY, on_event=self._on_event, on_result=self._on_result, on_error=self._on_error,
             on_done=self._on_done)
         self._update_buttons()
+
+    @Slot()
+    def start_file_evaluation(self) -> None:
+        """Ask for a query file and score it with every joint model and the search baselines."""
+        if self._job is not None or not self.context.is_open:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Evaluate on a query file", "", FILE_FILTER)
+        if not path:
+            return
+        model_ids = [j.id for j in list_joint_models(self.context.store) if j.has_best] or None
+        self.progress.setRange(0, 0)
+        self.eval_label.setText(f"Evaluating on {Path(path).name}…")
+        self.last_status = "running"
+        self._job = self.context.submit(
+            "Evaluating on a query file",
+            lambda store, cancel: evaluate_query_file(store, path, model_ids=model_ids, cancel=cancel),
+            key=self.JOB_KEY, on_event=self._on_event, on_result=self._on_file_result, on_error=self._on_error,
+            on_done=self._on_done)
+        self._update_buttons()
+
+    def _on_file_result(self, report: dict) -> None:
+        self.last_status = "done"
+        self.eval_label.setText(query_file_summary(report))
+        self._fill_sources(select=report["id"])  # show the file's figures
+        self.context.contentChanged.emit()
 
     @Slot()
     def cancel_evaluation(self) -> None:
