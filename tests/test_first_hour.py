@@ -119,3 +119,56 @@ def test_sports_without_text_through_the_default_commands(tmp_path, capsys):
     assert code == 0
     health = json.loads(out)["health"]
     assert health["n_items"] == 18357 and health["unique_share"] >= 0.95
+
+
+# --------------------------------------------------------------------------- point 6: budget vs schedule
+
+
+def test_a_time_budget_says_what_it_reaches_validates_at_its_end_and_resumes_with_its_curve(sample_project):
+    """A budget far shorter than the schedule: the plan (steps reached, validations) is said once
+    the pace is measured, the progress line has an ETA, the end of the budget validates, and a
+    resumed run first replays the curve so far and plans from the model's own pace."""
+    from semid_studio.core.events import Message, Metric, PartialResult, Progress, collect
+    from semid_studio.core.generative import make_spec, train_model
+
+    spec = make_spec("tiny", {"max_steps": 100_000, "eval_every": 50_000, "valid_users": 200})
+    with ProjectStore.open(sample_project) as store:
+        model_id, events = collect(train_model(store, spec, preset="tiny", max_minutes=0.12))
+        texts = [e.text for e in events if isinstance(e, Message)]
+        plan = next(t for t in texts if "budget ends at about step" in t)
+        assert "of 100,000" in plan and "one validation, at the end" in plan
+        assert any("left (time budget)" in e.message for e in events if isinstance(e, Progress))
+        valid = [e for e in events if isinstance(e, Metric) and e.split == "valid"]
+        rec = store.get_model(model_id)
+        assert rec.status == "stopped" and [m.step for m in valid] == [rec.step]  # validated at the budget's end
+
+        _, again = collect(train_model(store, spec, resume=model_id, max_minutes=0.1))
+        replay = next(e for e in again if isinstance(e, PartialResult) and e.kind == "history")
+        assert [(m.name, m.step) for m in replay.payload["metrics"] if m.split == "valid"] == \
+            [(m.name, m.step) for m in valid]
+        expected = next(e.text for e in again if isinstance(e, Message) and e.text.startswith("expected:"))
+        assert f"model #{model_id}" in expected and f"(resumed at step {rec.step:,})" in expected
+
+
+
+# --------------------------------------------------------------------------- point 7: wording
+
+
+def test_core_hints_speak_the_front_end_in_use(sample_project):
+    """The same core error names the CLI's command in a terminal and the app's control in the
+    window; no hint of the app's names a CLI option or command."""
+    from semid_studio.core import wording
+    from semid_studio.core.generative.evaluate import pick_model
+
+    for key, (cli, gui) in wording.HINTS.items():
+        assert "--" not in gui and "semid " not in gui, key
+    with ProjectStore.open(sample_project) as store:
+        with pytest.raises(ProjectError, match="train one with 'semid train'"):
+            pick_model(store)
+        previous = wording.set_front_end("gui")
+        try:
+            with pytest.raises(ProjectError, match=r"Training → Generative model") as err:
+                pick_model(store)
+            assert "semid " not in str(err.value) and "'semid" not in str(err.value)
+        finally:
+            wording.set_front_end(previous)

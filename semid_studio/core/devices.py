@@ -33,9 +33,10 @@ def resolve_device(device: str | None):
         if index and not index.isdigit():
             raise SemidError(f"unknown device '{device}'; use {DEVICE_HELP}")
         if not torch.cuda.is_available():
-            raise SemidError(f"--device {device} was asked for, but torch sees no CUDA GPU on this machine")
+            raise SemidError(f"device '{device}' was asked for, but torch sees no CUDA GPU on this machine "
+                             "(use cpu or auto)")
         if index and int(index) >= torch.cuda.device_count():
-            raise SemidError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA GPU(s) "
+            raise SemidError(f"device '{device}': torch sees {torch.cuda.device_count()} CUDA GPU(s) "
                              f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
         return torch.device(text)
     raise SemidError(f"unknown device '{device}'; use {DEVICE_HELP}")

@@ -55,6 +55,7 @@ from safetensors.numpy import save as _st_save
 from sqlite_utils import Migrations
 
 from .errors import ProjectError
+from .wording import hint
 
 #: "SEMD" — marks a file as a SemID Studio project (PRAGMA application_id)
 APPLICATION_ID = 0x53454D44
@@ -911,7 +912,7 @@ class ProjectStore:
         if set_id is None:
             row = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets ORDER BY id DESC LIMIT 1").fetchone()
             if row is None:
-                raise ProjectError(f"{self.path}: has no embeddings yet; run 'semid embed' first")
+                raise ProjectError(f"{self.path}: has no embeddings yet; {hint('embed')} first")
         else:
             row = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets WHERE id = ?", [set_id]).fetchone()
             if row is None:
@@ -973,7 +974,7 @@ class ProjectStore:
         if run_id is None:
             run_id = self.active_run_id()
             if run_id is None:
-                raise ProjectError(f"{self.path}: has no Semantic IDs yet; run 'semid quantize' first")
+                raise ProjectError(f"{self.path}: has no Semantic IDs yet; {hint('quantize')} first")
         row = self.db.execute(f"SELECT {self._RUN_COLS} FROM quantizer_runs WHERE id = ?", [run_id]).fetchone()
         if row is None:
             raise ProjectError(f"{self.path}: no quantiser run #{run_id}")

@@ -61,6 +61,7 @@ from .errors import ProjectError, SemidError
 from .events import NEVER, Cancelled, CancelToken, Message, Metric, Progress, ProgressThrottle, TaskGenerator
 from .queries import TRAIN_SPLIT, _coerce, assert_training_only, split_for_selection
 from .store import ProjectStore, decode_arrays, encode_arrays, now_iso
+from .wording import hint
 
 STRATEGIES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
 #: strategies whose encoder is fine-tuned (their weights are stored with the set)
@@ -267,7 +268,7 @@ def _training_queries(store: ProjectStore, spec: StrategySpec, who: str) -> tupl
     if len(frame) == 0:
         raise ProjectError(f"{store.path}: has no training queries"
                            f"{' from source ' + spec.query_source if spec.query_source else ''}; "
-                           f"import a query log or run 'semid queries --generate'")
+                           f"{hint('generate_queries')}")
     train, dev = split_for_selection(frame, spec.dev_fraction, spec.seed)
     if spec.max_pairs and len(train) > spec.max_pairs:
         rng = np.random.default_rng(spec.seed)
@@ -673,7 +674,7 @@ def _newest_of(store: ProjectStore, strategy: str) -> int:
         if emb.strategy == strategy and emb.n_items == n:
             return emb.id
     raise ProjectError(f"{store.path}: has no {strategy} embedding set for the current catalogue; "
-                       f"make one first ('--strategy {strategy}')")
+                       f"{hint('make_strategy_set', strategy=strategy)}")
 
 
 def _fuse(store: ProjectStore, strategy: str, spec: StrategySpec, sources: Sequence[int] | None
@@ -855,7 +856,7 @@ def default_search_set(store: ProjectStore) -> int:
     for emb in reversed(store.list_embedding_sets()):
         if has_text_side(emb.strategy, emb.model) and emb.n_items == n:
             return emb.id
-    raise ProjectError(f"{store.path}: has no text embeddings for dense search; run 'semid embed' first")
+    raise ProjectError(f"{store.path}: has no text embeddings for dense search; {hint('embed')} first")
 
 
 def load_query_encoder(store: ProjectStore, embedding_set_id: int, device: str | None = None):

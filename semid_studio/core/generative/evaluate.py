@@ -31,6 +31,7 @@ from .tokens import SidVocab, sid_string
 from ..devices import resolve_device
 from .train import JOINT_KIND, MODEL_KIND, load_split, user_tokens_for
 from .trie import SidTrie
+from ..wording import hint
 
 
 @dataclass
@@ -47,8 +48,8 @@ class LoadedModel:
 
 
 #: per model kind: what it is called in messages, and the command that trains one
-_KIND_WORDS = {MODEL_KIND: ("generative recommender", "generative model", "semid train"),
-               JOINT_KIND: ("joint search + rec model", "joint search model", "semid train --task joint")}
+_KIND_WORDS = {MODEL_KIND: ("generative recommender", "generative model", "train"),
+               JOINT_KIND: ("joint search + rec model", "joint search model", "train_joint")}
 
 
 def pick_model(store: ProjectStore, model_id: int | None = None, *, kind: str = MODEL_KIND) -> ModelRecord:
@@ -63,7 +64,7 @@ def pick_model(store: ProjectStore, model_id: int | None = None, *, kind: str = 
     for rec in reversed(store.list_models(kind)):
         if store.has_checkpoint(rec.id, "best"):
             return rec
-    raise ProjectError(f"{store.path}: has no trained {short} yet; run '{command}' first")
+    raise ProjectError(f"{store.path}: has no trained {short} yet; {hint(command)}")
 
 
 def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: SidVocab
@@ -105,7 +106,7 @@ def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: Sid
             new_codes = np.concatenate([semantic.astype(np.int64), dedup[:, None]], axis=1)
         if new_codes is None:
             warnings.append(f"{len(new)} items added after training have no embedding in the model's embedding "
-                            f"space yet; run 'semid embed' to make them recommendable")
+                            f"space yet; {hint('embed')} to make them recommendable")
             return codes, warnings, new.tolist()
     fits = (new_codes < np.asarray(vocab.level_sizes)[None, :]).all(axis=1)
     skipped = new[~fits].tolist()
@@ -282,7 +283,7 @@ def evaluate_model(
         split = records[0].spec["spec"]["split"]
     if kinds != {split}:
         raise SemidError(f"the model(s) were trained on the '{'/'.join(sorted(kinds))}' split, not '{split}'; "
-                         f"train one with 'semid train --split {split}'")
+                         f"{hint('train_split', split=split)}")
     seqs, sp = load_split(store, split)
     repeats = sp.test.repeat_share()
     yield Message(f"{sp.describe()}; evaluating {len(records)} model(s) {[r.id for r in records]} "
