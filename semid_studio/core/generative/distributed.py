@@ -161,6 +161,14 @@ def stop() -> None:
         torch.distributed.destroy_process_group()
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def launch(argv: list[str], nproc: int, device: str | None) -> int:
     """``semid train --nproc N``: run this same command (``argv``, without ``--nproc``) as N
     processes on this machine, through torchrun's own launcher (``torch.distributed.run``)
@@ -173,11 +181,14 @@ def launch(argv: list[str], nproc: int, device: str | None) -> int:
 
     if nproc < 1:
         raise SemidError(f"--nproc must be at least 1, got {nproc}")
-    if device and device.strip().lower() not in ("auto", "cpu", "cuda"):
-        raise SemidError(f"--device {device} with --nproc: use cpu, cuda or auto ({DEVICE_HELP})")
-    pick_device(device, nproc)  # a bad combination fails here, before N processes start
+    dev = pick_device(device, nproc)  # a bad combination fails here, before N processes start
+    cores = cpu_cores()
+    if dev.type == "cpu" and nproc > cores:
+        # more CPU processes than cores only adds communication: each step waits for the slowest
+        raise SemidError(f"--nproc {nproc} on the CPU: this machine has {cores} core(s); "
+                         f"use --nproc {cores} or fewer")
     # each process its share of the cores (torchrun alone would give each one thread)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
     # no --master-port: torchrun then finds a free port itself (one machine)
     args = parse_args(["--nproc-per-node", str(nproc), "-m", "semid_studio.cli", *argv])
