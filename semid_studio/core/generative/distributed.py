@@ -28,7 +28,7 @@ from datetime import timedelta
 import numpy as np
 import torch
 
-from ..devices import DEVICE_HELP, resolve_device
+from ..devices import resolve_device
 from ..errors import SemidError
 
 #: how long a rank waits for the others at a collective (rank 0's set-up, a long validation)
