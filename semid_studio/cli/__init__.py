@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed (semid train --nproc re-runs it)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -15,10 +15,10 @@ from ..core.store import ProjectStore
 T = TypeVar("T")
 
 
-def open_store(path: str) -> ProjectStore:
+def open_store(path: str, *, read_only: bool = False) -> ProjectStore:
     """Open a project; says on stderr when it recovers a crashed run's writes or waits for
     another process's write."""
-    store = ProjectStore.open(Path(path))
+    store = ProjectStore.open(Path(path), read_only=read_only)
     store.on_wait = lambda text: print(text, file=sys.stderr, flush=True)
     if store.recovered:
         print(f"{path}: was not closed cleanly (a crash or kill); recovered its last commits from the -wal file",

@@ -9,12 +9,19 @@ Resume behaviour of ``semid train``: by default it continues the newest unfinish
 trained with exactly the same settings (same preset, overrides, split and seed) — e.g. after
 Ctrl+C or a ``--max-minutes`` budget; ``--new`` always starts a fresh model and
 ``--resume ID`` continues a given one.
+
+Several processes (data-parallel, one model): ``semid train --nproc N ...`` starts
+``torchrun`` with N processes on this machine; ``torchrun --nproc-per-node N -m
+semid_studio.cli train ...`` does the same by hand (and across machines). Rank 0 prints and
+writes; the others open the project read-only.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 
+from ..core.devices import DEVICE_HELP, PRECISION_HELP
 from ..core.errors import SemidError
 from ..core.importing.formats import FORMATS
 from .common import open_store, parse_key_values, print_json, run_task
@@ -42,7 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
                    help="also save the resumable 'last' checkpoint every N seconds of training, so a crash "
                         "loses at most that much (default 60; 0: only at validations)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--stop-after", type=int, metavar="STEPS",
+                   help="train at most STEPS steps in this call, then stop cleanly (resumable)")
+    p.add_argument("--device", help=DEVICE_HELP + "; with --nproc: cpu, cuda (process i on cuda:i) or auto")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help=PRECISION_HELP)
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train one model with N data-parallel processes on this machine (starts torchrun; "
+                        "gloo on the CPU, nccl on N GPUs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="a name for the model")
     p.add_argument("--task", choices=["rec", "search", "joint"], default="rec",
@@ -84,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-history", action="store_true",
                    help="seen-item filter: leave each user's history items out of every method's list "
                         "(for data where the next item is never a repeat; the report records it)")
-    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -105,35 +118,80 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=int, metavar="MODEL_ID",
                    help="a recommender or a joint search + rec model (default: the newest trained recommender, "
                         "else the newest joint model)")
-    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..core.generative import distributed
+
+    under_torchrun = distributed.launched_by_torchrun()
+    if args.nproc is not None:
+        if under_torchrun:
+            raise SemidError("--nproc starts torchrun itself; under torchrun leave it out "
+                             "(torchrun's --nproc-per-node sets the number of processes)")
+        if args.nproc != 1:
+            return distributed.launch(_without_nproc(args.argv), args.nproc, args.device)
+    if args.stop_after is not None and args.stop_after < 1:
+        raise SemidError(f"--stop-after must be at least 1 step, got {args.stop_after}")
+    if not under_torchrun:
+        return _train(args, distributed.SINGLE)
+    dist = distributed.start(args.device)
+    # torchrun ends the workers with SIGTERM when one fails or on Ctrl+C: as an interrupt,
+    # rank 0 then saves the last completed step before it goes
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _train(args, dist)
+    finally:
+        distributed.stop()
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command's arguments without ``--nproc N`` (what each torchrun worker runs)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def _overrides(args: argparse.Namespace, pairs: dict) -> dict:
+    pairs["seed"] = str(args.seed)
+    if args.split:
+        pairs["split"] = args.split
+    if args.max_steps is not None:
+        pairs["max_steps"] = str(args.max_steps)
+    if args.precision:
+        pairs["precision"] = args.precision
+    return pairs
+
+
+def _train(args: argparse.Namespace, dist) -> int:
     from ..core.generative import make_spec, train_model
 
     if args.task != "rec":
-        return _train_joint(args)
+        return _train_joint(args, dist)
     if args.mix is not None or args.query_encoder:
         raise SemidError("--mix and --query-encoder apply to --task search or joint, not to the recommender")
-    overrides = parse_key_values(args.set, "--set")
-    overrides["seed"] = str(args.seed)
-    if args.split:
-        overrides["split"] = args.split
-    if args.max_steps is not None:
-        overrides["max_steps"] = str(args.max_steps)
-    spec = make_spec(args.preset, overrides)
+    spec = make_spec(args.preset, _overrides(args, parse_key_values(args.set, "--set")))
     resume: int | bool | None = None
     if args.new:
         resume = False
     elif args.resume is not None:
         resume = args.resume
-    rec = _run_training(args, lambda store: train_model(
+    rec = _run_training(args, dist, lambda store: train_model(
         store, spec, resume=resume, name=args.name, preset=args.preset, device=args.device,
-        max_minutes=args.max_minutes, checkpoint_s=args.checkpoint_every))
+        max_minutes=args.max_minutes, max_call_steps=args.stop_after, checkpoint_s=args.checkpoint_every,
+        dist=dist))
     if rec is None:
         return 130
+    if not dist.is_main:
+        return 0  # rank 0 reports for all
     model_id = rec.id
     if args.json:
         print_json({"model_id": model_id, "status": rec.status, "step": rec.step, "best_step": rec.best_step,
@@ -147,28 +205,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_training(args: argparse.Namespace, make_task):
+def _run_training(args: argparse.Namespace, dist, make_task):
     """Run a training task on the project; its record, or None after Ctrl-C (the last
-    completed step is saved by the task)."""
-    with open_store(args.project) as store:
+    completed step is saved by the task). Ranks beside 0 open the project read-only, once
+    rank 0 has opened it (and brought an older file up to date), and print nothing."""
+    from ..core.events import drive
+
+    if not dist.is_main:
+        dist.from_main(0)
+    with open_store(args.project, read_only=not dist.is_main) as store:
+        if dist.active and dist.is_main:
+            dist.from_main(0)
         try:
-            model_id = run_task(make_task(store), quiet=args.json)
+            if dist.is_main:
+                model_id = run_task(make_task(store), quiet=args.json)
+            else:
+                model_id = drive(make_task(store))
         except KeyboardInterrupt:
-            print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
-                  "command again to resume", flush=True)
+            if dist.is_main:
+                print("\nsemid train: interrupted; the last completed step is saved — run the same 'semid train' "
+                      "command again to resume", flush=True)
             return None
         return store.get_model(model_id)
 
 
-def _train_joint(args: argparse.Namespace) -> int:
+def _train_joint(args: argparse.Namespace, dist) -> int:
     from ..core.generative.joint import make_joint_model_spec, make_joint_spec, split_overrides, train_joint
 
     overrides, joint_over = split_overrides(parse_key_values(args.set, "--set"))
-    overrides["seed"] = str(args.seed)
-    if args.split:
-        overrides["split"] = args.split
-    if args.max_steps is not None:
-        overrides["max_steps"] = str(args.max_steps)
+    overrides = _overrides(args, overrides)
     joint_over["task"] = args.task
     if args.mix is not None:
         if args.task != "joint":
@@ -179,11 +244,14 @@ def _train_joint(args: argparse.Namespace) -> int:
     spec = make_joint_model_spec(args.preset, overrides)
     joint = make_joint_spec(joint_over)
     resume: int | bool | None = False if args.new else args.resume
-    rec = _run_training(args, lambda store: train_joint(
+    rec = _run_training(args, dist, lambda store: train_joint(
         store, spec, joint, resume=resume, name=args.name, preset=args.preset, device=args.device,
-        max_minutes=args.max_minutes, checkpoint_s=args.checkpoint_every))
+        max_minutes=args.max_minutes, max_call_steps=args.stop_after, checkpoint_s=args.checkpoint_every,
+        dist=dist))
     if rec is None:
         return 130
+    if not dist.is_main:
+        return 0
     model_id = rec.id
     if args.json:
         print_json({"model_id": model_id, "kind": rec.kind, "task": args.task, "status": rec.status, "step": rec.step,

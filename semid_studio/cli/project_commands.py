@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.devices import DEVICE_HELP
 from ..core.errors import SemidError
 from ..core.importing.formats import FORMATS
 from ..core.store import ProjectStore
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.add_argument("--model", help="model name or local path (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--template", help="text template, e.g. 'Title: {title}; Categories: {categories}'")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--batch-size", type=int, default=64)
     # task-aware embeddings (core/strategies.py); the same as 'semid embed-strategy'
     p.add_argument("--strategy", default="auto",

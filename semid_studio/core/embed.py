@@ -62,9 +62,13 @@ def load_encoder(name: str | None = None, device: str | None = None):
     """Load (once per process) a SentenceTransformer by user-facing name."""
     from sentence_transformers import SentenceTransformer
 
+    from .devices import resolve_device
+
     stored, location = resolve_model(name)
+    # one reading of --device for every torch step (auto, cpu, cuda, cuda:N; a missing GPU is one line)
+    chosen = str(resolve_device(device)) if device else best_device()
     try:
-        return SentenceTransformer(location, device=device or best_device())
+        return SentenceTransformer(location, device=chosen)
     except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear line
         raise SemidError(
             f"cannot load embedding model '{stored}': {exc.__class__.__name__}: {str(exc).splitlines()[0]} "

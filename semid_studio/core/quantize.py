@@ -615,13 +615,21 @@ def _kmeans_centroids(x: np.ndarray, k: int, spec: RQKMeansSpec, seed: int) -> n
             _, picked = kmeans_plusplus(sample.astype(np.float64), k, random_state=seed,
                                         n_local_trials=KMEANS_PP_TRIALS)
         init = np.ascontiguousarray(sample[picked], dtype=np.float32)
+    # faiss-gpu (when installed and it sees a GPU) trains on the GPUs; the CPU build otherwise
     km = faiss.Kmeans(x.shape[1], k, niter=spec.n_iter, seed=seed, verbose=False,
-                      min_points_per_centroid=1, max_points_per_centroid=256)
+                      min_points_per_centroid=1, max_points_per_centroid=256, gpu=faiss_gpus() > 0)
     km.train(np.ascontiguousarray(x, dtype=np.float32), init_centroids=init)
     return np.array(km.centroids, dtype=np.float32)
 
 
 _BALANCE_BLOCK = 8192
+
+
+def faiss_gpus() -> int:
+    """GPUs FAISS can use: 0 with the CPU-only build (it has no get_num_gpus)."""
+    import faiss
+
+    return int(getattr(faiss, "get_num_gpus", lambda: 0)())
 
 
 def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05, n_iter: int = 100,

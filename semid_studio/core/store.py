@@ -408,7 +408,8 @@ class ProjectStore:
     pending schema migrations. Every multi-step write goes through :meth:`atomic`.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = False, lock_wait_s: float | None = None) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, lock_wait_s: float | None = None,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         #: seconds a write waits for another process's transaction (default: LOCK_WAIT_S)
         self.lock_wait_s = LOCK_WAIT_S if lock_wait_s is None else float(lock_wait_s)
@@ -417,7 +418,7 @@ class ProjectStore:
         #: True when opening folded in the commits a crashed process left in the -wal file
         self.recovered = False
         #: True when the file (or its folder) cannot be written: reading works, writes raise ProjectError
-        self.read_only = False
+        self.read_only = bool(read_only) and not create
         if create:
             if self.path.exists():
                 raise ProjectError(f"{self.path}: already exists; open it or choose another name")
@@ -436,7 +437,8 @@ class ProjectStore:
         try:
             self.db.execute("PRAGMA foreign_keys = ON")
             try:
-                self.db.execute("PRAGMA journal_mode = WAL")
+                if not self.read_only:  # a reader asked for (a training rank > 0) changes nothing
+                    self.db.execute("PRAGMA journal_mode = WAL")
             except sqlite3.OperationalError as exc:
                 if write_fault(self.path, exc) is None or _code(exc).startswith(_BUSY) or create:
                     raise
@@ -461,8 +463,10 @@ class ProjectStore:
         return cls(path, create=True, lock_wait_s=lock_wait_s)
 
     @classmethod
-    def open(cls, path: str | Path, *, lock_wait_s: float | None = None) -> "ProjectStore":
-        return cls(path, lock_wait_s=lock_wait_s)
+    def open(cls, path: str | Path, *, lock_wait_s: float | None = None, read_only: bool = False) -> "ProjectStore":
+        """``read_only``: reads only (every write raises ProjectError), e.g. for the training
+        processes beside rank 0 of a distributed run."""
+        return cls(path, lock_wait_s=lock_wait_s, read_only=read_only)
 
     def _check_application_id(self, conn: sqlite3.Connection, create: bool) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]

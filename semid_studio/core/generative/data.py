@@ -277,6 +277,10 @@ class Batch:
     def n_targets(self) -> int:
         return int((self.targets >= 0).sum())
 
+    def take(self, rows: np.ndarray) -> "Batch":
+        """The batch of these rows only (a data-parallel rank's share)."""
+        return Batch(self.inputs[rows], self.targets[rows], self.users[rows], self.starts[rows], self.last_only)
+
 
 def pad_histories(hists: list[np.ndarray], max_history: int) -> tuple[np.ndarray, np.ndarray]:
     """Keep the last ``max_history`` items of each history; right-pad with -1.

@@ -28,7 +28,8 @@ from .metrics import DEFAULT_KS, category_entropy, ranking_metrics, summarise_ru
 from .model import TigerModel
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import JOINT_KIND, MODEL_KIND, load_split, resolve_device, user_tokens_for
+from ..devices import resolve_device
+from .train import JOINT_KIND, MODEL_KIND, load_split, user_tokens_for
 from .trie import SidTrie
 from ..wording import hint
 

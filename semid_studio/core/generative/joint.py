@@ -59,8 +59,10 @@ from .model import TextInput, TigerModel
 from .seen import SeenIndex
 from .spec import GenerativeSpec, _coerce, make_spec, spec_from_dict
 from .tokens import SidVocab, sid_string
-from .train import (CHECKPOINT_S, JOINT_KIND, Trainer, leased_loop, load_split, lr_factor, make_vocab, model_lease,
-                    resolve_device, resume_trainer, same_spec, sid_loss, training_content, user_tokens_for)
+from ..devices import autocast, resolve_device
+from .distributed import SINGLE, Dist
+from .train import (CHECKPOINT_S, JOINT_KIND, Trainer, leased_loop, load_split, make_vocab, model_lease,
+                    resume_trainer, same_spec, sid_loss, training_content, user_tokens_for)
 from .trie import SidTrie
 from ..wording import hint
 
@@ -358,7 +360,7 @@ def text_features(store: ProjectStore | None, joint: JointSpec, texts: Sequence[
             return TextFeatures("states", arrays["values"], arrays["offsets"], int(meta["n_truncated"]),
                                 int(meta["max_tokens_seen"]))
     feats = yield from state_features(enc, texts, joint.max_query_tokens, joint.state_pool, cancel=cancel)
-    if key is not None:
+    if key is not None and not store.read_only:  # a read-only reader (a training rank > 0) only reads the cache
         from ..strategies import save_artifact
 
         with store.atomic():  # type: ignore[union-attr]
@@ -491,9 +493,11 @@ def rank_texts(model: TigerModel, trie: SidTrie, feats: TextFeatures, *, k: int,
 class JointTrainer(Trainer):
     """:class:`Trainer` with a text side: each step mixes search pairs into the batch."""
 
+    some_unused = True  # a search-only model never reads its history-side weights
+
     def __init__(self, spec: GenerativeSpec, joint: JointSpec, vocab: SidVocab, codes: np.ndarray, split,
                  data: SearchData, text: TextInput, device="cpu", user_tokens: np.ndarray | None = None,
-                 table=None, content: np.ndarray | None = None) -> None:
+                 table=None, content: np.ndarray | None = None, dist: Dist = SINGLE) -> None:
         """``table``: a :class:`~semid_studio.core.token_strategies.JointTable` (Separate /
         Prefix-share; ``codes`` is then its virtual-row table), or None for one shared SID table."""
         self.joint, self.data = joint, data
@@ -501,7 +505,7 @@ class JointTrainer(Trainer):
         self.search_weight = 1.0 if joint.task == "search" else joint.mix
         self.n_search = max(1, int(round(spec.batch_targets * self.search_weight)))
         self.n_rec = 0 if joint.task == "search" else (joint.rec_targets or max(1, spec.batch_targets - self.n_search))
-        super().__init__(spec, vocab, codes, split, device, user_tokens, text=text, content=content)
+        super().__init__(spec, vocab, codes, split, device, user_tokens, text=text, content=content, dist=dist)
         if table is None:  # shared: both tasks decode the one trie, exactly as before
             view = TaskView(self.trie)
             self.views = {"rec": view, "search": view}
@@ -535,47 +539,64 @@ class JointTrainer(Trainer):
         return q, self.data.train_targets[q] + shift, self.data.items, it, it + shift  # item idx = its row
 
     def train_step(self) -> tuple[float, int]:
-        spec = self.spec
-        self.model.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = spec.lr * lr_factor(spec, self.state.step)
+        self.begin_step()
         q_rows, q_targets, item_feats, i_rows, i_targets = self._search_rows()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
-            rec_loss, n_rec = None, 0
-            if self.n_rec:
-                batch = self.next_batch()
-                inputs = torch.from_numpy(batch.inputs).to(self.device)
-                targets = torch.from_numpy(batch.targets).to(self.device)
-                users = None
-                if spec.user_bins > 0 and self.user_tokens is not None:
-                    users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
-                h, tgt = self.model.forward_train(inputs, targets, users)
-                rec_loss = sid_loss(self.model, use_view(self.model, self.views["rec"]), h, tgt,
-                                    constrained=spec.constrained_loss, label_smoothing=spec.label_smoothing,
-                                    seen=self.seen_shares(batch))
-                n_rec = len(tgt)
-            # the search pairs: requests, then (with index_share) item texts, one loss over both
-            f, n = self.data.train.batch(q_rows, self.device)
-            h, tgt = self.model.forward_search(f, n, torch.from_numpy(q_targets).to(self.device))
-            if len(i_rows) and item_feats is not None:
-                f, n = item_feats.batch(i_rows, self.device)
-                hi, ti = self.model.forward_search(f, n, torch.from_numpy(i_targets).to(self.device))
-                h, tgt = torch.cat([h, hi]), torch.cat([tgt, ti])
-            # each task's loss is the mean over its targets, weighted by ``mix`` (search) and
-            # 1 - mix (rec): with the default batch split that is the plain per-target mean, and
-            # ``rec_targets`` changes how many rec targets a step sees, not rec's share of the
-            # gradient; each task's softmax runs over its own trie (one trie when shared)
-            loss = self.search_weight * sid_loss(self.model, use_view(self.model, self.views["search"]), h, tgt,
-                                                 constrained=spec.constrained_loss,
-                                                 label_smoothing=spec.label_smoothing)
-            if rec_loss is not None:
-                loss = loss + (1.0 - self.search_weight) * rec_loss
-            n_total = n_rec + len(tgt)
+        batch = self.next_batch() if self.n_rec else None
+        rec_part, rec_weight = self.share(batch) if batch is not None else (None, 0.0)
+        # this rank's share of the search pairs, weighted like the rec rows (Trainer.share)
+        n_search = len(q_rows) + len(i_rows)
+        pairs, real = self.my_rows(n_search)
+        search_weight = 1.0
+        if self.dist.active:
+            search_weight = self.dist.world * len(pairs) / max(1, n_search) if real else 0.0
+        targets = np.concatenate([q_targets, i_targets])[pairs]
+        local_q, local_i = pairs[pairs < len(q_rows)], pairs[pairs >= len(q_rows)] - len(q_rows)
+        with autocast(self.device, self.spec.precision):
+            loss = self.loss_fn(rec_part, rec_weight, q_rows[local_q], i_rows[local_i], item_feats, targets,
+                                search_weight)
         self.optimise(loss)
         self.state.step += 1
         if self.n_rec:
             self.state.batch_in_epoch += 1
-        return float(loss.detach()), n_total
+        return self.dist.total(float(loss.detach())) / self.dist.world, n_search + (batch.n_targets if batch is not None else 0)
+
+    def local_loss(self, batch, rec_weight: float, q_rows: np.ndarray, i_rows: np.ndarray, item_feats,
+                   targets: np.ndarray, search_weight: float) -> torch.Tensor:
+        """The step's loss on this rank's rec rows and search pairs (requests, then item texts)."""
+        spec = self.spec
+        rec_loss = None
+        if batch is not None:
+            inputs = torch.from_numpy(batch.inputs).to(self.device)
+            rec_targets = torch.from_numpy(batch.targets).to(self.device)
+            users = None
+            if spec.user_bins > 0 and self.user_tokens is not None:
+                users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
+            h, tgt = self.model.forward_train(inputs, rec_targets, users)
+            rec_loss = sid_loss(self.model, use_view(self.model, self.views["rec"]), h, tgt,
+                                constrained=spec.constrained_loss, label_smoothing=spec.label_smoothing,
+                                seen=self.seen_shares(batch))
+        # the search pairs: requests, then (with index_share) item texts, one loss over both
+        t = torch.from_numpy(targets).to(self.device)
+        hs, ts = [], []
+        if len(q_rows):
+            f, n = self.data.train.batch(q_rows, self.device)
+            h, tgt = self.model.forward_search(f, n, t[: len(q_rows)])
+            hs.append(h), ts.append(tgt)
+        if len(i_rows) and item_feats is not None:
+            f, n = item_feats.batch(i_rows, self.device)
+            h, tgt = self.model.forward_search(f, n, t[len(q_rows):])
+            hs.append(h), ts.append(tgt)
+        h, tgt = (hs[0], ts[0]) if len(hs) == 1 else (torch.cat(hs), torch.cat(ts))
+        # each task's loss is the mean over its targets, weighted by ``mix`` (search) and
+        # 1 - mix (rec): with the default batch split that is the plain per-target mean, and
+        # ``rec_targets`` changes how many rec targets a step sees, not rec's share of the
+        # gradient; each task's softmax runs over its own trie (one trie when shared)
+        search = sid_loss(self.model, use_view(self.model, self.views["search"]), h, tgt,
+                          constrained=spec.constrained_loss, label_smoothing=spec.label_smoothing)
+        loss = self.search_weight * (search if search_weight == 1.0 else search * search_weight)
+        if rec_loss is not None:
+            loss = loss + (1.0 - self.search_weight) * (rec_loss if rec_weight == 1.0 else rec_loss * rec_weight)
+        return loss
 
     def validate(self, probes=None, ks=(10,)) -> dict[str, float]:
         from ..search import search_metrics
@@ -590,8 +611,10 @@ class JointTrainer(Trainer):
         k = max(ks)
         self.cancel.raise_if_cancelled()
         view = self.views["search"]
+        rows = self.dist.rows(len(self.data.dev))  # each rank its share of the dev queries
         ranked, _, _ = rank_texts(self.model, use_view(self.model, view), self.data.dev, k=k,
-                                  beam=max(k, self.joint.search_beam), shift=view.shift)
+                                  beam=max(k, self.joint.search_beam), shift=view.shift, rows=rows)
+        ranked = self.dist.gather_rows(ranked, len(self.data.dev))
         m = search_metrics(ranked, self.data.dev_targets, tuple(ks))
         out.update({f"search_{name}": float(v) for name, v in m.items() if name != "n"})
         self.model.train()
@@ -667,15 +690,18 @@ def train_joint(
     preset: str | None = None,
     device: str | None = None,
     max_minutes: float | None = None,
+    max_call_steps: int | None = None,
     checkpoint_s: float | None = CHECKPOINT_S,
     cancel: CancelToken = NEVER,
+    dist: Dist = SINGLE,
 ) -> TaskGenerator[int]:
     """Train (or resume) a joint search + recommendation model on the active SID table.
 
     Same contract as :func:`.train.train_model` (checkpoints ``best`` chosen on validation —
     here the dev queries, and for ``task="joint"`` the geometric mean of rec validation and
     search dev (``select_mean``) — and ``last``, also every ``checkpoint_s`` seconds; resume;
-    cancel; time budget; the model leased to this process). Returns the model id.
+    cancel; time and step budgets; the model leased to this process; several processes under
+    ``torchrun`` with ``dist``). Returns the model id.
     """
     joint = joint or JointSpec()
     model_id: int | None = None
@@ -685,16 +711,20 @@ def train_joint(
             raise ProjectError(f"model #{resume} is a '{rec.kind}' model, not a joint search + rec model")
         if rec.status == "done":
             raise SemidError(f"model #{resume} has finished its schedule ({rec.step} steps); start a new one with --new")
-        spec, joint = spec_from_dict(rec.spec["spec"]), JointSpec.from_dict(rec.spec["joint"])
         model_id = resume
-    elif resume is not False:
+    elif resume is not False and dist.is_main:
         model_id = _resumable(store, spec, joint)
+    if dist.is_main and model_id is not None:
+        store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
+    if not dist.is_main:
+        # rank 0 goes first: its set-up may write the query states' cache that the others then read
+        model_id = int(dist.from_main(0)[0]) or None
 
     tokens: dict | None = None  # the token strategy (None: one shared SID table)
     table = None
     if model_id is not None:
-        store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
         rec = store.get_model(model_id)
+        spec, joint = spec_from_dict(rec.spec["spec"]), JointSpec.from_dict(rec.spec["joint"])
         run = store.load_quantizer_run(rec.quantizer_run_id)
         vocab = SidVocab.from_dict(rec.spec["vocab"])
         tokens = rec.spec.get("tokens")
@@ -724,9 +754,11 @@ def train_joint(
                           f"search-SIDs, each through its own trie")
     encoder = encoder_name(store, joint)
     data = yield from search_data(store, joint, vocab.n_items, encoder=encoder, cancel=cancel)
+    if dist.active and dist.is_main:
+        dist.from_main(model_id or 0)  # the others may start their set-up now (see above)
     text = text_input(joint, data.train, sentence_encoder(store, encoder).tokenizer.vocab_size)
     seqs, split = load_split(store, spec.split)
-    dev = resolve_device(device)
+    dev = dist.device if dist.active else resolve_device(device)
     yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id}; task {joint.task}, "
                   f"{'mix ' + format(joint.mix, 'g') + ' search, ' if joint.task == 'joint' else ''}"
                   f"query encoder {joint.query_encoder} ({encoder}); device {dev}")
@@ -734,8 +766,11 @@ def train_joint(
     if content is not None and table is not None:
         content = table.per_row(content)
     trainer = JointTrainer(spec, joint, vocab, codes, split, data, text, dev, user_tokens_for(vocab, seqs), table,
-                           content)
-    if model_id is None:
+                           content, dist=dist)
+    if model_id is None and not dist.is_main:
+        model_id = int(dist.from_main(0)[0])
+        history: list[dict] = []
+    elif model_id is None:
         record = {"spec": spec.to_dict(), "joint": joint.to_dict(), "vocab": vocab.to_dict(), "text": text.to_dict(),
                   "preset": preset, "n_parameters": trainer.model.n_parameters(), "split_info": split.info,
                   "queries": data.info, "targets_per_step": {"search": trainer.n_search, "rec": trainer.n_rec}}
@@ -749,13 +784,14 @@ def train_joint(
             kind=JOINT_KIND, quantizer_run_id=run.id, spec=record,
         )
         store.claim(model_lease(model_id), f"model #{model_id}")
-        history: list[dict] = []
+        dist.from_main(model_id)
+        history = []
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters; per step "
                       f"{trainer.n_search} search + {trainer.n_rec} rec targets")
     else:
         history = resume_trainer(store, model_id, trainer)
         yield Message(f"resuming joint model #{model_id} at step {trainer.state.step}")
-    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel)
+    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel, max_call_steps)
     return model_id
 
 

@@ -79,7 +79,10 @@ class GenerativeSpec:
     select_metric: str = "ndcg@10"
     patience: int = 0  # stop after this many validations without improvement (0 = never)
     seed: int = 0
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    # "fp32", or mixed precision for the training steps: "bf16" / "fp16" (CUDA; with loss
+    # scaling); decoding (validation, evaluation, recommendations) always runs in fp32 so that
+    # scores rank the same on every machine
+    precision: str = "fp32"
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
     def to_dict(self) -> dict:
@@ -144,7 +147,7 @@ _CHOICES = {
     "split": ("loo", "temporal"),
     "train_targets": ("all", "last"),
     "schedule": ("cosine", "inverse_sqrt", "constant"),
-    "precision": ("fp32", "bf16"),
+    "precision": ("fp32", "bf16", "fp16"),
 }
 
 

@@ -12,6 +12,8 @@ benchmarks.
   ``checkpoint_s`` seconds of training (default :data:`CHECKPOINT_S`), so a crash or
   ``kill -9`` loses at most about that much work; a model being trained is leased to its
   process so that a second trainer never writes the same model.
+- Under ``torchrun`` the same loop trains one model with several processes (DDP, see
+  :mod:`.distributed`): each takes its share of every global batch, rank 0 writes.
 
 Why the loop looks like this (measured on Beauty, see docs/generative.md): every position of
 a history window is a target in one pass (causal encoder), windows are bucketed by length
@@ -30,13 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..devices import autocast, check_precision, resolve_device
 from ..errors import ProjectError, SemidError
 from ..events import (NEVER, CancelToken, Cancelled, Message, Metric, PartialResult,
                       ProgressThrottle, TaskGenerator)
 from ..store import ProjectStore
 from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, training_windows
 from .decode import beam_search
+from .distributed import SINGLE, Dist
 from .metrics import ranking_metrics
 from .model import TextInput, TigerModel
 from .schedule import RunClock, past_pace, plan_text
@@ -50,17 +55,6 @@ MODEL_KIND = "tiger"
 #: seconds of training between time-based ``last`` checkpoints (what a crash can lose at most)
 CHECKPOINT_S = 60.0
 JOINT_KIND = "tiger-joint"  # a joint search + rec model (joint.py), stored beside the recommenders
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``None``/"auto" -> CUDA when present, else CPU; "cuda" without a GPU is a user error."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SemidError("the CUDA device was asked for, but torch sees no CUDA GPU on this machine")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise SemidError(f"unknown device '{device}'; use cpu or cuda")
-    return torch.device(device)
 
 
 def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.Tensor, *,
@@ -162,16 +156,35 @@ class TrainState:
     best_step: int | None = None
 
 
+class _StepLoss(nn.Module):
+    """A step's whole loss as one module's forward. DDP averages the gradients of what the
+    forward of the module it wraps computed, and the loss reads the model beyond
+    ``forward_train`` (output tables, node embeddings): so the wrapped forward is all of it."""
+
+    def __init__(self, trainer: "Trainer") -> None:
+        super().__init__()
+        self.model = trainer.model  # the parameters DDP keeps in step
+        self._loss = trainer.local_loss
+
+    def forward(self, *args):
+        return self._loss(*args)
+
+
 class Trainer:
     """The training loop on arrays (no project file); :func:`train_model` wraps it."""
 
+    #: whether a step may leave parameters without a gradient (DDP then looks for them each step)
+    some_unused = False
+
     def __init__(self, spec: GenerativeSpec, vocab: SidVocab, codes: np.ndarray, split: Split,
                  device: torch.device | str = "cpu", user_tokens: np.ndarray | None = None,
-                 text: TextInput | None = None, content: np.ndarray | None = None) -> None:
+                 text: TextInput | None = None, content: np.ndarray | None = None, dist: Dist = SINGLE) -> None:
         """``content``: the items' content vectors (row = item idx), for a spec with
-        ``content_input`` / ``content_output``."""
-        self.spec, self.vocab, self.split = spec, vocab, split
+        ``content_input`` / ``content_output``. ``dist``: this process's rank in a
+        data-parallel run (:mod:`.distributed`)."""
+        self.spec, self.vocab, self.split, self.dist = spec, vocab, split, dist
         self.device = torch.device(device)
+        check_precision(spec.precision, self.device)
         if spec.threads > 0 and self.device.type == "cpu":
             torch.set_num_threads(spec.threads)
         torch.manual_seed(spec.seed)
@@ -206,6 +219,16 @@ class Trainer:
             valid = valid.subset(rows)
         self.valid = valid
         self.cancel: CancelToken = NEVER  # set by the training loop, checked during validation too
+        # fp16 needs its loss scaled so that small gradients do not flush to zero (off otherwise)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.precision == "fp16")
+        self._own_random_stream()
+        # under DDP a step's loss runs through the wrapper, which averages the ranks' gradients
+        self.loss_fn = dist.wrap(_StepLoss(self), unused=self.some_unused) if dist.active else self.local_loss
+
+    def _own_random_stream(self) -> None:
+        """Ranks beside 0 draw their own dropout masks (rank 0 keeps the one-process stream)."""
+        if self.dist.rank:
+            torch.manual_seed((self.spec.seed * 1_000_003 + self.state.step) * 1009 + self.dist.rank)
 
     # -- data
 
@@ -233,27 +256,55 @@ class Trainer:
     # -- one step
 
     def train_step(self) -> tuple[float, int]:
-        """One optimiser step; returns (loss, number of target items)."""
-        spec = self.spec
+        """One optimiser step on the next global batch (this rank's share of it); returns
+        (the whole batch's loss, its number of target items)."""
         batch = self.next_batch()
-        self.model.train()
-        inputs = torch.from_numpy(batch.inputs).to(self.device)
-        targets = torch.from_numpy(batch.targets).to(self.device)
-        users = None
-        if spec.user_bins > 0 and self.user_tokens is not None:
-            users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
-        for group in self.optimizer.param_groups:
-            group["lr"] = spec.lr * lr_factor(spec, self.state.step)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
-            h, tgt = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last")
-            loss = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
-                            label_smoothing=spec.label_smoothing, seen=self.seen_shares(batch))
+        self.begin_step()
+        part, weight = self.share(batch)
+        with autocast(self.device, self.spec.precision):
+            loss = self.loss_fn(part, weight)
         self.optimise(loss)
         # the step counts only once the update is complete (an interrupt before this line
         # leaves the weights of the previous step, which is what a checkpoint then records)
         self.state.step += 1
         self.state.batch_in_epoch += 1
-        return float(loss.detach()), len(tgt)
+        # each rank's loss is its weighted share: their mean is the whole batch's mean loss
+        return self.dist.total(float(loss.detach())) / self.dist.world, batch.n_targets
+
+    def begin_step(self) -> None:
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.spec.lr * lr_factor(self.spec, self.state.step)
+
+    def local_loss(self, batch: Batch, weight: float = 1.0) -> torch.Tensor:
+        """The SID loss of ``batch`` (mean over its targets), times ``weight``."""
+        spec = self.spec
+        inputs = torch.from_numpy(batch.inputs).to(self.device)
+        targets = torch.from_numpy(batch.targets).to(self.device)
+        users = None
+        if spec.user_bins > 0 and self.user_tokens is not None:
+            users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
+        h, tgt = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last")
+        loss = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
+                        label_smoothing=spec.label_smoothing, seen=self.seen_shares(batch))
+        return loss if weight == 1.0 else loss * weight
+
+    def my_rows(self, n: int) -> tuple[np.ndarray, bool]:
+        """This rank's rows of a step's ``n`` rows, and whether it has any. A rank left
+        without rows (a batch with fewer rows than processes) runs row 0 at weight 0: every
+        rank must take part in each gradient average."""
+        rows = self.dist.rows(n)
+        return (rows, True) if len(rows) else (np.zeros(1, np.int64), False)
+
+    def share(self, batch: Batch) -> tuple[Batch, float]:
+        """This rank's part of a global batch and its loss weight: (rank's targets / all
+        targets) x ranks, so that DDP's gradient average is the gradient of the whole batch's
+        mean loss, exactly what one process computes."""
+        if not self.dist.active:
+            return batch, 1.0
+        rows, real = self.my_rows(len(batch.inputs))
+        part = batch.take(rows)
+        return part, (self.dist.world * part.n_targets / max(1, batch.n_targets) if real else 0.0)
 
     def seen_shares(self, batch: Batch) -> TargetShares | None:
         """What each target's user had up to its input (``seen_bias`` models), else None."""
@@ -263,12 +314,15 @@ class Trainer:
         return self.seen_index.for_targets(users, positions, self.device)
 
     def optimise(self, loss: torch.Tensor) -> None:
-        """Backward, clip, one optimiser step, and the weight average's update."""
+        """Backward, clip, one optimiser step, and the weight average's update (the scaler
+        steps are no-ops unless the precision is fp16)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.spec.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         if self.average is not None:
             # the decay ramps up over the first steps so the average soon forgets the random start
             decay = min(self.spec.ema_decay, (1 + self.state.step) / (10 + self.state.step))
@@ -298,14 +352,18 @@ class Trainer:
     # -- validation
 
     def validate(self, probes=None, ks=(10,)) -> dict[str, float]:
+        """Ranking figures on the validation probes (each rank ranks its share; every rank
+        gets the figures of all of them)."""
         probes = self.valid if probes is None else probes
-        hists = [probes.history(i) for i in range(len(probes))]
+        rows = self.dist.rows(len(probes))
+        hists = [probes.history(int(i)) for i in rows]
         users = None
         if self.spec.user_bins > 0 and self.user_tokens is not None:
-            users = self.user_tokens[probes.users]
+            users = self.user_tokens[probes.users[rows]]
         k = max(ks)
         ranked = rank(self.model, self.trie, hists, k=k, beam=max(k, self.spec.valid_beam), users=users,
                       cancel=self.cancel)
+        ranked = self.dist.gather_rows(ranked, len(probes))
         self.model.train()
         return ranking_metrics(ranked, probes.targets, ks)
 
@@ -352,7 +410,10 @@ class Trainer:
         out["rng/torch"] = torch.get_rng_state().numpy().copy()
         if self.device.type == "cuda":
             out["rng/cuda"] = torch.cuda.get_rng_state(self.device).numpy().copy()
+        if self.scaler.is_enabled():
+            out.update({f"amp/{k}": np.asarray([v], dtype=np.float64) for k, v in self.scaler.state_dict().items()})
         s = self.state
+        # in global batches (what one process would have done): a resume may use another number of processes
         out["pos"] = np.asarray([s.step, s.epoch, s.batch_in_epoch], dtype=np.int64)
         out["elapsed"] = np.asarray([s.elapsed_s], dtype=np.float64)
         return out
@@ -379,10 +440,15 @@ class Trainer:
         torch.set_rng_state(torch.from_numpy(arrays["rng/torch"].copy()))
         if "rng/cuda" in arrays and self.device.type == "cuda":
             torch.cuda.set_rng_state(torch.from_numpy(arrays["rng/cuda"].copy()), self.device)
+        amp = {key[len("amp/"):]: float(v[0]) for key, v in arrays.items() if key.startswith("amp/")}
+        if amp and self.scaler.is_enabled():
+            self.scaler.load_state_dict({k: int(v) if k in ("growth_interval", "_growth_tracker") else v
+                                         for k, v in amp.items()})
         step, epoch, batch_in_epoch = (int(v) for v in arrays["pos"])
         self.state.step, self.state.epoch, self.state.batch_in_epoch = step, epoch, batch_in_epoch
         self.state.elapsed_s = float(arrays["elapsed"][0])
         self._epoch_batches = None
+        self._own_random_stream()
 
 
 # --------------------------------------------------------------------------- the project task
@@ -463,8 +529,10 @@ def train_model(
     preset: str | None = None,
     device: str | None = None,
     max_minutes: float | None = None,
+    max_call_steps: int | None = None,
     checkpoint_s: float | None = CHECKPOINT_S,
     cancel: CancelToken = NEVER,
+    dist: Dist = SINGLE,
 ) -> TaskGenerator[int]:
     """Train (or resume) a generative recommender on the project's active SID table.
 
@@ -480,12 +548,18 @@ def train_model(
         resume that model (its own stored spec is used).
     max_minutes
         Stop cleanly after this much training time in this call (the model can be resumed).
+    max_call_steps
+        Stop cleanly after this many steps in this call (resumable; a budget in steps).
     checkpoint_s
         Also save the ``last`` checkpoint after every this many seconds of training (``None``
         or 0: only at validations), so that a crash loses at most about this much.
     cancel
         Cancelling (or Ctrl+C) saves the state of the last completed step as the ``last``
         checkpoint and marks the model 'interrupted'; resuming continues from there exactly.
+    dist
+        This process's rank in a data-parallel run (:func:`.distributed.start`); rank 0
+        decides which model to train and alone writes to ``store`` (the others may open it
+        read-only). ``device`` is then ``dist.device``.
 
     Returns
     -------
@@ -502,19 +576,24 @@ def train_model(
         if rec.status == "done":
             raise SemidError(f"model #{resume} has finished its schedule ({rec.step} steps); "
                              f"{hint('new_model')}")
-        spec = spec_from_dict(rec.spec["spec"])
         model_id = resume
-    else:
+    elif dist.is_main:
         model_id = _resumable(store, spec)
+    if dist.is_main and model_id is not None:
+        store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
+    # the other ranks follow rank 0's choice (a resumed model, or a new one on this SID run)
+    run_id = 0 if model_id is not None else (store.active_run_id() or 0)
+    resumed, run_id = dist.from_main(model_id or 0, run_id)
+    model_id = int(resumed) or None
 
     if model_id is not None:
-        store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
         rec = store.get_model(model_id)
+        spec = spec_from_dict(rec.spec["spec"])
         run = store.load_quantizer_run(rec.quantizer_run_id)
         vocab = SidVocab.from_dict(rec.spec["vocab"])
         codes = run.codes[: vocab.n_items]
     else:
-        run = store.load_quantizer_run()
+        run = store.load_quantizer_run(int(run_id) or None)
         codes = run.codes
         if len(codes) != store.item_count():
             raise ProjectError(f"the active SID table covers {len(codes)} of {store.item_count()} items; "
@@ -522,23 +601,27 @@ def train_model(
         vocab = make_vocab(spec, codes)
 
     seqs, split = load_split(store, spec.split)
-    dev = resolve_device(device)
-    yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id} ({vocab.n_levels} levels); device {dev}")
+    dev = dist.device if dist.active else resolve_device(device)
+    yield Message(f"{split.describe()}; SIDs from quantiser run #{run.id} ({vocab.n_levels} levels); device {dev}"
+                  + (f"; {dist.world} processes (DDP), {spec.batch_targets} targets per global batch"
+                     if dist.active else ""))
     content, content_info = training_content(store, spec, run, vocab.n_items)
-    trainer = Trainer(spec, vocab, codes, split, dev, user_tokens_for(vocab, seqs), content=content)
+    trainer = Trainer(spec, vocab, codes, split, dev, user_tokens_for(vocab, seqs), content=content, dist=dist)
 
     if model_id is None:
-        record = {"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": preset,
-                  "n_parameters": trainer.model.n_parameters(), "split_info": split.info}
-        if content_info is not None:
-            record["content"] = content_info
-        model_id = store.create_model(
-            name=name or f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}",
-            kind=MODEL_KIND,
-            quantizer_run_id=run.id,
-            spec=record,
-        )
-        store.claim(model_lease(model_id), f"model #{model_id}")
+        if dist.is_main:
+            record = {"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": preset,
+                      "n_parameters": trainer.model.n_parameters(), "split_info": split.info}
+            if content_info is not None:
+                record["content"] = content_info
+            model_id = store.create_model(
+                name=name or f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}",
+                kind=MODEL_KIND,
+                quantizer_run_id=run.id,
+                spec=record,
+            )
+            store.claim(model_lease(model_id), f"model #{model_id}")
+        model_id = int(dist.from_main(model_id or 0)[0])
         history: list[dict] = []
         yield Message(f"model #{model_id}: {trainer.model.n_parameters():,} parameters, "
                       f"{trainer.targets_per_epoch:,} training targets per epoch")
@@ -547,32 +630,41 @@ def train_model(
         yield Message(f"resuming model #{model_id} at step {trainer.state.step} "
                       f"({trainer.state.elapsed_s / 60:.1f} min trained so far)")
 
-    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel)
+    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel, max_call_steps)
     return model_id
 
 
 def leased_loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
-                max_minutes: float | None, checkpoint_s: float | None, cancel: CancelToken) -> TaskGenerator[None]:
+                max_minutes: float | None, checkpoint_s: float | None, cancel: CancelToken,
+                max_call_steps: int | None = None) -> TaskGenerator[None]:
     """:func:`_loop` on a model this process has claimed; the lease is given back at the end
     (a killed process leaves a stale lease, which the next trainer takes over)."""
     try:
-        yield from _loop(store, model_id, trainer, history, max_minutes, cancel, checkpoint_s)
+        yield from _loop(store, model_id, trainer, history, max_minutes, cancel, checkpoint_s, max_call_steps)
     finally:
         # giving the lease back must not hide the error that ended the run (a full disk, say)
-        with suppress(SemidError):
-            store.release(model_lease(model_id))
+        if trainer.dist.is_main:
+            with suppress(SemidError):
+                store.release(model_lease(model_id))
 
 
 def _save(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict], status: str,
           *, best: bool) -> None:
+    if not trainer.dist.is_main:
+        return  # rank 0 writes for all (the ranks hold the same weights)
     s = trainer.state
-    extra = {"elapsed_s": s.elapsed_s, "epoch": s.epoch}
+    extra = {"elapsed_s": s.elapsed_s, "epoch": s.epoch, "processes": trainer.dist.world}
     with store.atomic():
         if best:
             store.save_checkpoint(model_id, "best", s.step, trainer.weights(), None, extra)
         store.save_checkpoint(model_id, "last", s.step, trainer.weights(), trainer.train_state(), extra)
         store.update_model(model_id, status=status, step=s.step, best_step=s.best_step, best_metric=s.best_metric,
                            history=history)
+
+
+def _set_status(store: ProjectStore, trainer: Trainer, model_id: int, status: str) -> None:
+    if trainer.dist.is_main:
+        store.update_model(model_id, status=status)
 
 
 def resume_trainer(store: ProjectStore, model_id: int, trainer: Trainer) -> list[dict]:
@@ -589,23 +681,28 @@ def resume_trainer(store: ProjectStore, model_id: int, trainer: Trainer) -> list
 
 
 def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
-          max_minutes: float | None, cancel: CancelToken, checkpoint_s: float | None = None) -> TaskGenerator[None]:
-    spec, s = trainer.spec, trainer.state
+          max_minutes: float | None, cancel: CancelToken, checkpoint_s: float | None = None,
+          max_call_steps: int | None = None) -> TaskGenerator[None]:
+    spec, s, dist = trainer.spec, trainer.state, trainer.dist
     throttle = ProgressThrottle("training", spec.max_steps)
     budget_s = None if max_minutes is None else max_minutes * 60.0
     call_start = time.monotonic()
+    first_step = s.step
     losses: list[float] = []
     n_targets = 0
     bad_evals = 0
-    store.update_model(model_id, status="running")
+    _set_status(store, trainer, model_id, "running")
     status = "running"
-    trainer.cancel = cancel
+    # several processes: a cancel is one of rank 0's decisions, taken between steps for all
+    # ranks at once (a rank that stopped alone would leave the others waiting)
+    trainer.cancel = NEVER if dist.active else cancel
     saved_at = time.monotonic()  # when 'last' was last written (time-based checkpoints)
     run_clock = RunClock(s.step, spec.max_steps, budget_s, call_start)
     yield from _announce_plan(store, model_id, trainer, history, budget_s)
     try:
         while s.step < spec.max_steps:
-            cancel.raise_if_cancelled()
+            if not dist.active:
+                cancel.raise_if_cancelled()
             t0 = time.monotonic()
             loss, n = trainer.train_step()
             s.elapsed_s += time.monotonic() - t0
@@ -613,6 +710,12 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
             n_targets += n
             if not math.isfinite(loss):
                 raise SemidError(f"training diverged (loss {loss}) at step {s.step}; {hint('lower_lr')}")
+            out_of_time = budget_s is not None and time.monotonic() - call_start >= budget_s
+            out_of_steps = max_call_steps is not None and s.step - first_step >= max_call_steps
+            if dist.active:
+                cancelled, out_of_time = (bool(v) for v in dist.from_main(cancel.cancelled, out_of_time))
+                if cancelled:
+                    raise Cancelled()
             running = float(np.mean(losses[-50:]))
             ev = throttle.update(s.step, f"loss {running:.3f}{run_clock.eta_text(s.step, time.monotonic())}")
             if not run_clock.planned and (pace := run_clock.pace(s.step, time.monotonic())) is not None:
@@ -623,21 +726,22 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
                 yield ev
                 # the loss curve between validations (split "running": the mean of the last 50 steps)
                 yield Metric("loss", running, s.step, s.elapsed_s, "running")
-            out_of_time = budget_s is not None and time.monotonic() - call_start >= budget_s
-            if s.step % spec.eval_every == 0 or s.step >= spec.max_steps or out_of_time:
+            budget_over = out_of_time or out_of_steps
+            if s.step % spec.eval_every == 0 or s.step >= spec.max_steps or budget_over:
                 entry = yield from _evaluate(store, model_id, trainer, history, losses, n_targets)
                 losses, n_targets = [], 0
                 if entry["improved"]:
                     bad_evals = 0
                 else:
                     bad_evals += 1
-                if spec.patience and bad_evals >= spec.patience:
+                stop = bool(dist.from_main(bool(spec.patience and bad_evals >= spec.patience))[0])
+                if stop:
                     yield Message(f"no validation improvement in {bad_evals} evaluations: stopping early")
                     status = "done"
                     break
-                if out_of_time:
-                    yield Message(f"time budget of {max_minutes:g} min reached at step {s.step}; "
-                                  f"{hint('continue_training')}")
+                if budget_over:
+                    budget = f"time budget of {max_minutes:g} min" if out_of_time else f"budget of {max_call_steps} steps"
+                    yield Message(f"{budget} reached at step {s.step}; {hint('continue_training')}")
                     status = "stopped"
                     break
                 saved_at = time.monotonic()
@@ -647,11 +751,19 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
                 saved_at = time.monotonic()
         else:
             status = "done"
-        store.update_model(model_id, status=status)
+        _set_status(store, trainer, model_id, status)
     except (Cancelled, KeyboardInterrupt):
         # the weights are those of the last completed step (see Trainer.train_step)
         _save(store, model_id, trainer, history, "interrupted", best=False)
         raise
+    except RuntimeError as exc:
+        if not dist.active:
+            raise
+        # another rank has gone (killed, out of memory): this rank's weights are still those
+        # of its last completed step, so rank 0 keeps them before saying so in one line
+        _save(store, model_id, trainer, history, "interrupted", best=False)
+        raise SemidError(f"rank {dist.rank}: another training process stopped ({str(exc).splitlines()[0][:200]}); "
+                         f"the last completed step ({s.step}) is saved - run the same command to resume") from None
     yield PartialResult("model", {"model_id": model_id, "status": status, "step": s.step,
                                   "best_step": s.best_step, "best_metric": s.best_metric})
     return None
