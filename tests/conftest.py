@@ -49,3 +49,14 @@ def sample_project(sample_project_master, tmp_path) -> Path:
     target = tmp_path / "sample.semid"
     shutil.copyfile(sample_project_master, target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def cli_wording():
+    """Every test starts with the core speaking CLI (a window under test switches it to the
+    app's words; one left open by a failed test must not change the next test's messages)."""
+    from semid_studio.core import wording
+
+    wording.set_front_end("cli")
+    yield
+    wording.set_front_end("cli")

@@ -125,11 +125,13 @@ def test_beauty_through_the_generic_path(tmp_path, capsys):
                  "Title: {title}; Brand: {brand}; Categories: {categories}; Price: {price}")[0] == 0
     code, out, _ = semid(capsys, "quantize", project, "--label-field", "categories[1]", "--json")
     health = json.loads(out)["health"]
-    # the targets: >= 95% unique before dedup with 3 x 256, groups <= 3, purity >= 0.87
+    # the targets: >= 95% unique before dedup, groups <= 3, purity >= 0.87, with the
+    # quantiser sized to the catalogue (3 x 128 for 12k items) and every code in use
     assert health["unique_share"] >= 0.95
     assert health["largest_collision_group"] <= 3
     assert health["purity"]["level_1"] >= 0.87
-    assert all(level["used"] == 256 for level in health["per_level"])
+    assert health["codebook_size"] == 128
+    assert all(level["used"] == 128 for level in health["per_level"])
 
 
 @pytest.mark.shared_data

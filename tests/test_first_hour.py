@@ -119,3 +119,123 @@ def test_sports_without_text_through_the_default_commands(tmp_path, capsys):
     assert code == 0
     health = json.loads(out)["health"]
     assert health["n_items"] == 18357 and health["unique_share"] >= 0.95
+
+
+# --------------------------------------------------------------------------- point 6: budget vs schedule
+
+
+def test_a_time_budget_says_what_it_reaches_validates_at_its_end_and_resumes_with_its_curve(sample_project):
+    """A budget far shorter than the schedule: the plan (steps reached, validations) is said once
+    the pace is measured, the progress line has an ETA, the end of the budget validates, and a
+    resumed run first replays the curve so far and plans from the model's own pace."""
+    from semid_studio.core.events import Message, Metric, PartialResult, Progress, collect
+    from semid_studio.core.generative import make_spec, train_model
+
+    spec = make_spec("tiny", {"max_steps": 100_000, "eval_every": 50_000, "valid_users": 200})
+    with ProjectStore.open(sample_project) as store:
+        model_id, events = collect(train_model(store, spec, preset="tiny", max_minutes=0.12))
+        texts = [e.text for e in events if isinstance(e, Message)]
+        plan = next(t for t in texts if "budget ends at about step" in t)
+        assert "of 100,000" in plan and "one validation, at the end" in plan
+        assert any("left (time budget)" in e.message for e in events if isinstance(e, Progress))
+        valid = [e for e in events if isinstance(e, Metric) and e.split == "valid"]
+        rec = store.get_model(model_id)
+        assert rec.status == "stopped" and [m.step for m in valid] == [rec.step]  # validated at the budget's end
+
+        _, again = collect(train_model(store, spec, resume=model_id, max_minutes=0.1))
+        replay = next(e for e in again if isinstance(e, PartialResult) and e.kind == "history")
+        assert [(m.name, m.step) for m in replay.payload["metrics"] if m.split == "valid"] == \
+            [(m.name, m.step) for m in valid]
+        expected = next(e.text for e in again if isinstance(e, Message) and e.text.startswith("expected:"))
+        assert f"model #{model_id}" in expected and f"(resumed at step {rec.step:,})" in expected
+
+
+
+# --------------------------------------------------------------------------- point 7: wording
+
+
+def test_core_hints_speak_the_front_end_in_use(sample_project):
+    """The same core error names the CLI's command in a terminal and the app's control in the
+    window; no hint of the app's names a CLI option or command."""
+    from semid_studio.core import wording
+    from semid_studio.core.generative.evaluate import pick_model
+
+    for key, (cli, gui) in wording.HINTS.items():
+        assert "--" not in gui and "semid " not in gui, key
+    with ProjectStore.open(sample_project) as store:
+        with pytest.raises(ProjectError, match="train one with 'semid train'"):
+            pick_model(store)
+        previous = wording.set_front_end("gui")
+        try:
+            with pytest.raises(ProjectError, match=r"Training → Generative model") as err:
+                pick_model(store)
+            assert "semid " not in str(err.value) and "'semid" not in str(err.value)
+        finally:
+            wording.set_front_end(previous)
+
+
+# --------------------------------------------------------------------------- point 8: playground defaults
+
+
+def test_history_is_left_out_by_default_only_where_nobody_repeats(sample_project):
+    """Catalogues where a user never takes an item twice (the sample, Amazon 5-cores,
+    MovieLens) leave a history's items out of its recommendations by default; a log full of
+    repeat purchases keeps them in."""
+    import pandas as pd
+
+    from semid_studio.core.generative.evaluate import leave_out_history_by_default
+
+    with ProjectStore.open(sample_project) as store:
+        assert store.repeat_share() == 0.0 and leave_out_history_by_default(store)
+        before = store.interaction_count()
+        users = store.users(limit=50)
+        repeats = []
+        for user, _n in users:  # every one of these users buys their history again
+            for idx in store.user_history(user):
+                repeats.append({"user_id": user, "item_idx": idx, "ts": 2e9})
+        store.add_interactions(pd.DataFrame(repeats))
+        assert store.repeat_share() == pytest.approx(len(repeats) / (before + len(repeats)))
+        assert not leave_out_history_by_default(store)
+
+
+# --------------------------------------------------------------------------- point 9: damaged arrays
+
+
+def test_a_damaged_blob_is_one_line_naming_project_table_and_row(sample_project, tmp_path, capsys):
+    """A stored array that is not a safetensors payload (here: a pickle that would write a file
+    if anything unpickled it) gives one line naming the project, table, row and column, in
+    every command that reads it; nothing is executed, nothing else is lost."""
+    import os
+    import pickle
+    import sqlite3
+
+    from semid_studio.cli import main
+
+    marker = tmp_path / "executed"
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with ProjectStore.open(sample_project) as store:
+        run_id, set_id = store.active_run_id(), store.list_embedding_sets()[0].id
+    with sqlite3.connect(sample_project) as db:
+        db.execute("UPDATE quantizer_runs SET codes = ? WHERE id = ?", [pickle.dumps(Hostile()), run_id])
+        db.execute("UPDATE embedding_sets SET vectors = ? WHERE id = ?", [b"\x00" * 7, set_id])
+
+    assert main(["export", str(sample_project), str(tmp_path / "sids.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(sample_project) in err and f"table quantizer_runs, row #{run_id}, column codes is damaged" in err
+    assert "not a safetensors payload" in err
+    assert main(["quantize", str(sample_project)]) == 1
+    err = capsys.readouterr().err
+    assert f"table embedding_sets, row #{set_id}, column vectors is damaged" in err and "Traceback" not in err
+    assert not marker.exists()  # the pickle was never loaded
+    # what is not damaged still reads
+    assert main(["info", str(sample_project)]) == 0
+    capsys.readouterr()
+    with ProjectStore.open(sample_project) as store:
+        assert store.item_count() == 3000 and store.load_quantizer_run(run_id, with_arrays=False).id == run_id
+        with pytest.raises(ProjectError, match="column codes is damaged"):
+            store.load_quantizer_run(run_id)

@@ -281,7 +281,7 @@ def test_cold_start_items_become_recommendable(trained, tmp_path):
         exact = exact_scores(lm.model, lm.trie, np.array([twins[0]]))
         assert np.isfinite(exact[new_idx]).all()
         # a big enough beam reaches the new items: they are real, rankable candidates now
-        rows = recommend(store, ["NEW0"], k=200, beam=200, loaded=lm)
+        rows = recommend(store, ["NEW0"], k=200, beam=200, loaded=lm, exclude_history=False)
         assert any(r["item_id"] in ("NEW0", "NEW1") for r in rows)
 
 
@@ -480,6 +480,8 @@ def test_recommend_and_bad_history(trained):
         assert len({r["item_id"] for r in rows}) == 10
         excl = recommend(store, history, k=10, beam=20, exclude_history=True)
         assert not {r["item_id"] for r in excl} & set(history)
+        assert rows == excl  # nobody in the sample takes an item twice: the history is left out by default
+        assert recommend(store, history, k=10, beam=20, exclude_history=False)  # unless asked not to
         with pytest.raises(SemidError, match="history is empty"):
             recommend(store, [])
         with pytest.raises(SemidError, match="none of the history's items is in the catalogue: 'nope'"):

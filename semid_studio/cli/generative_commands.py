@@ -81,7 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=20, help="beam width (default 20)")
     p.add_argument("--temperature", type=float, help="sample K distinct items with this temperature instead")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling")
-    p.add_argument("--exclude-history", action="store_true", help="never recommend an item of the history")
+    leave_out = p.add_mutually_exclusive_group()
+    leave_out.add_argument("--exclude-history", dest="exclude_history", action="store_true", default=None,
+                           help="never recommend an item of the history (the default where the project's users "
+                                "never take an item twice)")
+    leave_out.add_argument("--include-history", dest="exclude_history", action="store_false",
+                           help="let items of the history be recommended again")
     p.add_argument("--skip-unknown", action="store_true", help="ignore history ids not in the catalogue")
     p.add_argument("--model", type=int, metavar="MODEL_ID",
                    help="a recommender or a joint search + rec model (default: the newest trained recommender, "

@@ -615,12 +615,13 @@ def item_rows(store: ProjectStore, idxs: Sequence[int], *, run_id: int | None = 
     return [found[i] for i in idxs if i in found]
 
 
-def format_value(value) -> str:
-    """An attribute value as one line of text (lists as ``a › b``)."""
+def format_value(value, kind: str = "path") -> str:
+    """An attribute value as one line of text: a list as a path ``a › b``, or, for a list field
+    of ``kind`` "set" (genres, tags), as ``a, b``."""
     if _is_missing(value):
         return ""
     if isinstance(value, (list, tuple)):
-        return " › ".join(format_value(v) for v in value if not _is_missing(v))
+        return (", " if kind == "set" else " › ").join(format_value(v) for v in value if not _is_missing(v))
     if isinstance(value, float):
         return f"{value:g}"
     return html.unescape(str(value))

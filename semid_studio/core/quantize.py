@@ -51,6 +51,7 @@ from . import sids
 from .errors import InputError, ProjectError, SemidError
 from .events import NEVER, CancelToken, Message, Metric, Progress, TaskGenerator
 from .store import ProjectStore, QuantizerRun
+from .wording import hint
 
 METHODS = ("rq-kmeans", "rq-vae")
 BALANCED_CHOICES = ("none", "deep", "all")
@@ -1033,7 +1034,7 @@ def quantize_project(
     if emb.n_items != n_items:
         raise ProjectError(
             f"embedding set #{emb.id} covers {emb.n_items} items but the catalogue has {n_items}; "
-            "run 'semid embed' again to embed the new items"
+            f"{hint('embed')} again to embed the new items"
         )
     labels = None
     if label_field:  # checked before the slow fit, so a typo fails at once

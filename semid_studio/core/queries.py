@@ -41,6 +41,7 @@ import pandas as pd
 from .errors import ProjectError, SemidError
 from .events import NEVER, CancelToken, Message, ProgressThrottle, TaskGenerator
 from .store import ProjectStore
+from .wording import hint
 
 METHODS = ("known-item", "category-path", "template")
 #: the split that training may read; every other split is held out
@@ -668,7 +669,7 @@ def heldout_split(store: ProjectStore, split: str | None = None) -> str:
         if store.query_count(name):
             return name
     raise ProjectError(f"{store.path}: has no held-out queries (test or validation); "
-                       f"import a query log or run 'semid queries --generate'")
+                       f"{hint('generate_queries')}")
 
 
 def describe_spec(spec: QuerySpec) -> str:

@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import wording
 from .errors import InputError
 
 _TOKEN_RE = re.compile(r"<([a-z])_(\d+)>")
@@ -214,7 +215,7 @@ def label_values(items_frame: pd.DataFrame, field_spec: str, kinds: Mapping[str,
             raise InputError(f"'{name}[{i}]' needs a list field, but '{name}' holds single values", field=name)
         if kind == "set":
             raise InputError(f"'{name}' holds sets of values, not paths: measure purity against '{name}' "
-                             f"(every value counts), or import it with --field-kind {name}=path", field=name)
+                             f"(every value counts), or {wording.hint('field_kind_import', name=name, other='path')}", field=name)
         values = [_as_label(v[i]) if lst and -len(v) <= i < len(v) else None for v, lst in zip(raw, is_list)]
     elif kind == "set":
         values = [_as_set(v) if lst else _as_set([v]) for v, lst in zip(raw, is_list)]

@@ -55,6 +55,7 @@ from safetensors.numpy import save as _st_save
 from sqlite_utils import Migrations
 
 from .errors import ProjectError
+from .wording import hint
 
 #: "SEMD" — marks a file as a SemID Studio project (PRAGMA application_id)
 APPLICATION_ID = 0x53454D44
@@ -106,10 +107,24 @@ def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     return _st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
+#: what gives a damaged stored value back (ProjectStore.decode_stored), by table
+_REDO_DAMAGED = {"embedding_sets": "embed the items again", "quantizer_runs": "quantise again",
+                 "checkpoints": "train the model again", "embedding_artifacts": "build the embedding set again"}
+
+
+class DamagedArrays(ValueError):
+    """Stored bytes that are not a safetensors payload (see ProjectStore.decode_stored)."""
+
+
 def decode_arrays(blob: bytes | None) -> dict[str, np.ndarray]:
+    """safetensors bytes -> arrays. Only a header and raw numbers are read: nothing in a damaged
+    or hostile payload is ever executed (no pickle)."""
     if not blob:
         return {}
-    return dict(_st_load(bytes(blob)))
+    try:
+        return dict(_st_load(bytes(blob)))
+    except Exception as exc:  # safetensors raises its own SafetensorError (and others) on bad bytes
+        raise DamagedArrays(f"not a safetensors payload ({len(blob):,} bytes: {exc})") from None
 
 
 # --------------------------------------------------------------------------- large array blobs
@@ -201,21 +216,29 @@ def is_chunked(value: bytes | None) -> bool:
 
 
 def arrays_from_buffer(raw: np.ndarray) -> dict[str, np.ndarray]:
-    """Arrays of safetensors bytes held in a uint8 numpy buffer, as views of it where aligned."""
-    if len(raw) < 8:
+    """Arrays of safetensors bytes held in a uint8 numpy buffer, as views of it where aligned.
+    Bytes that are not such a payload raise DamagedArrays (only a JSON header is parsed)."""
+    if len(raw) == 0:
         return {}
-    header_len = int(np.frombuffer(raw[:8].tobytes(), dtype="<u8")[0])
-    header = json.loads(raw[8 : 8 + header_len].tobytes())
-    base = 8 + header_len
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        start, stop = entry["data_offsets"]
-        dtype = np.dtype(_ST_DTYPES[entry["dtype"]]).newbyteorder("<")
-        array = raw[base + start : base + stop].view(dtype).reshape(entry["shape"])
-        out[name] = array if array.flags.aligned else array.copy()
-    return out
+    try:
+        header_len = int(np.frombuffer(raw[:8].tobytes(), dtype="<u8")[0])
+        if header_len > len(raw) - 8:
+            raise ValueError("header longer than the payload")
+        header = json.loads(raw[8 : 8 + header_len].tobytes())
+        base = 8 + header_len
+        out = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            start, stop = entry["data_offsets"]
+            if not 0 <= start <= stop <= len(raw) - base:
+                raise ValueError(f"array '{name}' lies outside the payload")
+            dtype = np.dtype(_ST_DTYPES[entry["dtype"]]).newbyteorder("<")
+            array = raw[base + start : base + stop].view(dtype).reshape(entry["shape"])
+            out[name] = array if array.flags.aligned else array.copy()
+        return out
+    except Exception as exc:  # any malformed header or layout
+        raise DamagedArrays(f"not a safetensors payload ({len(raw):,} bytes: {exc})") from None
 
 
 def _json(value: Any) -> str:
@@ -842,26 +865,64 @@ class ProjectStore:
                 pos += len(piece)
         return raw
 
-    def read_arrays(self, table: str, col: str, rowid: int) -> dict[str, np.ndarray]:
-        """The arrays stored in column ``col`` of row ``rowid`` of ``table``, chunked or not."""
+    def read_arrays(self, table: str, col: str, rowid: int, *, needs: str | None = None,
+                    where: str | None = None) -> dict[str, np.ndarray]:
+        """The arrays stored in column ``col`` of row ``rowid`` of ``table``, chunked or not.
+
+        ``needs``: an array it must hold; ``where``: how to name the row in an error. Damaged
+        bytes are the same one-line ProjectError as :meth:`decode_stored`.
+        """
+        try:
+            arrays = self._read_arrays(table, col, rowid)
+            if needs is not None and needs not in arrays:
+                raise DamagedArrays(f"no '{needs}' array in it")
+            return arrays
+        except DamagedArrays as exc:
+            raise self._damaged(table, rowid if where is None else where, col, exc) from None
+
+    def _read_arrays(self, table: str, col: str, rowid: int) -> dict[str, np.ndarray]:
         head = self.db.execute(f"SELECT substr({col}, 1, 256), length({col}) FROM {table} WHERE rowid = ?",
                                [int(rowid)]).fetchone()
         if head is None or head[0] is None or not head[1]:
             return {}
         if not is_chunked(head[0]):
             return arrays_from_buffer(self._read_blob(table, col, rowid))
-        info = json.loads(bytes(head[0])[len(CHUNK_MARK):])
+        try:
+            info = json.loads(bytes(head[0])[len(CHUNK_MARK):])
+            total, n_chunks = int(info["bytes"]), int(info["chunks"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DamagedArrays(f"unreadable chunk marker ({exc})") from None
         rows = self.db.execute("SELECT id, length(data) FROM blob_chunks WHERE owner = ? AND owner_id = ? "
                                "AND col = ? ORDER BY seq", [table, int(rowid), col]).fetchall()
-        if len(rows) != info["chunks"] or sum(n for _, n in rows) != info["bytes"]:
-            raise ProjectError(f"{self.path}: the arrays of {table} #{rowid} ({col}) are incomplete "
-                               f"({len(rows)} of {info['chunks']} pieces); the project file is damaged")
-        raw = np.empty(info["bytes"], dtype=np.uint8)
+        if len(rows) != n_chunks or sum(n for _, n in rows) != total:
+            raise DamagedArrays(f"incomplete ({len(rows)} of {n_chunks} pieces)")
+        raw = np.empty(total, dtype=np.uint8)
         pos = 0
         for chunk_id, n in rows:
             self._read_blob("blob_chunks", "data", chunk_id, raw[pos : pos + n])
             pos += n
         return arrays_from_buffer(raw)
+
+    def _damaged(self, table: str, row: Any, column: str, exc: Exception) -> ProjectError:
+        row_text = f"#{row}" if isinstance(row, int) else str(row)
+        redo = _REDO_DAMAGED.get(table, "compute it again")
+        return ProjectError(f"{self.path}: table {table}, row {row_text}, column {column} is damaged: {exc}. "
+                            f"The rest of the project is unaffected; {redo} to replace it")
+
+    # -- stored arrays
+
+    def decode_stored(self, blob: bytes | None, table: str, row: Any, column: str,
+                      needs: str | None = None) -> dict[str, np.ndarray]:
+        """:func:`decode_arrays` of one stored value (``needs``: an array it must hold); damaged
+        bytes are one ProjectError line naming the project, table, row and column (the CLI and
+        the GUI show it as it is)."""
+        try:
+            arrays = decode_arrays(blob)
+            if needs is not None and needs not in arrays:
+                raise DamagedArrays(f"no '{needs}' array in it")
+            return arrays
+        except DamagedArrays as exc:
+            raise self._damaged(table, row, column, exc) from None
 
     # -- meta
 
@@ -1008,6 +1069,14 @@ class ProjectStore:
             args.append(limit)
         return [(u, n) for u, n in self.db.execute(sql, args).fetchall()]
 
+    def repeat_share(self) -> float:
+        """Share of interactions that repeat an item the same user had before (0.0: nobody
+        repeats, so a recommender should leave a user's history out of its list)."""
+        total, distinct = self.db.execute(
+            "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT user_id, item_idx FROM interactions)) "
+            "FROM interactions").fetchone()
+        return (total - distinct) / total if total else 0.0
+
     # -- queries
 
     def query_count(self, split: str | None = None) -> int:
@@ -1115,13 +1184,13 @@ class ProjectStore:
         if set_id is None:
             row = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets ORDER BY id DESC LIMIT 1").fetchone()
             if row is None:
-                raise ProjectError(f"{self.path}: has no embeddings yet; run 'semid embed' first")
+                raise ProjectError(f"{self.path}: has no embeddings yet; {hint('embed')} first")
         else:
             row = self.db.execute(f"SELECT {self._EMB_COLS} FROM embedding_sets WHERE id = ?", [set_id]).fetchone()
             if row is None:
                 raise ProjectError(f"{self.path}: no embedding set #{set_id}")
         emb = self._embedding_from_row(row)
-        emb.vectors = self.read_arrays("embedding_sets", "vectors", emb.id)["vectors"]
+        emb.vectors = self.read_arrays("embedding_sets", "vectors", emb.id, needs="vectors")["vectors"]
         return emb
 
     # -- quantiser runs and SIDs
@@ -1178,13 +1247,13 @@ class ProjectStore:
         if run_id is None:
             run_id = self.active_run_id()
             if run_id is None:
-                raise ProjectError(f"{self.path}: has no Semantic IDs yet; run 'semid quantize' first")
+                raise ProjectError(f"{self.path}: has no Semantic IDs yet; {hint('quantize')} first")
         row = self.db.execute(f"SELECT {self._RUN_COLS} FROM quantizer_runs WHERE id = ?", [run_id]).fetchone()
         if row is None:
             raise ProjectError(f"{self.path}: no quantiser run #{run_id}")
         run = self._run_from_row(row)
         if with_arrays:
-            run.codes = self.read_arrays("quantizer_runs", "codes", run_id)["codes"].astype(np.int64)
+            run.codes = self.read_arrays("quantizer_runs", "codes", run_id, needs="codes")["codes"].astype(np.int64)
             run.codebooks = self.read_arrays("quantizer_runs", "codebooks", run_id)
             run.model_state = self.read_arrays("quantizer_runs", "model_state", run_id)
         return run
@@ -1311,8 +1380,9 @@ class ProjectStore:
         if row is None:
             return None
         row_id, step, extra = row
-        return Checkpoint(model_id, tag, step, self.read_arrays("checkpoints", "weights", row_id),
-                          self.read_arrays("checkpoints", "train_state", row_id), _loads(extra, {}))
+        where = f"model #{model_id}, '{tag}' checkpoint"
+        return Checkpoint(model_id, tag, step, self.read_arrays("checkpoints", "weights", row_id, where=where),
+                          self.read_arrays("checkpoints", "train_state", row_id, where=where), _loads(extra, {}))
 
     # -- evaluations
 

@@ -60,7 +60,8 @@ from .embed import (MIN_DISTINCT_TEXT_SHARE, cache_key, catalogue_text_share, em
 from .errors import ProjectError, SemidError
 from .events import NEVER, Cancelled, CancelToken, Message, Metric, Progress, ProgressThrottle, TaskGenerator
 from .queries import TRAIN_SPLIT, _coerce, assert_training_only, split_for_selection
-from .store import ProjectStore, decode_arrays, encode_arrays, now_iso
+from .store import ProjectStore, encode_arrays, now_iso
+from .wording import hint
 
 STRATEGIES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
 #: strategies whose encoder is fine-tuned (their weights are stored with the set)
@@ -205,7 +206,8 @@ def load_artifact(store: ProjectStore, set_id: int, name: str) -> tuple[dict[str
     ).fetchone()
     if row is None:
         return None
-    return decode_arrays(row[0]), json.loads(row[1] or "{}")
+    arrays = store.decode_stored(row[0], "embedding_artifacts", f"set #{set_id} '{name}'", "arrays")
+    return arrays, json.loads(row[1] or "{}")
 
 
 def _set_info(store: ProjectStore, set_id: int):
@@ -267,7 +269,7 @@ def _training_queries(store: ProjectStore, spec: StrategySpec, who: str) -> tupl
     if len(frame) == 0:
         raise ProjectError(f"{store.path}: has no training queries"
                            f"{' from source ' + spec.query_source if spec.query_source else ''}; "
-                           f"import a query log or run 'semid queries --generate'")
+                           f"{hint('generate_queries')}")
     train, dev = split_for_selection(frame, spec.dev_fraction, spec.seed)
     if spec.max_pairs and len(train) > spec.max_pairs:
         rng = np.random.default_rng(spec.seed)
@@ -673,7 +675,7 @@ def _newest_of(store: ProjectStore, strategy: str) -> int:
         if emb.strategy == strategy and emb.n_items == n:
             return emb.id
     raise ProjectError(f"{store.path}: has no {strategy} embedding set for the current catalogue; "
-                       f"make one first ('--strategy {strategy}')")
+                       f"{hint('make_strategy_set', strategy=strategy)}")
 
 
 def _fuse(store: ProjectStore, strategy: str, spec: StrategySpec, sources: Sequence[int] | None
@@ -855,7 +857,7 @@ def default_search_set(store: ProjectStore) -> int:
     for emb in reversed(store.list_embedding_sets()):
         if has_text_side(emb.strategy, emb.model) and emb.n_items == n:
             return emb.id
-    raise ProjectError(f"{store.path}: has no text embeddings for dense search; run 'semid embed' first")
+    raise ProjectError(f"{store.path}: has no text embeddings for dense search; {hint('embed')} first")
 
 
 def load_query_encoder(store: ProjectStore, embedding_set_id: int, device: str | None = None):

@@ -46,6 +46,7 @@ import numpy as np
 from .errors import ProjectError, SemidError
 from .events import NEVER, CancelToken, Message, TaskGenerator
 from .store import ProjectStore, now_iso
+from .wording import hint
 
 STRATEGIES = ("shared", "separate", "prefix-share")
 META_KEY = "token_strategy"
@@ -283,7 +284,7 @@ def task_tables(store: ProjectStore, runs: dict, n_items: int | None = None) -> 
     if out["search"].shape != out["rec"].shape:
         raise ProjectError(f"the search table (run #{runs['search']}, shape {out['search'].shape}) and the rec table "
                            f"(run #{runs['rec']}, shape {out['rec'].shape}) differ in items or levels; "
-                           "re-run 'semid quantize --tokens ...'")
+                           f"{hint('quantize_tokens', strategy='...')}")
     return out
 
 
@@ -300,7 +301,7 @@ def joint_table(rec: np.ndarray, search: np.ndarray, shared_levels: int, dedup_h
     if shared_levels and not (rec[:, :shared_levels] == search[:, :shared_levels]).all():
         row = int(np.flatnonzero((rec[:, :shared_levels] != search[:, :shared_levels]).any(axis=1))[0])
         raise ProjectError(f"item idx {row} has different shared codes in the two tables; the token strategy's "
-                           "runs do not belong together (re-run 'semid quantize --tokens prefix-share')")
+                           f"runs do not belong together ({hint('quantize_tokens', strategy='prefix-share')})")
     size_r, size_s = default_level_sizes(rec, dedup_headroom), default_level_sizes(search, dedup_headroom)
     sizes, off_s = [], np.zeros(L1, np.int64)
     for level in range(L1):

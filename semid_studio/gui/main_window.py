@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core import wording
 from ..core.errors import SemidError
 from ..core.pipeline import build_sample_project
 from ..core.store import SUFFIX
@@ -55,6 +56,8 @@ class MainWindow(QMainWindow):
     def __init__(self, parent: QWidget | None = None, *, persist: bool = True) -> None:
         super().__init__(parent)
         self.persist = persist  # False for --screenshot runs: leave the user's settings alone
+        # the core's hints name this window's controls, not the CLI's options, while it is open
+        self._front_end_before = wording.set_front_end("gui")
         self.setObjectName("SemidStudioMainWindow")
         self.setWindowTitle("SemID Studio")
         self.runner = TaskRunner(self)
@@ -395,6 +398,7 @@ class MainWindow(QMainWindow):
             self._error_box.close()
         self.runner.shutdown()
         self.context.close()
+        wording.set_front_end(self._front_end_before)
         super().closeEvent(event)
 
 

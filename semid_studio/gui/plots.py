@@ -316,7 +316,10 @@ class LossCurvePlot(pg.PlotWidget):
             if curve is None:
                 color = colors[len(self._curves)]
                 style = Qt.DashLine if name.startswith("valid") or "val" in name.split("/")[0] else Qt.SolidLine
-                curve = self.getPlotItem().plot(name=name, pen=pg.mkPen(color, width=2, style=style))
+                # validations are a few points apart: markers, so one validation is visible too
+                marks = {} if "running" in name else {"symbol": "o", "symbolSize": 7, "symbolBrush": color,
+                                                      "symbolPen": color}
+                curve = self.getPlotItem().plot(name=name, pen=pg.mkPen(color, width=2, style=style), **marks)
                 self._curves[name] = curve
             xs, ys = self._data[name]
             curve.setData(np.asarray(xs), np.asarray(ys))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProjectError, SemidError
+from ..wording import hint
 
 SPLITS = ("loo", "temporal")
 
@@ -48,7 +49,7 @@ class Sequences:
     def from_frame(cls, frame: pd.DataFrame) -> "Sequences":
         """From ``store.interactions_frame()`` (rows already sorted by user, time, file order)."""
         if len(frame) == 0:
-            raise ProjectError("the project has no interactions; import some with 'semid import --interactions'")
+            raise ProjectError(f"the project has no interactions; {hint('import_interactions')}")
         users = frame["user_id"].to_numpy()
         # rows are grouped by user: a new user starts wherever the id changes
         change = np.flatnonzero(users[1:] != users[:-1]) + 1

@@ -30,6 +30,7 @@ from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, sid_string
 from .train import JOINT_KIND, MODEL_KIND, load_split, resolve_device, user_tokens_for
 from .trie import SidTrie
+from ..wording import hint
 
 
 @dataclass
@@ -46,8 +47,8 @@ class LoadedModel:
 
 
 #: per model kind: what it is called in messages, and the command that trains one
-_KIND_WORDS = {MODEL_KIND: ("generative recommender", "generative model", "semid train"),
-               JOINT_KIND: ("joint search + rec model", "joint search model", "semid train --task joint")}
+_KIND_WORDS = {MODEL_KIND: ("generative recommender", "generative model", "train"),
+               JOINT_KIND: ("joint search + rec model", "joint search model", "train_joint")}
 
 
 def pick_model(store: ProjectStore, model_id: int | None = None, *, kind: str = MODEL_KIND) -> ModelRecord:
@@ -62,7 +63,7 @@ def pick_model(store: ProjectStore, model_id: int | None = None, *, kind: str = 
     for rec in reversed(store.list_models(kind)):
         if store.has_checkpoint(rec.id, "best"):
             return rec
-    raise ProjectError(f"{store.path}: has no trained {short} yet; run '{command}' first")
+    raise ProjectError(f"{store.path}: has no trained {short} yet; {hint(command)}")
 
 
 def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: SidVocab
@@ -104,7 +105,7 @@ def catalogue_codes(store: ProjectStore, run_id: int, n_trained: int, vocab: Sid
             new_codes = np.concatenate([semantic.astype(np.int64), dedup[:, None]], axis=1)
         if new_codes is None:
             warnings.append(f"{len(new)} items added after training have no embedding in the model's embedding "
-                            f"space yet; run 'semid embed' to make them recommendable")
+                            f"space yet; {hint('embed')} to make them recommendable")
             return codes, warnings, new.tolist()
     fits = (new_codes < np.asarray(vocab.level_sizes)[None, :]).all(axis=1)
     skipped = new[~fits].tolist()
@@ -281,7 +282,7 @@ def evaluate_model(
         split = records[0].spec["spec"]["split"]
     if kinds != {split}:
         raise SemidError(f"the model(s) were trained on the '{'/'.join(sorted(kinds))}' split, not '{split}'; "
-                         f"train one with 'semid train --split {split}'")
+                         f"{hint('train_split', split=split)}")
     seqs, sp = load_split(store, split)
     repeats = sp.test.repeat_share()
     yield Message(f"{sp.describe()}; evaluating {len(records)} model(s) {[r.id for r in records]} "
@@ -387,6 +388,15 @@ def history_to_idx(store: ProjectStore, item_ids: list[str], *, skip_unknown: bo
     return np.asarray([index[i] for i in ids if i in index], dtype=np.int64)
 
 
+#: below this share of repeated interactions, a history item in a list of recommendations is a wasted slot
+REPEAT_SHARE_TO_KEEP_HISTORY = 0.01
+
+
+def leave_out_history_by_default(store: ProjectStore) -> bool:
+    """True where (almost) nobody in the project's interactions takes an item twice."""
+    return store.repeat_share() < REPEAT_SHARE_TO_KEEP_HISTORY
+
+
 def recommend(
     store: ProjectStore,
     history: list[str],
@@ -396,12 +406,15 @@ def recommend(
     beam: int = 20,
     temperature: float | None = None,
     seed: int = 0,
-    exclude_history: bool = False,
+    exclude_history: bool | None = None,
     skip_unknown: bool = False,
     device: str | None = None,
     loaded: LoadedModel | None = None,
 ) -> list[dict]:
     """Top-``k`` items after a history of item ids (oldest first).
+
+    ``exclude_history`` None leaves the history's items out where the project's users never
+    repeat an item (:func:`leave_out_history_by_default`).
 
     ``temperature`` switches from beam search to sampling K distinct items with that
     temperature (deterministic for a ``seed``). Returns dicts with rank, item_id, title, sid
@@ -415,6 +428,8 @@ def recommend(
         raise SemidError("temperature must be positive")
     idx = history_to_idx(store, history, skip_unknown=skip_unknown)
     lm = loaded or load_model(store, model_id, device=device)
+    if exclude_history is None:
+        exclude_history = leave_out_history_by_default(store)
     exclude = [idx] if exclude_history else None
     users = None
     if lm.vocab.user_bins > 0:

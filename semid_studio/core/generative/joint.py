@@ -62,6 +62,7 @@ from .tokens import SidVocab, sid_string
 from .train import (CHECKPOINT_S, JOINT_KIND, Trainer, leased_loop, load_split, lr_factor, make_vocab, model_lease,
                     resolve_device, resume_trainer, same_spec, sid_loss, training_content, user_tokens_for)
 from .trie import SidTrie
+from ..wording import hint
 
 TASKS = ("rec", "search", "joint")
 QUERY_ENCODERS = ("minilm", "wordpiece")
@@ -306,7 +307,7 @@ def sentence_encoder(store: ProjectStore | None, name: str):
     ref = name[len(ENCODER_SET_PREFIX):]
     if not ref.isdigit():
         raise SemidError(f"encoder_model '{name}': expected '{ENCODER_SET_PREFIX}N' with N an embedding set id "
-                         f"(see 'semid info')")
+                         f"({hint('info')})")
     if store is None:
         raise SemidError(f"encoder_model '{name}' names an embedding set: it needs the project")
     known = {e.id for e in store.list_embedding_sets()}
@@ -397,8 +398,8 @@ def search_data(store: ProjectStore, joint: JointSpec, n_items: int, *, encoder:
     frame = store.queries_frame(split=TRAIN_SPLIT)
     frame = frame[frame["item_idx"] < n_items]
     if len(frame) < 2:
-        raise ProjectError(f"{store.path}: the joint model needs training queries (split 'train'); import a "
-                           f"query log or run 'semid queries --generate'")
+        raise ProjectError(f"{store.path}: the joint model needs training queries (split 'train'); "
+                           f"{hint('generate_queries')}")
     train, dev = split_for_selection(frame, joint.dev_fraction, joint.dev_seed)
     # the leakage guard: goes back to the project file, refuses held-out rows by id and by text
     assert_training_only(store, train, exclude_ids=dev["id"].tolist(), who="joint model training")
@@ -710,7 +711,7 @@ def train_joint(
         codes = run.codes
         if len(codes) != store.item_count():
             raise ProjectError(f"the active SID table covers {len(codes)} of {store.item_count()} items; "
-                               "re-run 'semid quantize' so every item has a Semantic ID")
+                               f"{hint('quantize')} again so every item has a Semantic ID")
         ts = active_token_strategy(store)
         if ts is None:
             vocab = make_vocab(spec, codes)

@@ -39,10 +39,12 @@ from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, tr
 from .decode import beam_search
 from .metrics import ranking_metrics
 from .model import TextInput, TigerModel
+from .schedule import RunClock, past_pace, plan_text
 from .seen import SeenIndex, TargetShares
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab, default_level_sizes
 from .trie import SidTrie
+from ..wording import hint
 
 MODEL_KIND = "tiger"
 #: seconds of training between time-based ``last`` checkpoints (what a crash can lose at most)
@@ -55,7 +57,7 @@ def resolve_device(device: str | None) -> torch.device:
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SemidError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
+        raise SemidError("the CUDA device was asked for, but torch sees no CUDA GPU on this machine")
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise SemidError(f"unknown device '{device}'; use cpu or cuda")
     return torch.device(device)
@@ -499,7 +501,7 @@ def train_model(
             raise ProjectError(f"model #{resume} is a '{rec.kind}' model, not a generative recommender")
         if rec.status == "done":
             raise SemidError(f"model #{resume} has finished its schedule ({rec.step} steps); "
-                             "start a new one with --new (and more --set max_steps=...)")
+                             f"{hint('new_model')}")
         spec = spec_from_dict(rec.spec["spec"])
         model_id = resume
     else:
@@ -516,7 +518,7 @@ def train_model(
         codes = run.codes
         if len(codes) != store.item_count():
             raise ProjectError(f"the active SID table covers {len(codes)} of {store.item_count()} items; "
-                               "re-run 'semid quantize' so every item has a Semantic ID")
+                               f"{hint('quantize')} again so every item has a Semantic ID")
         vocab = make_vocab(spec, codes)
 
     seqs, split = load_split(store, spec.split)
@@ -599,6 +601,8 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
     status = "running"
     trainer.cancel = cancel
     saved_at = time.monotonic()  # when 'last' was last written (time-based checkpoints)
+    run_clock = RunClock(s.step, spec.max_steps, budget_s, call_start)
+    yield from _announce_plan(store, model_id, trainer, history, budget_s)
     try:
         while s.step < spec.max_steps:
             cancel.raise_if_cancelled()
@@ -608,10 +612,13 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
             losses.append(loss)
             n_targets += n
             if not math.isfinite(loss):
-                raise SemidError(f"training diverged (loss {loss}) at step {s.step}; lower the learning rate "
-                                 "(--set lr=...)")
+                raise SemidError(f"training diverged (loss {loss}) at step {s.step}; {hint('lower_lr')}")
             running = float(np.mean(losses[-50:]))
-            ev = throttle.update(s.step, f"loss {running:.3f}")
+            ev = throttle.update(s.step, f"loss {running:.3f}{run_clock.eta_text(s.step, time.monotonic())}")
+            if not run_clock.planned and (pace := run_clock.pace(s.step, time.monotonic())) is not None:
+                run_clock.planned = True  # once the run has measured its own pace
+                left_s = None if budget_s is None else budget_s - (time.monotonic() - call_start)
+                yield Message(plan_text(s.step, spec.max_steps, spec.eval_every, pace, budget_s, left_s))
             if ev:
                 yield ev
                 # the loss curve between validations (split "running": the mean of the last 50 steps)
@@ -630,7 +637,7 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
                     break
                 if out_of_time:
                     yield Message(f"time budget of {max_minutes:g} min reached at step {s.step}; "
-                                  "run 'semid train' again to continue")
+                                  f"{hint('continue_training')}")
                     status = "stopped"
                     break
                 saved_at = time.monotonic()
@@ -650,6 +657,34 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
     return None
 
 
+def _announce_plan(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
+                   budget_s: float | None) -> TaskGenerator[None]:
+    """Before the first step: the curve so far (a resumed run's history, for plots) and what the
+    budget will reach at the pace of this model's earlier runs or of a model of its shape."""
+    if history:
+        yield PartialResult("history", {"model_id": model_id, "metrics": _history_metrics(trainer, history)})
+    rec = store.get_model(model_id)
+    pace = past_pace(store, rec.kind, rec.spec.get("spec") or {}, rec.spec.get("joint"))
+    if pace is not None:
+        spec = trainer.spec
+        step = trainer.state.step
+        yield Message("expected: " + plan_text(step, spec.max_steps, spec.eval_every, pace, budget_s,
+                                               resumed_from=step or None))
+
+
+def _history_metrics(trainer: Trainer, history: list[dict]) -> list[Metric]:
+    """The stored history as the Metric events the loop yielded when it validated."""
+    out = []
+    for h in history:
+        if h.get("train_loss") is not None:
+            out.append(Metric("train_loss", h["train_loss"], h["step"], h["elapsed_s"], "train"))
+        out.append(Metric(trainer.selection_name, trainer.selection_value(h["valid"]), h["step"], h["elapsed_s"],
+                          "valid"))
+        out += [Metric(name, part, h["step"], h["elapsed_s"], "valid")
+                for name, part in trainer.part_metrics(h["valid"]).items()]
+    return out
+
+
 def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> TaskGenerator[dict]:
     spec, s = trainer.spec, trainer.state
     t0 = time.monotonic()
@@ -666,10 +701,7 @@ def _evaluate(store, model_id, trainer: Trainer, history, losses, n_targets) -> 
              "valid": metrics, "valid_s": round(time.monotonic() - t0, 2)}
     history.append(entry)
     _save(store, model_id, trainer, history, "running", best=improved)
-    if entry["train_loss"] is not None:
-        yield Metric("train_loss", entry["train_loss"], s.step, s.elapsed_s, "train")
-    yield Metric(trainer.selection_name, value, s.step, s.elapsed_s, "valid")
-    for name, part in trainer.part_metrics(metrics).items():
-        yield Metric(name, part, s.step, s.elapsed_s, "valid")
+    for metric in _history_metrics(trainer, [entry]):
+        yield metric
     yield PartialResult("checkpoint", {"model_id": model_id, "step": s.step, "best": improved, **metrics})
     return {**entry, "improved": improved}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import SemidError
+from ..wording import hint
 
 
 class SidTrie:
@@ -83,7 +84,7 @@ class SidTrie:
             parent, n_parents = node, len(uniq)
         if len(self.keys[-1]) != n:
             raise SemidError(f"{n - len(self.keys[-1])} items share their full SID with another item; the SID "
-                             "table needs a dedup level (re-run 'semid quantize')")
+                             f"table needs a dedup level ({hint('quantize')} again)")
         self.item_path = torch.full((int(self.items.max()) + 1, len(sizes)), -1, dtype=torch.long)
         self.item_path[torch.from_numpy(self.items)] = torch.from_numpy(np.stack(paths, axis=1))
         leaf_item = np.empty(n, dtype=np.int64)

@@ -184,6 +184,7 @@ def _prepare_all(
                                       cancel=cancel)
         yield Message(f"read {len(table)} rows from {path.name} ({table.reader})")
         tables[kind] = table
+    _refuse_merged_files(given, tables)
     routed = route_mapping(mapping, {kind: t.columns for kind, t in tables.items()})
 
     existing = store.item_index() if store is not None else {}
@@ -226,6 +227,18 @@ def _prepare_all(
         if not prep.derived:
             prep.notes[:0] = prep.table.notes  # what the reader noticed (encoding, tags, ...) comes first
     return prepared
+
+
+def _refuse_merged_files(given: Mapping[str, Path], tables: Mapping[str, Table]) -> None:
+    """A file that a format already read into another table (MovieLens' tags.csv into the
+    items) must not be imported a second time, e.g. as a query log."""
+    for kind, table in tables.items():
+        for merged in table.merged:
+            for other_kind, path in given.items():
+                if other_kind != kind and path.resolve() == merged.resolve():
+                    raise InputError(f"is already read into the {kind} beside {table.path.name} (their "
+                                     f"'{merged.stem}' field); it is not a file of {other_kind}",
+                                     file=str(path), hint=f"leave it out of the {other_kind}")
 
 
 def _problems(prepared: list[Prepared], on_unknown: str) -> list[InputError]:

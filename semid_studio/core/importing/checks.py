@@ -15,6 +15,7 @@ from typing import Any, Callable, Collection, Mapping
 import numpy as np
 import pandas as pd
 
+from .. import wording
 from ..errors import InputError, UnknownItemsError
 from ..field_kinds import detect_list_kind
 from .columns import Resolved, resolve_columns
@@ -36,7 +37,6 @@ _SPLITS = {"train": "train", "training": "train", "trn": "train", "validation": 
            "testing": "test", "tst": "test"}
 _RESERVED = ("idx", "item_id", "title")
 _TIMESTAMP_HINT = "expected unix seconds or milliseconds, or a date such as 2010-12-01 08:26:00"
-_SKIP_HINT = "fix the file, or skip such rows (--unknown-items skip)"
 
 
 @dataclass
@@ -145,7 +145,7 @@ def prepare_items(table: Table, explicit: dict[str, str] | None, *,
     if title_col is None:
         titles: list = [None] * len(table)
         prep.notes.append(f"no title column (columns: {', '.join(table.columns)}); items get no title "
-                          "(name one with --map title=COLUMN)")
+                          f"({wording.hint('map_title')})")
     else:
         titles = [clean_text(v) for v in table.frame[title_col].tolist()]
         if sum(t is None for t in titles) == len(titles):
@@ -227,7 +227,7 @@ def decide_field_kinds(prep: Prepared, given: Mapping[str, str], known: Collecti
         other = "path" if kind == "set" else "set"
         what = ("a set of values: labels and purity count every value" if kind == "set"
                 else "a path, level by level")
-        prep.notes.append(f"'{name}' is read as {what} ({why}); say --field-kind {name}={other} otherwise")
+        prep.notes.append(f"'{name}' is read as {what} ({why}); {wording.hint('field_kind', name=name, other=other)}")
     scalar = [c for c in (prep.records[0] if prep.records else {}) if c not in fields]
     for name in given:
         if name in fields or name in known:
@@ -298,7 +298,7 @@ def _missing_ids(prep: Prepared, ids: np.ndarray, column: str, what: str, skip: 
         drop |= missing
         prep.skipped[f"no {what}"] = int(missing.sum())
     else:
-        prep.problems.append(_problem(prep.table, missing, column, lambda r: f"empty {what}", hint=_SKIP_HINT))
+        prep.problems.append(_problem(prep.table, missing, column, lambda r: f"empty {what}", hint=wording.hint("skip_unknown")))
 
 
 def _timestamps(prep: Prepared, column: str, keep: np.ndarray, *, required: bool) -> np.ndarray:

@@ -27,6 +27,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from .. import wording
 from ..errors import InputError
 
 KINDS = ("items", "interactions", "queries")
@@ -194,8 +195,7 @@ def resolve_columns(kind: str, columns: list[str], explicit: dict[str, str] | No
                 f"no {target.label} column; the file has {_columns_text(columns)}"
                 + (f"; closest: '{near}'" if near else ""),
                 file=file, line=line, field=target.name,
-                hint=f"name the column with the mapping option, e.g. --map {target.name}="
-                     f"{near or 'COLUMN'}"))
+                hint=wording.hint("map_column", target=target.name).replace("COLUMN", near or "COLUMN")))
     return Resolved(mapping, renames, detected, problems)
 
 
@@ -253,7 +253,7 @@ def route_mapping(mapping: dict | None, columns_by_kind: dict[str, list[str]]) -
         if not having:
             raise InputError(
                 f"mapping '{key}={column}': none of the {', '.join(candidates)} files has a column '{column}'",
-                field="mapping", hint=f"name the file's kind, e.g. --map {candidates[0]}.{target}=COLUMN")
+                field="mapping", hint=wording.hint("map_kind_column", kind=candidates[0], target=target))
         for kind in having:
             routed[kind][target] = column
     return routed

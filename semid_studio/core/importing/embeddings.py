@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import wording
 from ..errors import InputError, ProjectError
 from ..store import ProjectStore
 from .columns import TARGETS, norm, resolve_columns
@@ -80,7 +81,7 @@ def import_embeddings(
         ids_file = Path(ids_path) if ids_path is not None else _ids_beside(path)
         if ids_file is None:
             raise InputError("a .npy matrix needs the item ids of its rows", file=str(path),
-                             hint="give the ids file (--embedding-ids FILE: one id per line, or a CSV)")
+                             hint=wording.hint("embedding_ids"))
         ids, lines, id_field = _read_ids(ids_file, index, encoding, id_column)
         sources.append(ids_file)
         if len(ids) != len(vectors):

@@ -580,8 +580,10 @@ def _ml_latest_movies(path: Path, encoding: str | None, limit: int | None, max_l
     if tags_path.exists():
         tags = yield from _ml_latest_tags(tags_path, encoding, cancel)
         data["tags"] = [tags.get(i, []) for i in data["item_id"]]
-        table.notes.append(f"tags from {tags_path.name}: {sum(len(v) for v in tags.values())} distinct tags "
-                           f"on {len(tags)} movies")
+        table.merged.append(tags_path)
+        table.notes.append(f"{tags_path.name} (beside {path.name}) is merged into the items as their 'tags' "
+                           f"field ({sum(len(v) for v in tags.values())} distinct tags on {len(tags)} movies): "
+                           "it needs no import of its own, and it is not a query log")
     extra = [c for c in table.columns if c.lower() not in ("movieid", "title", "genres")]
     for column in extra:
         data[column] = frame[column].tolist()

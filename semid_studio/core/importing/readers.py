@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import wording
 from ..errors import InputError
 from ..events import NEVER, CancelToken, Progress, TaskGenerator
 
@@ -62,6 +63,8 @@ class Table:
     header_line: int | None = 1
     column_types: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: other files a format read into this table (MovieLens' tags.csv beside movies.csv)
+    merged: list[Path] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -149,7 +152,7 @@ def decode(data: bytes, path: Path, encoding: str | None) -> str:
         raise InputError(
             f"byte 0x{bad} is not valid {chosen} text",
             file=str(path), line=line,
-            hint=f"the file is in another encoding; give it with the encoding option, e.g. --encoding {alternative}",
+            hint=f"the file is in another encoding; {wording.hint('encoding', encoding=alternative)}",
         ) from None
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ...core.analysis import ItemRow, format_value, item_rows
+from ...core.field_kinds import stored_field_kinds
 from ...core.store import ProjectStore
 from .common import items_mime
 
@@ -39,6 +40,7 @@ class CatalogueTableModel(QAbstractTableModel):
         self._store: ProjectStore | None = None
         self._run_id: int | None = None
         self._fields: list[str] = []
+        self.field_kinds: dict[str, str] = {}  # list field -> path / set (sets show as "a, b")
         self._order = np.zeros(0, dtype=np.int64)
         self._pages: OrderedDict[int, list[ItemRow]] = OrderedDict()
 
@@ -50,6 +52,7 @@ class CatalogueTableModel(QAbstractTableModel):
         self._store = store
         self._run_id = run_id
         self._fields = [f for f in fields if f not in ("title", "item_id", "idx")]
+        self.field_kinds = stored_field_kinds(store) if store is not None else {}
         self._order = np.arange(store.item_count() if store is not None else 0, dtype=np.int64)
         self._pages.clear()
         self.endResetModel()
@@ -135,7 +138,7 @@ class CatalogueTableModel(QAbstractTableModel):
             return format_value(item.title)
         if key == "sid":
             return item.sid or ""
-        return format_value(item.attrs.get(key))
+        return format_value(item.attrs.get(key), self.field_kinds.get(key, "path"))
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         return _FLAGS if index.isValid() else _NO_FLAGS

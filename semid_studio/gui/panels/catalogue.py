@@ -226,7 +226,9 @@ class CataloguePanel(QWidget):
             self.details.clear()
             return
         rows = [("Item id", item.item_id), ("Title", format_value(item.title)), ("SID", item.sid or "—")]
-        rows += [(k.replace("_", " ").capitalize(), format_value(v)) for k, v in item.attrs.items() if k != "title"]
+        kinds = self.model.field_kinds
+        rows += [(k.replace("_", " ").capitalize(), format_value(v, kinds.get(k, "path")))
+                 for k, v in item.attrs.items() if k != "title"]
         body = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
         self.details.setHtml(f"<table cellspacing='4'>{body}</table>")
 

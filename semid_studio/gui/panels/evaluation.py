@@ -262,8 +262,8 @@ class EvaluationPanel(QWidget):
         self.eval_note.setText(
             f"{len(self._evals)} evaluation{'s' if len(self._evals) != 1 else ''} saved in this project; the plot "
             "shows the selected one (bars: mean, whiskers: spread over seeds)." if self._evals else
-            "No evaluations in this project yet: train a generative model, then press Evaluate (or run "
-            "'semid evaluate').")
+            "No evaluations in this project yet: train a generative model (Training view), then press "
+            "Evaluate.")
         self.eval_split.setVisible(bool(self._evals))
         if self._evals:
             keep = self.shown_evaluation if self.shown_evaluation in keys else self._evals[-1]["id"]

@@ -51,13 +51,13 @@ NOT_MAPPED = "(not in this file)"
 FILE_FILTER = "Data files (*.csv *.tsv *.txt *.jsonl *.json *.parquet *.gz *.bz2 *.xz *.dat *.inter *.item);;All files (*)"
 
 
-def _cell(value) -> str:
-    """A raw value as the preview shows it (lists as ``a › b``, missing as empty)."""
+def _cell(value, kind: str = "path") -> str:
+    """A raw value as the preview shows it (lists as ``a › b``, sets as ``a, b``, missing as empty)."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     elif isinstance(value, np.generic):
         value = value.item()
-    return format_value(value)
+    return format_value(value, kind)
 
 
 def problem_row(problem: InputError) -> tuple:
@@ -153,7 +153,8 @@ class FilePreview(QWidget):
         self._set_kinds(preview.field_kinds)
         frame = preview.rows
         self.rows.set_headers([str(c) for c in frame.columns])
-        self.rows.set_rows([tuple(_cell(v) for v in row) for row in frame.itertuples(index=False)])
+        kinds = [preview.field_kinds.get(str(c), "path") for c in frame.columns]
+        self.rows.set_rows([tuple(_cell(v, k) for v, k in zip(row, kinds)) for row in frame.itertuples(index=False)])
         self.rows_view.resizeColumnsToContents()
         for col in range(self.rows.columnCount()):
             self.rows_view.setColumnWidth(col, min(self.rows_view.columnWidth(col), 260))

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from ...core.analysis import SimilaritySearch, find_items, format_value
 from ...core.errors import SemidError
+from ...core.generative.evaluate import leave_out_history_by_default
 from ...core.search import check_query
 from ..context import ProjectContext, freeze_long_lived, gc_paused
 from ..generative import ModelCache, ModelInfo, Recommendation, RecommendRequest, list_recommenders, \
@@ -305,6 +306,14 @@ class PlaygroundPanel(QWidget):
             self.user_combo.addItem(f"{user}", user)
             self.user_combo.setItemData(self.user_combo.count() - 1, f"{n} interactions", Qt.ToolTipRole)
         self.user_combo.setEditText("")
+        self.user_combo.lineEdit().setPlaceholderText(
+            "Pick or type a user id…" if self.user_combo.count() else "No interactions in this project")
+        # where (almost) nobody buys an item twice, a recommendation of a history item is wasted
+        leave_out = leave_out_history_by_default(store)
+        self.exclude_check.setChecked(leave_out)
+        self.exclude_check.setToolTip(f"{store.repeat_share():.1%} of this project's interactions repeat an item "
+                                      "the user had before" + ("; left out by default" if leave_out else ""))
+        self._tooltips[self.exclude_check] = self.exclude_check.toolTip()
         self._has_embeddings = bool(store.list_embedding_sets())
         for w in (self.add_edit, self.user_combo, self.load_user_button):
             w.setEnabled(True)
@@ -427,6 +436,8 @@ class PlaygroundPanel(QWidget):
             self.recommend_label.setText(
                 "Recommendations from the history need a trained generative model; this project has none yet "
                 "(train one in Training → Generative model, task rec or joint).")
+        elif not self.history.count():
+            self.update_recommendations()  # says what to do next: the model is there, the history is not
         shown = self.last_recommendation
         info = self.current_model
         if has_model and self.history.count() and (shown is None or info is None or shown.model.id != info.id
@@ -474,8 +485,9 @@ class PlaygroundPanel(QWidget):
             self.recommend_request = request_id
             self.last_recommendation = None
             self._recommended_items = []
-            self.recommend_label.setText("Build a history on the left (search, drag items from the tree or the "
-                                         "catalogue, or load a user's history) to see what the model recommends next.")
+            self.recommend_label.setText(f"Model #{request.model_id} is ready: load a user's history or add items "
+                                         "on the left (search, or drag them from the tree or the catalogue) to see "
+                                         "what it recommends next.")
             self._highlight()
             return
         cache = self._model_cache

@@ -345,6 +345,10 @@ class GenerativeForm(QWidget):
         self.overrides_edit = overrides_edit("dropout=0.3, lr=0.001, index_share=0.25")
         self.name_edit = name_edit()
         self.spec_label = spec_label()
+        # what the time budget buys, from the pace of earlier models of this shape
+        self.plan_label = QLabel()
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setStyleSheet("color:#555")
 
         form = QFormLayout(self)
         form.addRow("Model", self.resume_combo)
@@ -357,6 +361,7 @@ class GenerativeForm(QWidget):
         form.addRow("Steps", self.steps_spin)
         form.addRow("Validate every", self.eval_spin)
         form.addRow("Time budget", self.minutes_spin)
+        form.addRow("", self.plan_label)
         form.addRow("Seed", self.seed_spin)
         form.addRow("Split", self.split_combo)
         form.addRow("Device", self.device_combo)
@@ -374,7 +379,7 @@ class GenerativeForm(QWidget):
         self.reader_combo.currentIndexChanged.connect(self._update_spec)
         self.vectors_combo.currentIndexChanged.connect(self._update_spec)
         self.mix_spin.valueChanged.connect(self._update_spec)
-        for spin in (self.steps_spin, self.eval_spin, self.seed_spin):
+        for spin in (self.steps_spin, self.eval_spin, self.seed_spin, self.minutes_spin):
             spin.valueChanged.connect(self._update_spec)
         self.split_combo.currentIndexChanged.connect(self._update_spec)
         self.overrides_edit.textChanged.connect(self._update_spec)
@@ -471,7 +476,27 @@ class GenerativeForm(QWidget):
                 lead = (f"<b>Resuming model #{info.id} at step {info.step:,} of {spec.max_steps:,}</b> with its own "
                         "settings:<br>")
             self.spec_label.setText(f"{lead}<span style='color:#555'>{html.escape(fields)}</span>")
+        self.plan_label.setText("" if problem else self._plan())
         self.changed.emit()
+
+    def _plan(self) -> str:
+        """'At 2.1 steps/s (model #3), the 2-min budget ends at about step 250 of 2,500; ...'"""
+        from ...core.generative import schedule, train
+
+        if self.context.store is None:
+            return ""
+        spec = self.spec()
+        joint = self.joint_spec().to_dict() if self.task != "rec" else None
+        kind = train.JOINT_KIND if joint is not None else train.MODEL_KIND
+        pace = schedule.past_pace(self.context.store, kind, spec.to_dict(), joint)
+        if pace is None:
+            return ("The training pace is measured in its first seconds; the log then says which step the time "
+                    "budget reaches and how many validations run before it.")
+        start = 0 if self.resume_id is None else self.context.store.get_model(self.resume_id).step
+        minutes = self.minutes_spin.value() or None
+        text = schedule.plan_text(start, spec.max_steps, spec.eval_every, pace,
+                                  None if minutes is None else minutes * 60, resumed_from=start or None)
+        return text[0].upper() + text[1:] + "."
 
     def _problem(self) -> str | None:
         store = self.context.store
@@ -1074,19 +1099,25 @@ class TrainingPanel(QWidget):
             text = f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else "")
             self.stage_label.setText(text + (f" — {event.message}" if event.message else ""))
         elif isinstance(event, Metric):
-            if event.split == "running":  # the generative loop's running loss, ~10 times a second
-                self.curves.add_point("loss (running mean)", event.step, event.value)
-            elif event.split == "train":
-                name = "loss (mean between validations)" if event.name == "train_loss" else event.name
-                self.curves.add_point(name, event.step, event.value)
-            else:
-                self.valid_curves.show()
-                self.valid_curves.add_point(f"{event.split} {event.name}", event.step, event.value)
+            self._add_metric(event)
         elif isinstance(event, PartialResult):
+            if event.kind == "history":  # a resumed run: the curve so far, then the new steps
+                for metric in event.payload["metrics"]:
+                    self._add_metric(metric)
             if event.kind in ("checkpoint", "model"):
                 self.context.modelsChanged.emit()  # the playground can decode with the new best checkpoint
         elif isinstance(event, Message):
             self.log.appendPlainText(event.text)
+
+    def _add_metric(self, event: Metric) -> None:
+        if event.split == "running":  # the generative loop's running loss, ~10 times a second
+            self.curves.add_point("loss (running mean)", event.step, event.value)
+        elif event.split == "train":
+            name = "loss (mean between validations)" if event.name == "train_loss" else event.name
+            self.curves.add_point(name, event.step, event.value)
+        else:
+            self.valid_curves.show()
+            self.valid_curves.add_point(f"{event.split} {event.name}", event.step, event.value)
 
     def _on_result(self, form, result) -> None:
         self.last_result = result
