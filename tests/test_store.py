@@ -172,6 +172,22 @@ def test_large_arrays_are_stored_in_chunks(tmp_path, monkeypatch):
         np.testing.assert_array_equal(again.load_embedding_set(emb).vectors, vectors)
 
 
+def test_a_missing_chunk_is_one_damage_line(tmp_path, monkeypatch):
+    """A chunked payload with a piece gone reads as main's damaged-payload ProjectError."""
+    from semid_studio.core import store as store_module
+
+    monkeypatch.setattr(store_module, "BLOB_CHUNK_BYTES", 1000)
+    store = make_store(tmp_path)
+    vectors = np.ones((3, 100), dtype=np.float32)
+    emb = store.save_embedding_set(name="e", model="m", template=None, strategy="content", cache_key="k",
+                                   vectors=vectors)
+    with store.atomic():
+        store.db.execute("DELETE FROM blob_chunks WHERE seq = 1")
+    with pytest.raises(ProjectError, match="embedding_sets, row #1, column vectors is damaged: incomplete"):
+        store.load_embedding_set(emb)
+    store.close()
+
+
 def test_save_as_writes_a_compact_copy(tmp_path):
     store = make_store(tmp_path)
     store.add_interactions(pd.DataFrame({"user_id": ["u", "u"], "item_idx": [0, 2], "ts": [1.0, 2.0]}))
