@@ -114,6 +114,80 @@ def test_embeddings_runs_sids_models_round_trip(tmp_path):
     store.close()
 
 
+def test_large_arrays_are_stored_in_chunks(tmp_path, monkeypatch):
+    """Payloads over BLOB_CHUNK_BYTES (SQLite refuses values over 1 GB) go to blob_chunks and
+    come back identical; replacing or deleting their row deletes the chunks."""
+    from semid_studio.core import store as store_module
+    from safetensors.numpy import load as st_load
+
+    monkeypatch.setattr(store_module, "BLOB_CHUNK_BYTES", 1000)
+    store = make_store(tmp_path)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3, 100)).astype(np.float32)  # 1,200 bytes: two chunks
+    emb = store.save_embedding_set(name="e", model="m", template=None, strategy="content", cache_key="k",
+                                   vectors=vectors)
+    marker = store.db.execute("SELECT vectors FROM embedding_sets WHERE id = ?", [emb]).fetchone()[0]
+    assert store_module.is_chunked(marker) and len(marker) < 100
+    chunks = store.db.execute("SELECT data FROM blob_chunks WHERE owner = 'embedding_sets' ORDER BY seq").fetchall()
+    assert len(chunks) == 2 and all(len(c[0]) <= 1000 for c in chunks)
+    # the chunks, in order, are plain safetensors bytes
+    np.testing.assert_array_equal(st_load(b"".join(c[0] for c in chunks))["vectors"], vectors)
+    np.testing.assert_array_equal(store.load_embedding_set(emb).vectors, vectors)
+    from semid_studio.core.analysis import read_vectors
+
+    np.testing.assert_array_equal(read_vectors(store, emb)[1], vectors)
+
+    codes = np.stack([np.arange(300) % 7, np.arange(300) // 7, np.zeros(300, int)], axis=1)
+    books = {"level_1": rng.normal(size=(7, 100)).astype(np.float32), "level_2": np.eye(43, dtype=np.float64)}
+    store.add_items([{"item_id": f"x{k}"} for k in range(297)])
+    run = store.save_quantizer_run(name="r", embedding_set_id=emb, method="rq-kmeans", spec={}, seed=0, codes=codes,
+                                   sid_strings=[f"<a_{a}><b_{b}><c_0>" for a, b, _ in codes], metrics={},
+                                   codebooks=books)
+    loaded = store.load_quantizer_run(run)
+    np.testing.assert_array_equal(loaded.codes, codes)
+    for name, book in books.items():
+        np.testing.assert_array_equal(loaded.codebooks[name], book)
+        assert loaded.codebooks[name].dtype == book.dtype
+    model = store.create_model(name="t", kind="tiger", quantizer_run_id=run, spec={})
+    weights = {f"w{k}": rng.normal(size=(k + 1, 20)).astype(np.float32) for k in range(6)}
+    store.save_checkpoint(model, "best", 1, weights, {"opt": rng.normal(size=300)})
+    ckpt = store.load_checkpoint(model, "best")
+    assert set(ckpt.weights) == set(weights) and ckpt.train_state["opt"].shape == (300,)
+    for name, w in weights.items():
+        np.testing.assert_array_equal(ckpt.weights[name], w)
+
+    def n_chunks(owner):
+        return store.db.execute("SELECT count(*) FROM blob_chunks WHERE owner = ?", [owner]).fetchone()[0]
+
+    before = n_chunks("checkpoints")
+    store.save_checkpoint(model, "best", 2, {"w": np.ones(3, np.float32)})  # small now: chunks go
+    assert n_chunks("checkpoints") == 0 < before and store.load_checkpoint(model, "best").weights["w"][0] == 1
+    store.save_checkpoint(model, "last", 3, weights)
+    with store.atomic():
+        store.db.execute("DELETE FROM models WHERE id = ?", [model])  # cascades to its checkpoints
+    assert n_chunks("checkpoints") == 0
+    copy = store.save_as(tmp_path / "copy.semid")
+    store.close()
+    with ProjectStore.open(copy) as again:
+        np.testing.assert_array_equal(again.load_embedding_set(emb).vectors, vectors)
+
+
+def test_a_missing_chunk_is_one_damage_line(tmp_path, monkeypatch):
+    """A chunked payload with a piece gone reads as main's damaged-payload ProjectError."""
+    from semid_studio.core import store as store_module
+
+    monkeypatch.setattr(store_module, "BLOB_CHUNK_BYTES", 1000)
+    store = make_store(tmp_path)
+    vectors = np.ones((3, 100), dtype=np.float32)
+    emb = store.save_embedding_set(name="e", model="m", template=None, strategy="content", cache_key="k",
+                                   vectors=vectors)
+    with store.atomic():
+        store.db.execute("DELETE FROM blob_chunks WHERE seq = 1")
+    with pytest.raises(ProjectError, match="embedding_sets, row #1, column vectors is damaged: incomplete"):
+        store.load_embedding_set(emb)
+    store.close()
+
+
 def test_save_as_writes_a_compact_copy(tmp_path):
     store = make_store(tmp_path)
     store.add_interactions(pd.DataFrame({"user_id": ["u", "u"], "item_idx": [0, 2], "ts": [1.0, 2.0]}))

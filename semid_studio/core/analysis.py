@@ -771,9 +771,6 @@ def load_inspection(store: ProjectStore, run_id: int | None = None, *, label_fie
 # every hold short.
 
 _CHUNK_ROWS = 2000
-_CHUNK_BYTES = 1 << 21
-_ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
-              "I32": np.int32, "I64": np.int64, "U8": np.uint8, "BOOL": np.bool_}
 
 
 def read_item_columns(store: ProjectStore, field: str | None = None) -> tuple[np.ndarray, np.ndarray, list]:
@@ -804,30 +801,14 @@ def read_item_columns(store: ProjectStore, field: str | None = None) -> tuple[np
 def read_vectors(store: ProjectStore, set_id: int | None = None) -> tuple[EmbeddingSet, np.ndarray]:
     """An embedding set (the newest by default) and its vectors, read in 2 MB pieces.
 
-    The same as ``store.load_embedding_set`` but without holding the GIL for the whole copy
-    (the vectors are stored as safetensors bytes; the header says where the array lies).
+    The same as ``store.load_embedding_set``, which reads the stored bytes piece by piece too
+    (:meth:`ProjectStore.read_arrays`), so no single call holds the GIL for the whole copy.
     """
     sets = store.list_embedding_sets()  # metadata only
     meta = (sets[-1] if sets else None) if set_id is None else next((e for e in sets if e.id == set_id), None)
     if meta is None:
         store.load_embedding_set(set_id)  # raises the store's own error ("no embeddings yet", "no set #n")
         raise SemidError(f"{store.path}: no embedding set #{set_id}")
-    with store.db.conn.blobopen("embedding_sets", "vectors", meta.id, readonly=True) as blob:
-        size = len(blob)
-        raw = np.empty(size, dtype=np.uint8)
-        pos = 0
-        while pos < size:
-            piece = blob.read(min(_CHUNK_BYTES, size - pos))
-            raw[pos : pos + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
-            pos += len(piece)
-    header_len = int(np.frombuffer(raw[:8].tobytes(), dtype="<u8")[0])
-    header = json.loads(raw[8 : 8 + header_len].tobytes())
-    entry = header["vectors"]
-    start, stop = entry["data_offsets"]
-    dtype = np.dtype(_ST_DTYPES[entry["dtype"]]).newbyteorder("<")
-    body = raw[8 + header_len + start : 8 + header_len + stop]
-    vectors = body.view(dtype).reshape(entry["shape"])
-    if not vectors.flags.aligned:
-        vectors = vectors.copy()
+    vectors = store.read_arrays("embedding_sets", "vectors", meta.id)["vectors"]
     meta.vectors = vectors
     return meta, vectors

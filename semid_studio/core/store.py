@@ -127,6 +127,120 @@ def decode_arrays(blob: bytes | None) -> dict[str, np.ndarray]:
         raise DamagedArrays(f"not a safetensors payload ({len(blob):,} bytes: {exc})") from None
 
 
+# --------------------------------------------------------------------------- large array blobs
+#
+# SQLite refuses any single value over 1 GB (SQLITE_MAX_LENGTH), and a million 384-d float32
+# vectors are 1.5 GB. An array payload larger than BLOB_CHUNK_BYTES is therefore written as
+# the rows of ``blob_chunks`` (in order, they are the same safetensors bytes), and its own
+# column holds a short marker instead. Payloads up to that size are stored exactly as before.
+# Reading assembles the chunks straight into one numpy buffer in small pieces, so a payload
+# costs its own size in memory once (not bytes + arrays), and no single C call holds the GIL
+# for long (the GUI reads vectors in worker threads).
+
+#: appends of at least this many rows rebuild the table's indexes afterwards (see bulk_load)
+BULK_INDEX_ROWS = 200_000
+#: SQLite page cache during a bulk append (KiB)
+BULK_CACHE_KB = 256 * 1024
+#: payloads larger than this are split into chunks of this size (bytes)
+BLOB_CHUNK_BYTES = 64 << 20
+#: what a chunked payload's own column starts with (followed by JSON: total bytes, chunks)
+CHUNK_MARK = b"SEMID-CHUNKED\n"
+_READ_PIECE = 1 << 21  # bytes per blob read call
+_ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
+              "I32": np.int32, "I64": np.int64, "U8": np.uint8, "U16": np.uint16, "U32": np.uint32,
+              "U64": np.uint64, "BOOL": np.bool_}
+_ST_NAMES = {np.dtype(v).newbyteorder("<"): k for k, v in _ST_DTYPES.items()}
+
+
+@dataclass
+class _Payload:
+    """Arrays ready to be stored: ``value`` goes in the column, ``chunks`` (if any) in blob_chunks."""
+
+    value: bytes | None
+    chunks: Iterator[Any] | None = None
+
+
+def _payload(arrays: dict[str, np.ndarray] | None) -> _Payload:
+    """Encode arrays for one BLOB column: safetensors bytes, or a marker plus chunks when large."""
+    if not arrays:
+        return _Payload(None)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # the same layout safetensors writes: 8-byte header length, JSON header, then the data
+    header: dict[str, Any] = {}
+    offset = 0
+    names = sorted(arrays)
+    for name in names:
+        a = arrays[name]
+        if a.dtype.byteorder == ">":
+            a = arrays[name] = a.astype(a.dtype.newbyteorder("<"))
+        kind = _ST_NAMES.get(a.dtype.newbyteorder("<"))
+        if kind is None:
+            raise ValueError(f"cannot store array '{name}' of dtype {a.dtype}")
+        header[name] = {"dtype": kind, "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # aligned data, as safetensors pads its header
+    head = np.uint64(len(text)).astype("<u8").tobytes() + text
+    total = len(head) + offset
+    if total <= BLOB_CHUNK_BYTES:
+        return _Payload(encode_arrays(arrays))  # one value, exactly as it has always been stored
+    parts = [memoryview(head)] + [memoryview(arrays[n].reshape(-1).view(np.uint8)) for n in names]
+    n_chunks = -(-total // BLOB_CHUNK_BYTES)
+    marker = CHUNK_MARK + json.dumps({"bytes": total, "chunks": n_chunks}).encode()
+    return _Payload(marker, _chunk_pieces(parts, BLOB_CHUNK_BYTES))
+
+
+def _chunk_pieces(parts: list[memoryview], size: int) -> Iterator[Any]:
+    """The concatenation of ``parts`` cut into pieces of ``size`` bytes (the last may be shorter);
+    a piece that lies inside one part is a view of it, not a copy."""
+    pending = bytearray()
+    for part in parts:
+        pos, n = 0, len(part)
+        while pos < n:
+            if not pending and n - pos >= size:
+                yield part[pos : pos + size]
+                pos += size
+                continue
+            take = min(size - len(pending), n - pos)
+            pending += part[pos : pos + take]
+            pos += take
+            if len(pending) == size:
+                yield bytes(pending)
+                pending = bytearray()
+    if pending:
+        yield bytes(pending)
+
+
+def is_chunked(value: bytes | None) -> bool:
+    return value is not None and bytes(value[: len(CHUNK_MARK)]) == CHUNK_MARK
+
+
+def arrays_from_buffer(raw: np.ndarray) -> dict[str, np.ndarray]:
+    """Arrays of safetensors bytes held in a uint8 numpy buffer, as views of it where aligned.
+    Bytes that are not such a payload raise DamagedArrays (only a JSON header is parsed)."""
+    if len(raw) == 0:
+        return {}
+    try:
+        header_len = int(np.frombuffer(raw[:8].tobytes(), dtype="<u8")[0])
+        if header_len > len(raw) - 8:
+            raise ValueError("header longer than the payload")
+        header = json.loads(raw[8 : 8 + header_len].tobytes())
+        base = 8 + header_len
+        out = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            start, stop = entry["data_offsets"]
+            if not 0 <= start <= stop <= len(raw) - base:
+                raise ValueError(f"array '{name}' lies outside the payload")
+            dtype = np.dtype(_ST_DTYPES[entry["dtype"]]).newbyteorder("<")
+            array = raw[base + start : base + stop].view(dtype).reshape(entry["shape"])
+            out[name] = array if array.flags.aligned else array.copy()
+        return out
+    except Exception as exc:  # any malformed header or layout
+        raise DamagedArrays(f"not a safetensors payload ({len(raw):,} bytes: {exc})") from None
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
 
@@ -302,6 +416,27 @@ def m003_leases(db: sqlite_utils.Database) -> None:
             since TEXT NOT NULL
         )"""
     )
+
+
+@migrations()
+def m004_blob_chunks(db: sqlite_utils.Database) -> None:
+    # Array payloads over BLOB_CHUNK_BYTES (SQLite stores no value over 1 GB): the row of
+    # ``owner`` (table) with rowid ``owner_id`` holds a marker in column ``col``, and its bytes
+    # are these chunks in ``seq`` order. Deleting the row deletes its chunks.
+    db.execute(
+        """CREATE TABLE blob_chunks (
+            id INTEGER PRIMARY KEY,
+            owner TEXT NOT NULL,
+            owner_id INTEGER NOT NULL,
+            col TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            UNIQUE (owner, owner_id, col, seq)
+        )"""
+    )
+    for table in ("embedding_sets", "quantizer_runs", "checkpoints", "embedding_artifacts"):
+        db.execute(f"CREATE TRIGGER {table}_chunks AFTER DELETE ON {table} BEGIN "
+                   f"DELETE FROM blob_chunks WHERE owner = '{table}' AND owner_id = old.rowid; END")
 
 
 # --------------------------------------------------------------------------- faults
@@ -677,6 +812,107 @@ class ProjectStore:
             self.db.execute("DELETE FROM leases WHERE resource = ? AND pid = ? AND host = ?",
                             [resource, os.getpid(), socket.gethostname()])
 
+    # -- bulk appends
+
+    @contextlib.contextmanager
+    def bulk_load(self, table: str, rows: int) -> Iterator["ProjectStore"]:
+        """Make a large append of ``rows`` rows to ``table`` fast; use inside :meth:`atomic`.
+
+        SQLite's page cache is raised for the load (its 2 MB default makes every index insert
+        a disk read once an index outgrows it), and when the append is large against what the
+        table holds (at least BULK_INDEX_ROWS and as many rows as it has), the table's indexes
+        are dropped and built again afterwards: one sort per index instead of a B-tree insert
+        per row, 2-3x faster at a million interactions. Both happen inside the caller's
+        transaction, so a failure or a cancel rolls the indexes back with the rows.
+        """
+        conn = self.db.conn
+        if not conn.in_transaction:
+            raise RuntimeError("bulk_load belongs inside store.atomic()")
+        before = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KB}")
+        indexes: list[str] = []
+        existing = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if rows >= max(BULK_INDEX_ROWS, existing):
+            found = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                                 "AND sql IS NOT NULL", [table]).fetchall()  # not the UNIQUE/PK autoindexes
+            for name, sql in found:
+                conn.execute(f'DROP INDEX "{name}"')
+                indexes.append(sql)
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # after an error the rollback restores them anyway
+                for sql in indexes:
+                    conn.execute(sql)
+            conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+    # -- array payloads (see "large array blobs" above)
+
+    def _store_chunks(self, owner: str, rowid: int, col: str, payload: _Payload) -> None:
+        """Write a payload's chunks for ``owner`` row ``rowid`` (replacing any it had); inside atomic()."""
+        self.db.execute("DELETE FROM blob_chunks WHERE owner = ? AND owner_id = ? AND col = ?", [owner, rowid, col])
+        if payload.chunks is None:
+            return
+        for seq, piece in enumerate(payload.chunks):
+            self.db.execute("INSERT INTO blob_chunks(owner, owner_id, col, seq, data) VALUES (?, ?, ?, ?, ?)",
+                            [owner, int(rowid), col, seq, piece])
+
+    def _read_blob(self, table: str, col: str, rowid: int, into: np.ndarray | None = None) -> np.ndarray:
+        """One stored BLOB as a uint8 array, read in small pieces (``into``: the buffer to fill)."""
+        with self.db.conn.blobopen(table, col, int(rowid), readonly=True) as blob:
+            size = len(blob)
+            raw = np.empty(size, dtype=np.uint8) if into is None else into
+            pos = 0
+            while pos < size:
+                piece = blob.read(min(_READ_PIECE, size - pos))
+                raw[pos : pos + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+                pos += len(piece)
+        return raw
+
+    def read_arrays(self, table: str, col: str, rowid: int, *, needs: str | None = None,
+                    where: str | None = None) -> dict[str, np.ndarray]:
+        """The arrays stored in column ``col`` of row ``rowid`` of ``table``, chunked or not.
+
+        ``needs``: an array it must hold; ``where``: how to name the row in an error. Damaged
+        bytes are the same one-line ProjectError as :meth:`decode_stored`.
+        """
+        try:
+            arrays = self._read_arrays(table, col, rowid)
+            if needs is not None and needs not in arrays:
+                raise DamagedArrays(f"no '{needs}' array in it")
+            return arrays
+        except DamagedArrays as exc:
+            raise self._damaged(table, rowid if where is None else where, col, exc) from None
+
+    def _read_arrays(self, table: str, col: str, rowid: int) -> dict[str, np.ndarray]:
+        head = self.db.execute(f"SELECT substr({col}, 1, 256), length({col}) FROM {table} WHERE rowid = ?",
+                               [int(rowid)]).fetchone()
+        if head is None or head[0] is None or not head[1]:
+            return {}
+        if not is_chunked(head[0]):
+            return arrays_from_buffer(self._read_blob(table, col, rowid))
+        try:
+            info = json.loads(bytes(head[0])[len(CHUNK_MARK):])
+            total, n_chunks = int(info["bytes"]), int(info["chunks"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DamagedArrays(f"unreadable chunk marker ({exc})") from None
+        rows = self.db.execute("SELECT id, length(data) FROM blob_chunks WHERE owner = ? AND owner_id = ? "
+                               "AND col = ? ORDER BY seq", [table, int(rowid), col]).fetchall()
+        if len(rows) != n_chunks or sum(n for _, n in rows) != total:
+            raise DamagedArrays(f"incomplete ({len(rows)} of {n_chunks} pieces)")
+        raw = np.empty(total, dtype=np.uint8)
+        pos = 0
+        for chunk_id, n in rows:
+            self._read_blob("blob_chunks", "data", chunk_id, raw[pos : pos + n])
+            pos += n
+        return arrays_from_buffer(raw)
+
+    def _damaged(self, table: str, row: Any, column: str, exc: Exception) -> ProjectError:
+        row_text = f"#{row}" if isinstance(row, int) else str(row)
+        redo = _REDO_DAMAGED.get(table, "compute it again")
+        return ProjectError(f"{self.path}: table {table}, row {row_text}, column {column} is damaged: {exc}. "
+                            f"The rest of the project is unaffected; {redo} to replace it")
+
     # -- stored arrays
 
     def decode_stored(self, blob: bytes | None, table: str, row: Any, column: str,
@@ -690,10 +926,7 @@ class ProjectStore:
                 raise DamagedArrays(f"no '{needs}' array in it")
             return arrays
         except DamagedArrays as exc:
-            row_text = f"#{row}" if isinstance(row, int) else str(row)
-            redo = _REDO_DAMAGED.get(table, "compute it again")
-            raise ProjectError(f"{self.path}: table {table}, row {row_text}, column {column} is damaged: {exc}. "
-                               f"The rest of the project is unaffected; {redo} to replace it") from None
+            raise self._damaged(table, row, column, exc) from None
 
     # -- meta
 
@@ -920,14 +1153,17 @@ class ProjectStore:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             raise ValueError("vectors must be 2-D")
+        payload = _payload({"vectors": vectors})
         with self.atomic():
             cur = self.db.execute(
                 "INSERT INTO embedding_sets(name, model, template, strategy, cache_key, n_items, dim, "
                 "params, vectors, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [name, model, template, strategy, cache_key, int(vectors.shape[0]), int(vectors.shape[1]),
-                 _json(params or {}), encode_arrays({"vectors": vectors}), now_iso()],
+                 _json(params or {}), payload.value, now_iso()],
             )
-        return int(cur.lastrowid)
+            set_id = int(cur.lastrowid)
+            self._store_chunks("embedding_sets", set_id, "vectors", payload)
+        return set_id
 
     _EMB_COLS = "id, name, model, template, strategy, cache_key, n_items, dim, params, created"
 
@@ -958,8 +1194,7 @@ class ProjectStore:
             if row is None:
                 raise ProjectError(f"{self.path}: no embedding set #{set_id}")
         emb = self._embedding_from_row(row)
-        blob = self.db.execute("SELECT vectors FROM embedding_sets WHERE id = ?", [emb.id]).fetchone()[0]
-        emb.vectors = self.decode_stored(blob, "embedding_sets", emb.id, "vectors", needs="vectors")["vectors"]
+        emb.vectors = self.read_arrays("embedding_sets", "vectors", emb.id, needs="vectors")["vectors"]
         return emb
 
     # -- quantiser runs and SIDs
@@ -982,17 +1217,19 @@ class ProjectStore:
         codes = np.asarray(codes)
         if codes.ndim != 2 or len(sid_strings) != codes.shape[0]:
             raise ValueError("codes must be (n_items, levels + 1) with one SID string per item")
+        payloads = {"codebooks": _payload(codebooks), "model_state": _payload(model_state),
+                    "codes": _payload({"codes": codes.astype(np.int32)})}
         with self.atomic():
             cur = self.db.execute(
                 "INSERT INTO quantizer_runs(name, embedding_set_id, method, spec, seed, n_items, n_levels, "
                 "metrics, codebooks, model_state, codes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [name, int(embedding_set_id), method, _json(spec), int(seed), int(codes.shape[0]),
-                 int(codes.shape[1] - 1), _json(metrics),
-                 encode_arrays(codebooks) if codebooks else None,
-                 encode_arrays(model_state) if model_state else None,
-                 encode_arrays({"codes": codes.astype(np.int32)}), now_iso()],
+                 int(codes.shape[1] - 1), _json(metrics), payloads["codebooks"].value,
+                 payloads["model_state"].value, payloads["codes"].value, now_iso()],
             )
             run_id = int(cur.lastrowid)
+            for col, payload in payloads.items():
+                self._store_chunks("quantizer_runs", run_id, col, payload)
             self.db.conn.executemany(
                 "INSERT INTO sid_assignments(run_id, item_idx, sid) VALUES (?, ?, ?)",
                 ((run_id, i, s) for i, s in enumerate(sid_strings)),
@@ -1020,13 +1257,9 @@ class ProjectStore:
             raise ProjectError(f"{self.path}: no quantiser run #{run_id}")
         run = self._run_from_row(row)
         if with_arrays:
-            codes, books, state = self.db.execute(
-                "SELECT codes, codebooks, model_state FROM quantizer_runs WHERE id = ?", [run_id]
-            ).fetchone()
-            run.codes = self.decode_stored(codes, "quantizer_runs", run_id, "codes", needs="codes")["codes"]
-            run.codes = run.codes.astype(np.int64)
-            run.codebooks = self.decode_stored(books, "quantizer_runs", run_id, "codebooks")
-            run.model_state = self.decode_stored(state, "quantizer_runs", run_id, "model_state")
+            run.codes = self.read_arrays("quantizer_runs", "codes", run_id, needs="codes")["codes"].astype(np.int64)
+            run.codebooks = self.read_arrays("quantizer_runs", "codebooks", run_id)
+            run.model_state = self.read_arrays("quantizer_runs", "model_state", run_id)
         return run
 
     def update_run_metrics(self, run_id: int, metrics: dict) -> None:
@@ -1119,15 +1352,22 @@ class ProjectStore:
         extra: dict | None = None,
     ) -> None:
         """Replace the model's checkpoint with this tag (``best``, ``last``)."""
+        payloads = {"weights": _payload(weights), "train_state": _payload(train_state)}
+        if payloads["weights"].value is None:  # NOT NULL: a model without weights is still a checkpoint
+            payloads["weights"] = _Payload(encode_arrays({}))
         with self.atomic():
             self.db.execute(
                 "INSERT INTO checkpoints(model_id, tag, step, weights, train_state, extra, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model_id, tag) DO UPDATE SET step = excluded.step, "
                 "weights = excluded.weights, train_state = excluded.train_state, extra = excluded.extra, "
                 "created = excluded.created",
-                [model_id, tag, int(step), encode_arrays(weights),
-                 encode_arrays(train_state) if train_state else None, _json(extra or {}), now_iso()],
+                [model_id, tag, int(step), payloads["weights"].value, payloads["train_state"].value,
+                 _json(extra or {}), now_iso()],
             )
+            row_id = self.db.execute("SELECT id FROM checkpoints WHERE model_id = ? AND tag = ?",
+                                     [model_id, tag]).fetchone()[0]
+            for col, payload in payloads.items():
+                self._store_chunks("checkpoints", row_id, col, payload)
 
     def checkpoint_tags(self) -> set[tuple[int, str]]:
         """Every ``(model_id, tag)`` that has a checkpoint, without reading any weights."""
@@ -1139,15 +1379,14 @@ class ProjectStore:
 
     def load_checkpoint(self, model_id: int, tag: str = "best") -> Checkpoint | None:
         row = self.db.execute(
-            "SELECT step, weights, train_state, extra FROM checkpoints WHERE model_id = ? AND tag = ?",
-            [model_id, tag],
+            "SELECT id, step, extra FROM checkpoints WHERE model_id = ? AND tag = ?", [model_id, tag],
         ).fetchone()
         if row is None:
             return None
-        step, weights, state, extra = row
+        row_id, step, extra = row
         where = f"model #{model_id}, '{tag}' checkpoint"
-        return Checkpoint(model_id, tag, step, self.decode_stored(weights, "checkpoints", where, "weights"),
-                          self.decode_stored(state, "checkpoints", where, "train_state"), _loads(extra, {}))
+        return Checkpoint(model_id, tag, step, self.read_arrays("checkpoints", "weights", row_id, where=where),
+                          self.read_arrays("checkpoints", "train_state", row_id, where=where), _loads(extra, {}))
 
     # -- evaluations
 

@@ -421,18 +421,20 @@ def _write(store: ProjectStore, prep: Prepared, cancel: CancelToken) -> TaskGene
     total = prep.n_ready
     if prep.kind == "items":
         expected = store.item_count()
-        for start in range(0, total, _WRITE_CHUNK):
-            cancel.raise_if_cancelled()
-            first = store.add_items(prep.records[start : start + _WRITE_CHUNK])
-            if first != expected + start:  # interactions were linked to these idx values
-                raise ProjectError(f"{store.path}: the catalogue changed during the import; try again")
-            yield Progress(stage, min(start + _WRITE_CHUNK, total), total)
+        with store.bulk_load("items", total):
+            for start in range(0, total, _WRITE_CHUNK):
+                cancel.raise_if_cancelled()
+                first = store.add_items(prep.records[start : start + _WRITE_CHUNK])
+                if first != expected + start:  # interactions were linked to these idx values
+                    raise ProjectError(f"{store.path}: the catalogue changed during the import; try again")
+                yield Progress(stage, min(start + _WRITE_CHUNK, total), total)
         return total
     add = store.add_interactions if prep.kind == "interactions" else store.add_queries
-    for start in range(0, total, _WRITE_CHUNK):
-        cancel.raise_if_cancelled()
-        add(prep.frame.iloc[start : start + _WRITE_CHUNK])
-        yield Progress(stage, min(start + _WRITE_CHUNK, total), total)
+    with store.bulk_load("interactions" if prep.kind == "interactions" else "queries", total):
+        for start in range(0, total, _WRITE_CHUNK):
+            cancel.raise_if_cancelled()
+            add(prep.frame.iloc[start : start + _WRITE_CHUNK])
+            yield Progress(stage, min(start + _WRITE_CHUNK, total), total)
     return total
 
 
