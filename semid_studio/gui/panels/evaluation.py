@@ -185,10 +185,11 @@ class EvaluationPanel(QWidget):
         for check in self.baseline_checks.values():
             run_row2.addWidget(check)
         run_row2.addStretch(1)
-        run_row2.addWidget(self.evaluate_button)
-        run_row2.addWidget(self.file_button)
-        run_row2.addWidget(self.cancel_button)
-        run_row2.addWidget(self.progress)
+        action_row = QHBoxLayout()  # a row of its own: with the baselines it would widen the window
+        action_row.addWidget(self.evaluate_button)
+        action_row.addWidget(self.file_button)
+        action_row.addWidget(self.cancel_button)
+        action_row.addWidget(self.progress, 1)
 
         # -- stored evaluations
         self.evaluations = RecordsTableModel(["Evaluation"], self)
@@ -213,6 +214,7 @@ class EvaluationPanel(QWidget):
         el = QVBoxLayout(eval_box)
         el.addLayout(run_row)
         el.addLayout(run_row2)
+        el.addLayout(action_row)
         el.addWidget(self.status)
         el.addWidget(self.eval_note)
         split = QSplitter(Qt.Horizontal)
