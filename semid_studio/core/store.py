@@ -107,13 +107,13 @@ def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     return _st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
-#: what gives a damaged stored value back (ProjectStore.decode_stored), by table
+#: what gives a damaged stored value back (ProjectStore.read_arrays), by table
 _REDO_DAMAGED = {"embedding_sets": "embed the items again", "quantizer_runs": "quantise again",
                  "checkpoints": "train the model again", "embedding_artifacts": "build the embedding set again"}
 
 
 class DamagedArrays(ValueError):
-    """Stored bytes that are not a safetensors payload (see ProjectStore.decode_stored)."""
+    """Stored bytes that are not a safetensors payload (see ProjectStore.read_arrays)."""
 
 
 def decode_arrays(blob: bytes | None) -> dict[str, np.ndarray]:
@@ -874,7 +874,7 @@ class ProjectStore:
         """The arrays stored in column ``col`` of row ``rowid`` of ``table``, chunked or not.
 
         ``needs``: an array it must hold; ``where``: how to name the row in an error. Damaged
-        bytes are the same one-line ProjectError as :meth:`decode_stored`.
+        bytes are one ProjectError line naming the project, table, row and column.
         """
         try:
             arrays = self._read_arrays(table, col, rowid)
@@ -912,21 +912,6 @@ class ProjectStore:
         redo = _REDO_DAMAGED.get(table, "compute it again")
         return ProjectError(f"{self.path}: table {table}, row {row_text}, column {column} is damaged: {exc}. "
                             f"The rest of the project is unaffected; {redo} to replace it")
-
-    # -- stored arrays
-
-    def decode_stored(self, blob: bytes | None, table: str, row: Any, column: str,
-                      needs: str | None = None) -> dict[str, np.ndarray]:
-        """:func:`decode_arrays` of one stored value (``needs``: an array it must hold); damaged
-        bytes are one ProjectError line naming the project, table, row and column (the CLI and
-        the GUI show it as it is)."""
-        try:
-            arrays = decode_arrays(blob)
-            if needs is not None and needs not in arrays:
-                raise DamagedArrays(f"no '{needs}' array in it")
-            return arrays
-        except DamagedArrays as exc:
-            raise self._damaged(table, row, column, exc) from None
 
     # -- meta
 

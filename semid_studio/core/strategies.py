@@ -202,11 +202,11 @@ def save_artifact(store: ProjectStore, set_id: int, name: str, arrays: dict[str,
 def load_artifact(store: ProjectStore, set_id: int, name: str) -> tuple[dict[str, np.ndarray], dict] | None:
     """``(arrays, meta)`` stored beside an embedding set, or None."""
     row = store.db.execute(
-        "SELECT arrays, meta FROM embedding_artifacts WHERE embedding_set_id = ? AND name = ?", [int(set_id), name]
+        "SELECT rowid, meta FROM embedding_artifacts WHERE embedding_set_id = ? AND name = ?", [int(set_id), name]
     ).fetchone()
     if row is None:
         return None
-    arrays = store.decode_stored(row[0], "embedding_artifacts", f"set #{set_id} '{name}'", "arrays")
+    arrays = store.read_arrays("embedding_artifacts", "arrays", row[0], where=f"set #{set_id} '{name}'")
     return arrays, json.loads(row[1] or "{}")
 
 

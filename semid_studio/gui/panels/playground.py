@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from ...core.analysis import SimilaritySearch, find_items, format_value
 from ...core.errors import SemidError
-from ...core.generative.evaluate import leave_out_history_by_default
+from ...core.generative.evaluate import REPEAT_SHARE_TO_KEEP_HISTORY
 from ...core.search import check_query
 from ..context import ProjectContext, freeze_long_lived, gc_paused
 from ..generative import ModelCache, ModelInfo, Recommendation, RecommendRequest, list_recommenders, \
@@ -309,16 +309,21 @@ class PlaygroundPanel(QWidget):
         self.user_combo.lineEdit().setPlaceholderText(
             "Pick or type a user id…" if self.user_combo.count() else "No interactions in this project")
         # where (almost) nobody buys an item twice, a recommendation of a history item is wasted
-        leave_out = leave_out_history_by_default(store)
-        self.exclude_check.setChecked(leave_out)
-        self.exclude_check.setToolTip(f"{store.repeat_share():.1%} of this project's interactions repeat an item "
-                                      "the user had before" + ("; left out by default" if leave_out else ""))
-        self._tooltips[self.exclude_check] = self.exclude_check.toolTip()
+        # a scan of every interaction (seconds at millions): measured in a worker, not here
+        self.context.submit("Measuring repeat interactions", lambda store, cancel: store.repeat_share(),
+                            key="playground-repeats", on_result=self._on_repeat_share)
         self._has_embeddings = bool(store.list_embedding_sets())
         for w in (self.add_edit, self.user_combo, self.load_user_button):
             w.setEnabled(True)
         self._update_model_state()
         self.update_results()
+
+    def _on_repeat_share(self, share: float) -> None:
+        leave_out = share < REPEAT_SHARE_TO_KEEP_HISTORY
+        self.exclude_check.setChecked(leave_out)
+        self.exclude_check.setToolTip(f"{share:.1%} of this project's interactions repeat an item the user had "
+                                      "before" + ("; left out by default" if leave_out else ""))
+        self._tooltips[self.exclude_check] = self.exclude_check.toolTip()
 
     @Slot()
     def _on_project_closed(self) -> None:
