@@ -119,7 +119,7 @@ def sid_run(store: ProjectStore, strategy: str) -> tuple[int, int]:
 def token_runs(store: ProjectStore, tokens: str, sets: str | None) -> tuple[str, int, int]:
     """(label, rec run id, search set id) of a Separate / Prefix-share token strategy on the
     default RQ-KMeans, made once: an earlier pair of runs for the same sets is reused."""
-    from semid_studio.core import token_strategies as T
+    from semid_studio.core.search import token_strategies as T
 
     ids: dict = {"search": None, "rec": None}
     if sets:
@@ -130,7 +130,7 @@ def token_runs(store: ProjectStore, tokens: str, sets: str | None) -> tuple[str,
 
 
 def _existing_strategy(store: ProjectStore, tokens: str, ids: dict):
-    from semid_studio.core import token_strategies as T
+    from semid_studio.core.search import token_strategies as T
 
     tagged = {}
     for run in store.list_quantizer_runs():

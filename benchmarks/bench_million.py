@@ -350,7 +350,7 @@ def inner_catalogue(project: Path) -> None:
 
 
 def inner_trie(project: Path) -> None:
-    from semid_studio.core.generative.tokens import default_level_sizes
+    from semid_studio.core.sids import default_level_sizes
     from semid_studio.core.generative.trie import SidTrie
     from semid_studio.core.store import ProjectStore
 

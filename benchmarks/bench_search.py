@@ -41,9 +41,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from semid_studio.core import queries as Q  # noqa: E402
+from semid_studio.core.search import queries as Q  # noqa: E402
 from semid_studio.core import search as S  # noqa: E402
-from semid_studio.core import strategies as G  # noqa: E402
+from semid_studio.core.search import strategies as G  # noqa: E402
 from semid_studio.core.events import Message, Metric, drive  # noqa: E402
 from semid_studio.core.store import ProjectStore  # noqa: E402
 

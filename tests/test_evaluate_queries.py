@@ -25,7 +25,7 @@ from semid_studio.core.errors import InputError, UnknownItemsError
 from semid_studio.core.events import collect, drive
 from semid_studio.core.generative import make_spec
 from semid_studio.core.generative.joint import evaluate_joint, make_joint_spec, train_joint
-from semid_studio.core.query_log import evaluate_query_log, training_overlap
+from semid_studio.core.generative.joint.query_log import evaluate_query_log, training_overlap
 from semid_studio.core.store import ProjectStore
 
 from conftest import shared_dataset

@@ -22,9 +22,10 @@ from semid_studio.core.generative.data import Probes, Sequences, make_split, tra
 from semid_studio.core.generative.decode import beam_search, exact_scores, sample
 from semid_studio.core.generative.metrics import ranking_metrics
 from semid_studio.core.generative.model import TigerModel
-from semid_studio.core.generative.tokens import SidVocab, default_level_sizes
+from semid_studio.core.generative.tokens import SidVocab
 from semid_studio.core.generative.train import Trainer, load_split, make_vocab, same_spec
 from semid_studio.core.generative.trie import SidTrie
+from semid_studio.core.sids import default_level_sizes
 from semid_studio.core.store import ProjectStore
 
 TINY = {"max_steps": 300, "eval_every": 100, "valid_users": 0}
@@ -332,7 +333,7 @@ def test_content_vectors_from_another_embedding_set(project_master, tmp_path):
     """content_set: the model reads the vectors of a set other than the SIDs' own (here rec-tuned
     item vectors learned from the training interactions, 32-d, beside SIDs from the text set);
     an unknown set is refused naming the field."""
-    from semid_studio.core import strategies as S
+    from semid_studio.core.search import strategies as S
 
     path = tmp_path / "content_set.semid"
     shutil.copyfile(project_master, path)

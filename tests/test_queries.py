@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from semid_studio.cli import main
-from semid_studio.core import queries as Q
+from semid_studio.core.search import queries as Q
 from semid_studio.core.errors import SemidError
 from semid_studio.core.events import collect
 from semid_studio.core.store import ProjectStore

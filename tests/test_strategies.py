@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from semid_studio.cli import main
-from semid_studio.core import strategies as G
+from semid_studio.core.search import strategies as G
 from semid_studio.core.embed import embed_items
 from semid_studio.core.errors import SemidError
 from semid_studio.core.events import Metric, collect, drive
-from semid_studio.core.queries import assert_training_only
+from semid_studio.core.search.queries import assert_training_only
 from semid_studio.core.search import item_texts, normalize
 from semid_studio.core.store import ProjectStore
 
@@ -223,7 +223,8 @@ def test_fused_sets_and_their_query_side(tuned):
 
 
 def test_joint_model_can_read_text_with_a_fine_tuned_encoder(tuned):
-    from semid_studio.core.generative.joint import JointSpec, encoder_name, text_features
+    from semid_studio.core.generative.joint import JointSpec, text_features
+    from semid_studio.core.generative.joint.text import encoder_name
 
     texts = ["waterproof hiking boots", "coffee grinder"]
     with ProjectStore.open(tuned) as store:

@@ -19,8 +19,8 @@ import pytest
 
 from semid_studio.cli import main
 from semid_studio.core import quantize
-from semid_studio.core import strategies as G
-from semid_studio.core import token_strategies as T
+from semid_studio.core.search import strategies as G
+from semid_studio.core.search import token_strategies as T
 from semid_studio.core.errors import SemidError
 from semid_studio.core.events import collect, drive
 from semid_studio.core.generative import make_spec

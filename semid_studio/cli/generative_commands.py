@@ -287,7 +287,7 @@ def _evaluate_joint(args: argparse.Namespace) -> int:
 
 
 def _evaluate_query_file(args: argparse.Namespace) -> int:
-    from ..core.query_log import evaluate_query_log, format_report
+    from ..core.generative.joint.query_log import evaluate_query_log, format_report
 
     ks = _ks(args.k or "10,30")
     mapping = parse_key_values(args.map, "--map")
@@ -346,7 +346,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ..core.generative import MODEL_KIND, recommend
-    from ..core.generative.joint import JOINT_KIND, has_joint_model, load_joint, pick_joint
+    from ..core.generative.joint import JOINT_KIND, has_joint_model, load_joint
+    from ..core.generative.joint.evaluate import pick_joint
 
     history = [h for h in args.history.split(",")]
     with open_store(args.project) as store:

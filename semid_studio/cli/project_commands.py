@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--template", help="text template, e.g. 'Title: {title}; Categories: {categories}'")
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--batch-size", type=int, default=64)
-    # task-aware embeddings (core/strategies.py); the same as 'semid embed-strategy'
+    # task-aware embeddings (core/search/strategies.py); the same as 'semid embed-strategy'
     p.add_argument("--strategy", default="auto",
                    choices=["auto", "content", "search", "rec", "multitask", "fused-concat", "fused-svd"],
                    help="auto (default): content when the items have text, else rec; content: the text "
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any spec field (repeatable)")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--json", action="store_true", help="print the run's health as JSON")
-    # token strategies of the joint model (core/token_strategies.py, docs/joint-search.md)
+    # token strategies of the joint model (core/search/token_strategies.py, docs/joint-search.md)
     p.add_argument("--tokens", choices=["shared", "separate", "prefix-share"], default="shared",
                    help="shared (default): one SID table; separate: one per task, distinct vocabulary ranges; "
                         "prefix-share: one per task, level 1 shared")
@@ -243,7 +243,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def _quantize_tokens(args: argparse.Namespace, spec) -> int:
     """``semid quantize --tokens separate|prefix-share``: one SID table per task."""
-    from ..core import sids, token_strategies
+    from ..core import sids
+    from ..core.search import token_strategies
 
     if args.tokens == "shared":
         raise SemidError("--search-set and --rec-set apply to --tokens separate or prefix-share")
@@ -276,7 +277,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from ..core import sids
 
-    from ..core.token_strategies import active_token_strategy
+    from ..core.search.token_strategies import active_token_strategy
 
     with open_store(args.project) as store:
         summary = store.summary()

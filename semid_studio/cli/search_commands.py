@@ -18,7 +18,7 @@ from .common import open_store, parse_key_values, print_json, run_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..core import queries, strategies
+    from ..core.search import queries, strategies
 
     p = subparsers.add_parser("queries", help="list the project's search queries, or generate them")
     p.add_argument("project")
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_queries(args: argparse.Namespace) -> int:
-    from ..core import queries
+    from ..core.search import queries
 
     with open_store(args.project) as store:
         if args.generate:
@@ -119,7 +119,7 @@ def cmd_queries(args: argparse.Namespace) -> int:
 
 
 def cmd_embed_strategy(args: argparse.Namespace) -> int:
-    from ..core import strategies
+    from ..core.search import strategies
 
     overrides: dict = parse_key_values(args.set, "--set")
     overrides["seed"] = args.seed

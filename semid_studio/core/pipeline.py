@@ -53,7 +53,7 @@ def embed_catalogue(
     retail logs, P5 releases) would give every item the same vector, so it is embedded from
     the interactions instead: the ``rec`` strategy's co-occurrence vectors, said in one line.
     """
-    from . import strategies
+    from .search import strategies
     from .embed import MIN_DISTINCT_TEXT_SHARE, catalogue_text_share, embed_items
 
     share, template_used = catalogue_text_share(store, template)

@@ -25,10 +25,10 @@ from ..core.store import ProjectStore
 
 JOINT_KIND = "tiger-joint"  # == core.generative.joint.JOINT_KIND (imported lazily there: torch is heavy)
 
-#: labels of the embedding strategies (core.strategies.STRATEGIES) as the app shows them
+#: labels of the embedding strategies (core.search.strategies.STRATEGIES) as the app shows them
 STRATEGY_LABELS = {"content": "content", "search": "search-tuned", "rec": "rec-tuned", "multitask": "multi-task",
                    "fused-concat": "fused concat", "fused-svd": "fused SVD", "imported": "imported",
-                   # token strategies (core.token_strategies): one SID set per task
+                   # token strategies (core.search.token_strategies): one SID set per task
                    "separate": "Separate", "prefix-share": "Prefix-share"}
 
 
@@ -237,7 +237,7 @@ def _per_model_rec(evaluation: dict) -> dict[int, dict]:
 
 def query_file_evaluations(store: ProjectStore) -> list[dict]:
     """The stored evaluations of query files from outside the project, oldest first."""
-    from ..core.query_log import METHOD
+    from ..core.generative.joint.query_log import METHOD
 
     return [e for e in store.list_evaluations("search") if (e.get("settings") or {}).get("method") == METHOD]
 
@@ -249,7 +249,7 @@ def strategy_points(store: ProjectStore, query_file: int | None = None) -> Strat
     ``query_file``: the id of a query-file evaluation (:func:`query_file_evaluations`) whose
     figures give the search side instead of the held-out queries' (its split is the file's name).
     """
-    from ..core.query_log import METHOD
+    from ..core.generative.joint.query_log import METHOD
 
     data = StrategiesData()
     joint = {j.id: j for j in list_joint_models(store)}
@@ -338,12 +338,12 @@ QUERY_FILE_HINT = ("the button reads the file as the import detects it: columns 
 
 
 def evaluate_query_file(store: ProjectStore, path: str, *, model_ids=None, cancel: CancelToken = NEVER):
-    """The GUI's "Evaluate on a query file…": :func:`semid_studio.core.query_log.evaluate_query_log`
+    """The GUI's "Evaluate on a query file…": :func:`semid_studio.core.generative.joint.query_log.evaluate_query_log`
     with the file read as the import reads it (format and columns detected, unknown items
     skipped and counted), every search baseline, stored as one evaluation. Errors about the file
     keep their file, line and field; their hint says what the button reads (:data:`QUERY_FILE_HINT`)."""
     from ..core.errors import InputError
-    from ..core.query_log import evaluate_query_log
+    from ..core.generative.joint.query_log import evaluate_query_log
 
     try:
         return (yield from evaluate_query_log(store, path, model_ids=model_ids, cancel=cancel))
@@ -463,7 +463,7 @@ def run_strategy_evaluations(store: ProjectStore, *, max_queries: int | None = 5
     if not any(n.startswith("dense") for n in names) and has_heldout:
         cancel.raise_if_cancelled()
         try:
-            from ..core.strategies import default_search_set
+            from ..core.search.strategies import default_search_set
 
             set_id = default_search_set(store)
         except SemidError as exc:
@@ -483,7 +483,7 @@ def run_strategy_evaluations(store: ProjectStore, *, max_queries: int | None = 5
 
 def heldout_count(store: ProjectStore) -> tuple[str | None, int]:
     """The held-out split evaluations use, and its number of queries (None, 0 without queries)."""
-    from ..core.queries import heldout_split
+    from ..core.search.queries import heldout_split
 
     try:
         split = heldout_split(store)

@@ -31,16 +31,6 @@ def sid_string(codes) -> str:
     return "".join(f"<{LEVEL_LETTERS[i]}_{int(c)}>" for i, c in enumerate(codes))
 
 
-def default_level_sizes(codes: np.ndarray, dedup_headroom: int = 4) -> list[int]:
-    """Codes per level: ``max + 1`` for the semantic levels (a codebook's unused tail codes
-    still get a slot) and room for ``dedup_headroom`` more collisions on the dedup level, so
-    cold-start items that collide with existing ones stay representable."""
-    codes = np.asarray(codes)
-    sizes = [int(codes[:, i].max()) + 1 for i in range(codes.shape[1])]
-    sizes[-1] += dedup_headroom
-    return sizes
-
-
 @dataclass(frozen=True)
 class SidVocab:
     """Token id ranges. ``level_sizes`` has L + 1 entries (the last is the dedup level)."""

@@ -38,6 +38,7 @@ from ..devices import autocast, check_precision, resolve_device
 from ..errors import ProjectError, SemidError
 from ..events import (NEVER, CancelToken, Cancelled, Message, Metric, PartialResult,
                       ProgressThrottle, TaskGenerator)
+from ..sids import default_level_sizes
 from ..store import ProjectStore
 from .data import Batch, Sequences, Split, Windows, iter_batches, make_split, training_windows
 from .decode import beam_search
@@ -47,14 +48,14 @@ from .model import TextInput, TigerModel
 from .schedule import RunClock, past_pace, plan_text
 from .seen import SeenIndex, TargetShares
 from .spec import GenerativeSpec, spec_from_dict
-from .tokens import SidVocab, default_level_sizes
+from .tokens import SidVocab
 from .trie import SidTrie
 from ..wording import hint
 
 MODEL_KIND = "tiger"
 #: seconds of training between time-based ``last`` checkpoints (what a crash can lose at most)
 CHECKPOINT_S = 60.0
-JOINT_KIND = "tiger-joint"  # a joint search + rec model (joint.py), stored beside the recommenders
+JOINT_KIND = "tiger-joint"  # a joint search + rec model (joint/), stored beside the recommenders
 
 
 def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.Tensor, *,

@@ -302,7 +302,7 @@ def read_queries(
     """Read and check a queries file against the project's catalogue as :func:`import_data`
     would (same readers, formats, mapping, encoding and checks), writing nothing.
 
-    For query logs scored from outside the project (:mod:`semid_studio.core.query_log`).
+    For query logs scored from outside the project (:mod:`semid_studio.core.generative.joint.query_log`).
     Returns the checked file: ``frame`` (text, item_idx, split, ...), ``skipped`` (rows left out,
     with ``on_unknown="skip"``), ``unknown_ids`` (a few of the item ids not in the catalogue).
 

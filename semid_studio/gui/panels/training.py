@@ -38,9 +38,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core import queries as core_queries
+from ...core.search import queries as core_queries
 from ...core import quantize
-from ...core import strategies as core_strategies
+from ...core.search import strategies as core_strategies
 from ...core.embed import BUNDLED_MODEL
 from ...core.pipeline import embed_catalogue
 from ...core.errors import SemidError

@@ -43,10 +43,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ProjectError, SemidError
-from .events import NEVER, CancelToken, Message, TaskGenerator
-from .store import ProjectStore, now_iso
-from .wording import hint
+from ..errors import ProjectError, SemidError
+from ..events import NEVER, CancelToken, Message, TaskGenerator
+from ..store import ProjectStore, now_iso
+from ..wording import hint
+
 
 STRATEGIES = ("shared", "separate", "prefix-share")
 META_KEY = "token_strategy"
@@ -145,7 +146,7 @@ def build_token_strategy(
     spec, the same for both tables.
     Returns the stored :class:`TokenStrategy`; its rec run is the active run.
     """
-    from . import quantize
+    from .. import quantize
 
     check_strategy(strategy)
     if strategy == "shared":
@@ -188,7 +189,7 @@ def build_token_strategy(
 def _prefix_share_runs(store: ProjectStore, spec, sets: dict, label_field: str | None, label: str,
                        cancel: CancelToken) -> TaskGenerator[dict]:
     """Level 1 shared (k-means on the fused space), levels 2..L from each task's own residual."""
-    from . import quantize, sids
+    from .. import quantize, sids
 
     vecs = {side: quantize.prepare_vectors(store.load_embedding_set(sets[side]).vectors, spec.normalize)
             for side in ("search", "rec")}
@@ -290,7 +291,7 @@ def task_tables(store: ProjectStore, runs: dict, n_items: int | None = None) -> 
 
 def joint_table(rec: np.ndarray, search: np.ndarray, shared_levels: int, dedup_headroom: int = 4) -> JointTable:
     """Both tasks' tables as one table of virtual rows with per-task vocabulary ranges."""
-    from .generative.tokens import default_level_sizes
+    from ..sids import default_level_sizes
 
     rec, search = np.asarray(rec, np.int64), np.asarray(search, np.int64)
     if rec.shape != search.shape or rec.ndim != 2:
@@ -315,5 +316,7 @@ def joint_table(rec: np.ndarray, search: np.ndarray, shared_levels: int, dedup_h
                       n, shared_levels)
 
 
-__all__ = ["META_KEY", "STRATEGIES", "JointTable", "TokenStrategy", "active_token_strategy", "build_token_strategy",
-           "check_strategy", "joint_table", "task_tables"]
+__all__ = [
+    "META_KEY", "STRATEGIES", "JointTable", "TokenStrategy", "active_token_strategy", "build_token_strategy",
+    "check_strategy", "joint_table", "task_tables",
+]

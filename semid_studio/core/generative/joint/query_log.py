@@ -23,18 +23,18 @@ the default here) or stop the evaluation (``"abort"``), as in the import.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import SemidError, UnknownItemsError
-from .events import NEVER, CancelToken, Message, TaskGenerator
-from .queries import TRAIN_SPLIT
-from .store import ProjectStore
-from .wording import hint
+from ...errors import SemidError, UnknownItemsError
+from ...events import NEVER, CancelToken, Message, TaskGenerator
+from ...search.queries import TRAIN_SPLIT
+from ...store import ProjectStore
+from ...wording import hint
+
 
 #: the ``method`` of a stored query-file evaluation (its settings); other readers of search
 #: evaluations (the strategies view's held-out points) leave such rows alone
@@ -94,7 +94,7 @@ def read_query_log(store: ProjectStore, path: str | Path, *, format: str = "auto
     UnknownItemsError
         Requests for items not in the catalogue, with ``on_unknown="abort"``.
     """
-    from . import importing
+    from ... import importing
 
     path = Path(path)
     if not path.is_file():
@@ -129,7 +129,8 @@ def training_overlap(store: ProjectStore, texts: Sequence[str], targets: Sequenc
         ``same_pair_as_embedding_training``, ``overlap`` (requests caught by either), ``rows``
         (their positions in ``texts``; not stored with the evaluation).
     """
-    from .strategies import _pair_hash, load_artifact
+    from ...search.artifacts import load_artifact
+    from ...search.fine_tune import _pair_hash
 
     norm = [str(t).strip().lower() for t in texts]
     train = {str(t).strip().lower() for (t,) in store.db.execute("SELECT text FROM queries WHERE split = ?",
@@ -148,7 +149,7 @@ def training_overlap(store: ProjectStore, texts: Sequence[str], targets: Sequenc
 def _dense_sets(store: ProjectStore, embedding_set_ids: Sequence[int] | None) -> list:
     """The embedding sets dense retrieval can search: those asked for, else every set of the
     current catalogue with a text side (as the in-project search evaluation can take)."""
-    from .strategies import has_text_side
+    from ...search.strategies import has_text_side
 
     sets = store.list_embedding_sets()
     if embedding_set_ids:
@@ -163,7 +164,7 @@ def _dense_sets(store: ProjectStore, embedding_set_ids: Sequence[int] | None) ->
 
 
 def _joint_records(store: ProjectStore, model_ids: Sequence[int] | None) -> list:
-    from .generative.joint import has_joint_model, pick_joint
+    from .evaluate import has_joint_model, pick_joint
 
     if model_ids:
         return [pick_joint(store, m) for m in model_ids]
@@ -224,8 +225,9 @@ def evaluate_query_log(
         ``leakage`` (:func:`training_overlap`), ``methods`` (name -> ``n``, ``recall@K``, ``ndcg@K``,
         ``mrr``, breakdowns, ``ci95``), ``notes`` and ``settings``.
     """
-    from . import search as S
-    from .generative.joint import load_joint, rank_joint_search
+    from ... import search as S
+    from ...search.checks import _validated
+    from .evaluate import load_joint, rank_joint_search
 
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:
@@ -255,7 +257,7 @@ def evaluate_query_log(
     targets = log.targets
     texts_all, template = S.item_texts(store)
     scripts = S.text_scripts(texts_all)
-    clean, valid, reasons = S._validated(log.texts, scripts)
+    clean, valid, reasons = _validated(log.texts, scripts)
     if reasons:
         notes.append(f"{int((~valid).sum())} requests are unusable "
                      f"({', '.join(f'{n} {r}' for r, n in reasons.items())}); they count as misses")
@@ -356,5 +358,6 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["METHOD", "QueryLog", "evaluate_query_log", "file_sha256", "format_report", "read_query_log",
-           "training_overlap"]
+__all__ = [
+    "METHOD", "QueryLog", "evaluate_query_log", "file_sha256", "format_report", "read_query_log", "training_overlap",
+]
