@@ -204,7 +204,7 @@ def test_kill_9_during_import_leaves_what_was_there_and_the_import_reruns(tmp_pa
 
 HOLDER = """
 import sys, time
-from semid_studio.core import store as st
+from semid_studio.core.store import project as st
 st.CLIENT = "holder-test"
 s = st.ProjectStore.open(sys.argv[1])
 with s.atomic():

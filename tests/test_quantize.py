@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from semid_studio.core import quantize as q
+from semid_studio.core.quantize import rq_kmeans, rq_vae
 from semid_studio.core import sids
 from semid_studio.core.errors import InputError, ProjectError, SemidError
 from semid_studio.core.events import CancelToken, Cancelled, Message, Progress, collect, drive
@@ -129,7 +130,7 @@ def test_rq_kmeans_is_reproducible_from_the_seed_and_codes_are_in_range(catalogu
 def test_balanced_assignment_evens_out_cluster_sizes(catalogue):
     _, _, vectors = catalogue
     x = q.prepare_vectors(vectors, True)
-    centroids = q._kmeans_centroids(x, 16, q.RQKMeansSpec(codebook_size=16), seed=0)
+    centroids = rq_kmeans._kmeans_centroids(x, 16, q.RQKMeansSpec(codebook_size=16), seed=0)
     nearest = np.bincount(q.nearest_codes(x, centroids), minlength=16)
     balanced = np.bincount(q.balanced_assign(x, centroids, eps_rel=0.02), minlength=16)
     assert balanced.sum() == len(x)
@@ -204,12 +205,12 @@ def test_dead_codes_are_restarted_onto_item_residuals(catalogue):
 
     _, _, vectors = catalogue
     spec = q.make_spec("rq-vae", "tiny", {"codebook_size": 16, "levels": 2})
-    model = q._build_rqvae(vectors.shape[1], spec)
-    z = q._latents(model, torch.from_numpy(q.prepare_vectors(vectors, True)))
+    model = rq_vae._build_rqvae(vectors.shape[1], spec)
+    z = rq_vae._latents(model, torch.from_numpy(q.prepare_vectors(vectors, True)))
     with torch.no_grad():
         model.codebooks.data[:] = 1e3  # every codeword far away: only one code per level can win
         model.codebooks.data[:, 0] = 0.0
-    restarted = q._restart_dead_codes(model, z, torch.Generator().manual_seed(0))
+    restarted = rq_vae._restart_dead_codes(model, z, torch.Generator().manual_seed(0))
     assert restarted == 2 * 15
     books = [b.detach().numpy() for b in model.codebooks]
     codes, _ = q.residual_encode(z.numpy(), books)

@@ -117,7 +117,7 @@ def test_embeddings_runs_sids_models_round_trip(tmp_path):
 def test_large_arrays_are_stored_in_chunks(tmp_path, monkeypatch):
     """Payloads over BLOB_CHUNK_BYTES (SQLite refuses values over 1 GB) go to blob_chunks and
     come back identical; replacing or deleting their row deletes the chunks."""
-    from semid_studio.core import store as store_module
+    from semid_studio.core.store import encoding as store_module
     from safetensors.numpy import load as st_load
 
     monkeypatch.setattr(store_module, "BLOB_CHUNK_BYTES", 1000)
@@ -174,7 +174,7 @@ def test_large_arrays_are_stored_in_chunks(tmp_path, monkeypatch):
 
 def test_a_missing_chunk_is_one_damage_line(tmp_path, monkeypatch):
     """A chunked payload with a piece gone reads as main's damaged-payload ProjectError."""
-    from semid_studio.core import store as store_module
+    from semid_studio.core.store import encoding as store_module
 
     monkeypatch.setattr(store_module, "BLOB_CHUNK_BYTES", 1000)
     store = make_store(tmp_path)

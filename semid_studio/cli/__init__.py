@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..core import store
+    from ..core.store import project
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     # who this is, for another process waiting on our writes ("waiting for pid 12 (semid train P)")
-    store.CLIENT = " ".join(["semid", *(sys.argv[1:] if argv is None else argv)])[:200]
+    project.CLIENT = " ".join(["semid", *(sys.argv[1:] if argv is None else argv)])[:200]
     if hasattr(signal, "SIGXFSZ"):
         # past a file-size limit (ulimit -f) a write should fail with an error we can report,
         # not kill the process

@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from ..core import store
+    from ..core.store import project
 
-    store.CLIENT = "the SemID Studio app"  # named to a 'semid' command that waits for its writes
+    project.CLIENT = "the SemID Studio app"  # named to a 'semid' command that waits for its writes
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

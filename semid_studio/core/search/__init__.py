@@ -1,6 +1,6 @@
 """Joint search + recommendation: everything both tasks share below the generative model.
 
-Read bottom up (each module imports only the ones above it in this list):
+From the bottom up (each module imports only modules listed before it):
 
 - :mod:`.text` — words of a query (tokenizer, stop words), item texts through the template
 - :mod:`.query_spec`, :mod:`.query_methods`, :mod:`.queries` — search queries: generation

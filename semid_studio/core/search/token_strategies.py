@@ -190,6 +190,7 @@ def _prefix_share_runs(store: ProjectStore, spec, sets: dict, label_field: str |
                        cancel: CancelToken) -> TaskGenerator[dict]:
     """Level 1 shared (k-means on the fused space), levels 2..L from each task's own residual."""
     from .. import quantize, sids
+    from ..quantize.rq_kmeans import _cluster_means
 
     vecs = {side: quantize.prepare_vectors(store.load_embedding_set(sets[side]).vectors, spec.normalize)
             for side in ("search", "rec")}
@@ -208,7 +209,7 @@ def _prefix_share_runs(store: ProjectStore, spec, sets: dict, label_field: str |
         cancel.raise_if_cancelled()
         x = vecs[side]
         # the task's own level-1 codewords: the means of the shared groups in this task's space
-        means = quantize._cluster_means(x, level1, np.zeros((spec.codebook_size, x.shape[1]), np.float32))
+        means = _cluster_means(x, level1, np.zeros((spec.codebook_size, x.shape[1]), np.float32))
         residual = (x - means[level1]).astype(np.float32)
         deep = dataclasses.replace(spec, levels=spec.levels - 1, normalize=False)
         if isinstance(spec, quantize.RQKMeansSpec):
