@@ -218,7 +218,7 @@ def _result(**figures) -> None:
 def inner_tree(project: Path) -> None:
     from PySide6.QtWidgets import QApplication, QTreeView
 
-    from semid_studio.core.analysis import load_inspection
+    from semid_studio.core.analysis.inspection import load_inspection
     from semid_studio.core.store import ProjectStore
     from semid_studio.gui.models.sid_tree import SidTreeModel
 
@@ -298,7 +298,7 @@ def inner_tree(project: Path) -> None:
 def inner_catalogue(project: Path) -> None:
     from PySide6.QtWidgets import QApplication, QTableView
 
-    from semid_studio.core.analysis import filter_items
+    from semid_studio.core.analysis.items import filter_items
     from semid_studio.core.store import ProjectStore
     from semid_studio.gui.models.catalogue import CatalogueTableModel
 

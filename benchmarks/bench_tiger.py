@@ -277,7 +277,8 @@ def throughput(store, split, steps: int = 6, max_s: float = 25.0) -> dict:
     of length-bucketed against random batches."""
     from semid_studio.core.generative import make_spec
     from semid_studio.core.generative.data import iter_batches, training_windows
-    from semid_studio.core.generative.train import Trainer, make_vocab, training_content
+    from semid_studio.core.generative.train import make_vocab, training_content
+    from semid_studio.core.generative.trainer import Trainer
 
     run = store.load_quantizer_run()
     codes = run.codes

@@ -3,26 +3,13 @@
 import numpy as np
 import pytest
 
-from semid_studio.core.analysis import (
-    LabelCodes,
-    SimilaritySearch,
-    TermIndex,
-    code_usage,
-    compare_level1,
-    default_label_field,
-    encode_labels,
-    filter_items,
-    format_value,
-    item_rows,
-    load_inspection,
-    project_2d,
-    read_item_columns,
-    read_vectors,
-    similar_items,
-    summarize_node,
-    tokenize,
-    usage_stats,
-)
+from semid_studio.core.analysis.compare import compare_level1
+from semid_studio.core.analysis.inspection import load_inspection
+from semid_studio.core.analysis.items import SimilaritySearch, filter_items, format_value, item_rows, similar_items
+from semid_studio.core.analysis.maps import project_2d
+from semid_studio.core.analysis.nodes import (LabelCodes, TermIndex, code_usage, default_label_field, encode_labels,
+                                              summarize_node, tokenize, usage_stats)
+from semid_studio.core.analysis.reading import read_item_columns, read_vectors
 from semid_studio.core.errors import SemidError
 from semid_studio.core.store import ProjectStore
 

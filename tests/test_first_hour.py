@@ -245,7 +245,7 @@ def test_a_damaged_blob_is_one_line_naming_project_table_and_row(sample_project,
 
 
 def test_map_groups_keep_the_largest_and_grey_the_rest():
-    from semid_studio.core.analysis import map_groups, project_2d
+    from semid_studio.core.analysis.maps import map_groups, project_2d
 
     values = np.array([5, 5, 5, 2, 2, 9, -1, 7])
     groups, kept = map_groups(values, top=2)

@@ -23,7 +23,8 @@ from semid_studio.core.generative.decode import beam_search, exact_scores, sampl
 from semid_studio.core.generative.metrics import ranking_metrics
 from semid_studio.core.generative.model import TigerModel
 from semid_studio.core.generative.tokens import SidVocab
-from semid_studio.core.generative.train import Trainer, load_split, make_vocab, same_spec
+from semid_studio.core.generative.train import load_split, make_vocab, same_spec
+from semid_studio.core.generative.trainer import Trainer
 from semid_studio.core.generative.trie import SidTrie
 from semid_studio.core.sids import default_level_sizes
 from semid_studio.core.store import ProjectStore

@@ -133,7 +133,7 @@ def test_large_arrays_are_stored_in_chunks(tmp_path, monkeypatch):
     # the chunks, in order, are plain safetensors bytes
     np.testing.assert_array_equal(st_load(b"".join(c[0] for c in chunks))["vectors"], vectors)
     np.testing.assert_array_equal(store.load_embedding_set(emb).vectors, vectors)
-    from semid_studio.core.analysis import read_vectors
+    from semid_studio.core.analysis.reading import read_vectors
 
     np.testing.assert_array_equal(read_vectors(store, emb)[1], vectors)
 

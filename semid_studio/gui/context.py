@@ -19,7 +19,10 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..core.analysis import Inspection, Projection, format_value, load_inspection, project_2d, read_vectors
+from ..core.analysis.inspection import Inspection, load_inspection
+from ..core.analysis.items import format_value
+from ..core.analysis.maps import Projection, project_2d
+from ..core.analysis.reading import read_vectors
 from ..core.errors import SemidError
 from ..core.events import CancelToken, Message
 from ..core.store import ProjectStore, local_commits

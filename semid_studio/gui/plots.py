@@ -17,7 +17,10 @@ from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QToolTip
 
-from ..core.analysis import Projection, RunComparison, format_value, usage_stats
+from ..core.analysis.compare import RunComparison
+from ..core.analysis.items import format_value
+from ..core.analysis.maps import Projection
+from ..core.analysis.nodes import usage_stats
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
-from semid_studio.core.analysis import TermIndex, encode_labels
+from semid_studio.core.analysis.nodes import TermIndex, encode_labels
 from semid_studio.core.sids import SidIndex, add_dedup_level
 from semid_studio.core.store import ProjectStore
 from semid_studio.gui.models.catalogue import CatalogueTableModel

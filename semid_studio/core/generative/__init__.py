@@ -16,7 +16,8 @@ and :mod:`.baselines` (popularity, Markov, SASRec).
 
 from .evaluate import LoadedModel, evaluate_model, load_model, recommend
 from .spec import PRESETS, GenerativeSpec, make_spec
-from .train import MODEL_KIND, Trainer, train_model
+from .train import MODEL_KIND, train_model
+from .trainer import Trainer
 
 __all__ = [
     "PRESETS",

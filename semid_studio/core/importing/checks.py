@@ -19,7 +19,7 @@ from .. import wording
 from ..errors import InputError, UnknownItemsError
 from ..field_kinds import detect_list_kind
 from .columns import Resolved, resolve_columns
-from .formats import recbole_list
+from .recbole import recbole_list
 from .readers import Table
 from .values import (
     clean_text,

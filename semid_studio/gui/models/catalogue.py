@@ -13,7 +13,7 @@ from collections import OrderedDict
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from ...core.analysis import ItemRow, format_value, item_rows
+from ...core.analysis.items import ItemRow, format_value, item_rows
 from ...core.field_kinds import stored_field_kinds
 from ...core.store import ProjectStore
 from .common import items_mime

@@ -10,7 +10,7 @@ ints) are passed to ``createIndex``.
 model signals, and inserting rows there would nest one change inside another (Qt's model
 tester reports exactly that). :meth:`SidTreeModel.load_children` loads at once, for code that
 needs the rows now (revealing an item). A node's label, purity and distinctive words come from
-:func:`semid_studio.core.analysis.summarize_node`, computed the first time the node is shown.
+:func:`semid_studio.core.analysis.nodes.summarize_node`, computed the first time the node is shown.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from ...core.analysis import LabelCodes, NodeSummary, TermIndex, format_value, summarize_node
+from ...core.analysis.items import format_value
+from ...core.analysis.nodes import LabelCodes, NodeSummary, TermIndex, summarize_node
 from .common import ITEMS_MIME, count, items_mime, percent
 
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.analysis import filter_items, format_value
+from ...core.analysis.items import filter_items, format_value
 from ..context import ProjectContext
 from ..models.catalogue import CatalogueTableModel
 from ..widgets import debounce

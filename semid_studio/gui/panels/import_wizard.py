@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core import importing, quantize
-from ...core.analysis import format_value
+from ...core.analysis.items import format_value
 from ...core.embed import BUNDLED_MODEL, default_template
 from ...core.errors import InputError, SemidError, UnknownItemsError
 from ...core.events import Message

@@ -3,7 +3,7 @@
 Queries are answered by the project's joint search + rec model (generative search: the query
 is decoded into a Semantic ID by constrained beam search, :func:`semid_studio.core.generative.joint.joint_search`)
 when it has one; otherwise, or when the user picks it, they are ranked by embedding similarity
-(:class:`semid_studio.core.analysis.SimilaritySearch`), and the panel says which. The history builder (add by
+(:class:`semid_studio.core.analysis.items.SimilaritySearch`), and the panel says which. The history builder (add by
 search, from the tree or catalogue by drag and drop, reorder, remove, or load a real user's
 history) feeds the generative recommender: once the project has a trained model, its top-K
 items (title, SID, score) follow every change of the history and of the decoding controls
@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.analysis import SimilaritySearch, find_items, format_value
+from ...core.analysis.items import SimilaritySearch, find_items, format_value
 from ...core.errors import SemidError
 from ...core.generative.evaluate import REPEAT_SHARE_TO_KEEP_HISTORY
 from ...core.search import check_query

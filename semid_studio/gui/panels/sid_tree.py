@@ -32,8 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.analysis import MAP_GROUPS, TSNE_MAX_POINTS, compare_level1, find_items, format_value, map_groups, \
-    usage_stats
+from ...core.analysis.compare import compare_level1
+from ...core.analysis.items import find_items, format_value
+from ...core.analysis.maps import MAP_GROUPS, TSNE_MAX_POINTS, map_groups
+from ...core.analysis.nodes import usage_stats
 from ..context import ProjectContext
 from ..models.catalogue import CatalogueTableModel
 from ..models.common import percent

@@ -47,7 +47,7 @@ from ...core.errors import SemidError
 from ...core.events import Message, Metric, PartialResult, Progress
 from ...core.generative import joint as gen_joint
 from ...core.generative import spec as gen_spec
-from ...core.analysis import format_value
+from ...core.analysis.items import format_value
 from ...core.sids import format_health
 from ..context import ProjectContext
 from ..generative import ModelInfo, list_generative_models

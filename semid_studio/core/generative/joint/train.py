@@ -1,4 +1,4 @@
-"""Training a joint model: :class:`JointTrainer` (the recommender's :class:`~semid_studio.core.generative.train.Trainer`
+"""Training a joint model: :class:`JointTrainer` (the recommender's :class:`~semid_studio.core.generative.trainer.Trainer`
 on mixed rec / search batches) and :func:`train_joint`, the task over a project (checkpoints,
 resume, cancel, the token strategy's tables)."""
 
@@ -19,8 +19,9 @@ from ..model import TextInput
 from ..seen import SeenIndex
 from ..spec import GenerativeSpec, spec_from_dict
 from ..tokens import SidVocab
-from ..train import (CHECKPOINT_S, JOINT_KIND, Trainer, leased_loop, load_split, make_vocab, model_lease,
-                     resume_trainer, same_spec, sid_loss, training_content, user_tokens_for)
+from ..train import (CHECKPOINT_S, JOINT_KIND, leased_loop, load_split, make_vocab, model_lease, resume_trainer,
+                     same_spec, training_content, user_tokens_for)
+from ..trainer import Trainer, sid_loss
 from ..trie import SidTrie
 from .data import SearchData, search_data
 from .spec import JointSpec, selection_label
