@@ -31,10 +31,10 @@ from .context import ProjectContext
 from .panels.catalogue import CataloguePanel
 from .panels.evaluation import EvaluationPanel
 from .panels.export import ExportPanel
-from .panels.playground import PlaygroundPanel
+from .panels.playground.panel import PlaygroundPanel
 from .panels.sid_tree import SidTreePanel
 from .panels.strategies import StrategiesPanel
-from .panels.training import TrainingPanel
+from .panels.training.panel import TrainingPanel
 from .tasks import TaskRunner
 from .widgets import JobStatusWidget, LogView
 

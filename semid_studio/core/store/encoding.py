@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from safetensors.numpy import load as _st_load, save as _st_save
+from safetensors.numpy import load as _st_load
+from safetensors.numpy import save as _st_save
 
 
 def now_iso() -> str:
