@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from ..core.events import Event, Message, Metric, Progress, TaskGenerator, drive
 from ..core.store import ProjectStore
+from ..core.store.encoding import json_default
 
 T = TypeVar("T")
 
@@ -71,19 +70,7 @@ def _clear(bars: dict) -> None:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=_default))
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value).__name__)
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=json_default))
 
 
 def parse_key_values(pairs: list[str] | None, option: str) -> dict[str, str]:

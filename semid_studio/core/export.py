@@ -25,6 +25,7 @@ import pandas as pd
 from .. import __version__
 from .errors import SemidError
 from .store import ProjectStore, QuantizerRun, now_iso
+from .store.encoding import json_default
 
 TABLE_FORMATS = (".csv", ".parquet", ".json")
 CODEBOOK_FORMATS = (".npy", ".safetensors")
@@ -108,7 +109,7 @@ def export_sid_table(
         pq.write_table(arrow.replace_schema_metadata(meta), tmp)
     else:
         payload = {"provenance": prov, "items": table.to_dict("records")}
-        tmp.write_text(json.dumps(payload, ensure_ascii=False, default=_json_default))
+        tmp.write_text(json.dumps(payload, ensure_ascii=False, default=json_default))
     tmp.replace(out_path)
     return written
 
@@ -223,7 +224,7 @@ def export_model(store: ProjectStore, out_path: str | Path, model_id: int, *, ta
                                    "model": emb.model, "template": emb.template, "strategy": emb.strategy,
                                    "dim": emb.dim, "rows": "item idx order (the SID table's row order)"}
     try:
-        sidecar.write_text(json.dumps(info, indent=2, default=_json_default))
+        sidecar.write_text(json.dumps(info, indent=2, default=json_default))
     except OSError as exc:
         raise SemidError(f"{sidecar}: cannot write ({exc.strerror or exc})") from None
     return written
@@ -232,11 +233,3 @@ def export_model(store: ProjectStore, out_path: str | Path, model_id: int, *, ta
 def _level_order(name: str) -> tuple[int, str]:
     digits = "".join(ch for ch in name if ch.isdigit())
     return (int(digits) if digits else 0, name)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.analysis.items import format_value
 from ..core.events import Message, Progress
 from .tasks import TaskRunner
 
@@ -33,6 +36,32 @@ def refill_combo(combo: QComboBox, entries) -> None:
         combo.addItem(text, data)
     combo.setCurrentIndex(max(0, combo.findData(keep)))
     combo.blockSignals(False)
+
+
+def show_progress(bar: QProgressBar, label: QLabel, event: Progress, *, with_message: bool = False) -> None:
+    """A task's Progress event on a panel: the bar at its fraction (an event without a total
+    leaves the bar as it is) and ``stage: done/total`` on the status line."""
+    if event.total:
+        bar.setRange(0, 1000)
+        bar.setValue(int(1000 * (event.fraction or 0.0)))
+    text = f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else "")
+    label.setText(text + (f" — {event.message}" if with_message and event.message else ""))
+
+
+def cancel_job(job, label: QLabel) -> None:
+    """Ask a panel's running job to stop and say so on its status line (no job: nothing)."""
+    if job is not None:
+        job.cancel()
+        label.setText(label.text() + " (cancelling…)")
+
+
+def show_matches(matches_list: QListWidget, matches: list[tuple[int, str, str]]) -> None:
+    """List ``(idx, item_id, title)`` matches of an item search to pick from (idx as user data)."""
+    for idx, item_id, title in matches:
+        entry = QListWidgetItem(f"{item_id}  {format_value(title)}")
+        entry.setData(Qt.UserRole, idx)
+        matches_list.addItem(entry)
+    matches_list.show()
 
 
 def debounce(parent: QWidget, ms: int, slot) -> QTimer:

@@ -2,7 +2,8 @@
 
 From the bottom up (each module imports only modules listed before it):
 
-- :mod:`.text` — words of a query (tokenizer, stop words), item texts through the template
+- :mod:`.text` — words of a query (tokenizer, stop words), item texts through the template,
+  word pieces per text
 - :mod:`.query_spec`, :mod:`.query_methods`, :mod:`.queries` — search queries: generation
   (known-item, category-path, template), splits, the leakage guard
 - :mod:`.checks` — the one gate every query text goes through

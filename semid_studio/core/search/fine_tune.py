@@ -30,6 +30,7 @@ from ..wording import hint
 from .interactions import cooccurrence_pairs, training_interactions
 from .queries import TRAIN_SPLIT, assert_training_only, split_for_selection
 from .strategy_spec import StrategySpec
+from .text import token_lengths
 
 
 def _pair_hash(texts: Sequence[str], items: Sequence[int]) -> np.ndarray:
@@ -87,17 +88,6 @@ def _sum_loss_class():
     return SumOfContrastiveLosses
 
 
-def _token_lengths(tokenizer, texts: Sequence[str]) -> np.ndarray:
-    if not texts:
-        return np.zeros(0, dtype=np.int64)
-    out = []
-    for start in range(0, len(texts), 2048):
-        # verbose=False: over-long texts are expected here (that is what is being measured)
-        enc = tokenizer(list(texts[start : start + 2048]), add_special_tokens=True, verbose=False)["input_ids"]
-        out.extend(len(ids) for ids in enc)
-    return np.asarray(out, dtype=np.int64)
-
-
 def _dev_recall(model, item_texts_: Sequence[str], dev: pd.DataFrame, k: int = 10, batch_size: int = 64) -> float:
     """Dense Recall@k of the dev queries over the whole catalogue with ``model``."""
     from .indexes import DenseIndex
@@ -143,8 +133,8 @@ def _fine_tune(
     columns: dict[str, list[str]] = {"query": q_texts, "item": pos_texts}
     info: dict[str, Any] = {"train_queries": len(train), "dev_queries": len(dev), "max_tokens": max_tokens,
                             "encoder_window": window}
-    q_len = _token_lengths(model.tokenizer, q_texts)
-    i_len = _token_lengths(model.tokenizer, item_texts_)
+    q_len = token_lengths(model.tokenizer, q_texts)
+    i_len = token_lengths(model.tokenizer, item_texts_)
     info["queries_truncated_share"] = float((q_len > max_tokens).mean()) if len(q_len) else 0.0
     info["items_truncated_share"] = float((i_len > max_tokens).mean()) if len(i_len) else 0.0
     if info["queries_truncated_share"] or info["items_truncated_share"]:

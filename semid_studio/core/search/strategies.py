@@ -59,11 +59,12 @@ from ..store import ProjectStore
 from ..wording import hint
 from .artifacts import _set_info, load_artifact, save_artifact
 from .collaborative import _rec_vectors, bpr_vectors, evaluate_rec_dense, ppmi_svd
-from .fine_tune import _encoder_arrays, _fine_tune, _fingerprint, _pair_hash, _token_lengths
+from .fine_tune import _encoder_arrays, _fine_tune, _fingerprint, _pair_hash
 from .interactions import cooccurrence_pairs, loo_probes, training_interactions
 from .queries import TRAIN_SPLIT
 from .strategy_spec import (FINE_TUNED, LONG_TEXT, PRESETS, REC_METHODS, STRATEGIES, StrategySpec, make_spec,
                             validate_spec)
+from .text import token_lengths
 
 
 # --------------------------------------------------------------------------- fused sets
@@ -201,7 +202,7 @@ def build_embedding(
                                    "pair_hash": _pair_hash(train["text"].tolist(), train["item_idx"].tolist())}
         arrays["dev_queries"] = {"ids": dev["id"].to_numpy(np.int64),
                                  "pair_hash": _pair_hash(dev["text"].tolist(), dev["item_idx"].tolist())}
-        params["items_over_window_share"] = float((_token_lengths(model.tokenizer, texts) > model.max_seq_length).mean())
+        params["items_over_window_share"] = float((token_lengths(model.tokenizer, texts) > model.max_seq_length).mean())
     elif strategy == "rec":
         vectors, info = yield from _rec_vectors(store, spec, cancel)
         params.update(info)
@@ -325,7 +326,7 @@ def encode_long(encoder, texts: Sequence[str], *, mode: str = "truncate", batch_
 
     texts = list(texts)
     window = int(getattr(encoder, "max_seq_length", 0) or 512)
-    lengths = _token_lengths(encoder.tokenizer, texts)
+    lengths = token_lengths(encoder.tokenizer, texts)
     over = lengths > window
     stats = {"mode": mode, "window": window, "n": len(texts), "n_over_window": int(over.sum()),
              "share_over_window": float(over.mean()) if len(texts) else 0.0,

@@ -3,12 +3,15 @@
 :func:`tokenize` and :data:`STOP_WORDS` are shared by query generation
 (:mod:`.query_methods`), the query gate (:mod:`.checks`) and the BM25 index (its stop words);
 :func:`item_texts` renders the catalogue through the project's template for BM25, the
-encoders and the joint model.
+encoders and the joint model; :func:`token_lengths` counts the word pieces an encoder sees.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Sequence
+
+import numpy as np
 
 from ..store import ProjectStore
 
@@ -49,3 +52,14 @@ def item_texts(store: ProjectStore, template: str | None = None) -> tuple[list[s
 
     template = template or store.get_meta("template") or default_template(store.item_fields())
     return render_texts(store.items_frame(), template), template
+
+
+def token_lengths(tokenizer, texts: Sequence[str]) -> np.ndarray:
+    """Word pieces per text (special tokens included), without truncation: what an encoder's
+    window cuts is measured against these."""
+    out = []
+    for start in range(0, len(texts), 2048):
+        # verbose=False: over-long texts are expected here (that is what is being measured)
+        enc = tokenizer(list(texts[start : start + 2048]), add_special_tokens=True, verbose=False)["input_ids"]
+        out.extend(len(ids) for ids in enc)
+    return np.asarray(out, dtype=np.int64)

@@ -156,14 +156,17 @@ def arrays_from_buffer(raw: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=json_default)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for what the core writes: numpy scalars and arrays, paths."""
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, np.generic):  # numpy bools and the like
+        return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, Path):

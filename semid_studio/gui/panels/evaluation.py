@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -40,7 +39,8 @@ from ..generative import list_generative_models
 from ..models.tables import RecordsTableModel
 from ..plots import code_colors
 from ..search import evaluate_query_file, query_file_summary
-from .import_wizard import FILE_FILTER
+from ..widgets import cancel_job, show_progress
+from .import_wizard import choose_query_file
 
 RUN_HEADERS = ["Run", "Name", "Method", "Levels × codes", "Unique before dedup", "Largest collision",
                "Mean usage", "Purity L1", "Purity L2", "Rel. recon. error", "Fit (s)", "Created"]
@@ -424,7 +424,7 @@ class EvaluationPanel(QWidget):
         """Ask for a query file and score it with the newest joint model and the search baselines."""
         if self._job is not None or not self.context.is_open:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Evaluate on a query file", "", FILE_FILTER)
+        path = choose_query_file(self)
         if not path:
             return
 
@@ -447,16 +447,11 @@ class EvaluationPanel(QWidget):
 
     @Slot()
     def cancel_evaluation(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self.status.setText(self.status.text() + " (cancelling…)")
+        cancel_job(self._job, self.status)
 
     def _on_event(self, event) -> None:
         if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, 1000)
-                self.progress.setValue(int(1000 * (event.fraction or 0.0)))
-            self.status.setText(f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else ""))
+            show_progress(self.progress, self.status, event)
         elif isinstance(event, Message):
             self.context.message.emit(event.level, event.text)
 

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -44,11 +45,17 @@ from ...core.pipeline import build_project
 from ...core.store import SUFFIX
 from ..models.tables import RecordsTableModel
 from ..tasks import TaskRunner
-from ..widgets import PathEdit
+from ..widgets import PathEdit, show_progress
 
 KINDS = ("items", "interactions", "queries")
 NOT_MAPPED = "(not in this file)"
 FILE_FILTER = "Data files (*.csv *.tsv *.txt *.jsonl *.json *.parquet *.gz *.bz2 *.xz *.dat *.inter *.item);;All files (*)"
+
+
+def choose_query_file(parent: QWidget) -> str:
+    """Ask for a query file to evaluate on ("" when the user cancels)."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Evaluate on a query file", "", FILE_FILTER)
+    return path
 
 
 def _cell(value, kind: str = "path") -> str:
@@ -544,12 +551,9 @@ class RunPage(QWizardPage):
         from ...core.events import Progress
 
         if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, 1000)
-                self.progress.setValue(int(1000 * (event.fraction or 0)))
-            else:
+            if not event.total:
                 self.progress.setRange(0, 0)
-            self.stage.setText(f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else ""))
+            show_progress(self.progress, self.stage, event)
         elif isinstance(event, Message):
             self.log.appendPlainText(event.text)
 

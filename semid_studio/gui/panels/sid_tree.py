@@ -43,6 +43,7 @@ from ..models.sid_tree import SidTreeModel, sid_text
 from ..models.tables import RecordsTableModel
 from .catalogue import size_item_columns
 from ..plots import CodeUsagePlot, EmbeddingMapPlot, RunComparisonPlot
+from ..widgets import show_matches
 
 _MAX_COLLISION_ROWS = 5000  # the largest groups first; more rows than this nobody reads
 
@@ -551,11 +552,7 @@ class SidTreePanel(QWidget):
         if len(matches) == 1:
             self.reveal_item(matches[0][0])
             return
-        for idx, item_id, title in matches:
-            entry = QListWidgetItem(f"{item_id}  {format_value(title)}")
-            entry.setData(Qt.UserRole, idx)
-            self.find_matches.addItem(entry)
-        self.find_matches.show()
+        show_matches(self.find_matches, matches)
         self.status_label.setText(f"{len(matches)} items match; pick one.")
 
     def _on_match_chosen(self, entry: QListWidgetItem) -> None:

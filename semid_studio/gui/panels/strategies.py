@@ -22,7 +22,6 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -44,7 +43,8 @@ from ..models.tables import RecordsTableModel
 from ..search import (STRATEGY_LABELS, StrategiesData, StrategyPoint, describe_point, evaluate_query_file,
                       heldout_count, list_joint_models, query_file_evaluations, query_file_summary,
                       run_strategy_evaluations, sid_spaces, strategy_points)
-from .import_wizard import FILE_FILTER
+from ..widgets import cancel_job, show_progress
+from .import_wizard import choose_query_file
 
 #: one colour per embedding strategy (the same in every project)
 STRATEGY_COLORS = {"content": (90, 90, 90), "search": (31, 119, 180), "rec": (214, 39, 40),
@@ -521,7 +521,7 @@ class StrategiesPanel(QWidget):
         """Ask for a query file and score it with every joint model and the search baselines."""
         if self._job is not None or not self.context.is_open:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Evaluate on a query file", "", FILE_FILTER)
+        path = choose_query_file(self)
         if not path:
             return
         model_ids = [j.id for j in list_joint_models(self.context.store) if j.has_best] or None
@@ -543,16 +543,11 @@ class StrategiesPanel(QWidget):
 
     @Slot()
     def cancel_evaluation(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self.eval_label.setText(self.eval_label.text() + " (cancelling…)")
+        cancel_job(self._job, self.eval_label)
 
     def _on_event(self, event) -> None:
         if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, 1000)
-                self.progress.setValue(int(1000 * (event.fraction or 0.0)))
-            self.eval_label.setText(f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else ""))
+            show_progress(self.progress, self.eval_label, event)
         elif isinstance(event, Message):
             self.eval_label.setText(event.text.splitlines()[0])
             self.context.message.emit(event.level, event.text)

@@ -19,6 +19,7 @@ import torch
 from ...errors import SemidError
 from ...events import NEVER, CancelToken, Progress, TaskGenerator
 from ...store import ProjectStore
+from ...search.text import token_lengths
 from ...wording import hint
 from ..model import TextInput
 from .spec import JointSpec
@@ -74,18 +75,9 @@ def _ragged(parts: list[np.ndarray], kind: str, n_truncated: int, max_seen: int)
     return TextFeatures(kind, values, offsets, n_truncated, max_seen)
 
 
-def _piece_counts(tokenizer, texts: Sequence[str]) -> np.ndarray:
-    """Word pieces per text (special tokens included), without truncation."""
-    out = []
-    for start in range(0, len(texts), 512):
-        enc = tokenizer(list(texts[start : start + 512]), add_special_tokens=True, verbose=False)["input_ids"]
-        out.extend(len(ids) for ids in enc)
-    return np.asarray(out, dtype=np.int64)
-
-
 def wordpiece_features(tokenizer, texts: Sequence[str], max_tokens: int) -> TextFeatures:
     """Tokenizer ids (cut to ``max_tokens``; padding id 0 never appears inside a text)."""
-    counts = _piece_counts(tokenizer, texts)
+    counts = token_lengths(tokenizer, texts)
     parts = []
     for start in range(0, len(texts), 512):
         enc = tokenizer(list(texts[start : start + 512]), add_special_tokens=True, truncation=True,
@@ -101,7 +93,7 @@ def state_features(encoder, texts: Sequence[str], max_tokens: int, pool: int, *,
     tokenizer = encoder.tokenizer
     hf = encoder[0].auto_model
     device = next(hf.parameters()).device
-    counts = _piece_counts(tokenizer, texts)
+    counts = token_lengths(tokenizer, texts)
     order = np.argsort(-np.minimum(counts, max_tokens), kind="stable")  # similar lengths batch together
     parts: list[np.ndarray | None] = [None] * len(texts)
     hf.eval()

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem
 from ....core.analysis.items import find_items, format_value
 from ...generative import ModelInfo, RecommendRequest, Recommendation, recommend_history
 from ...models.common import items_from_mime
+from ...widgets import show_matches
 
 if TYPE_CHECKING:  # the panel imports this module
     from .panel import PlaygroundPanel
@@ -239,11 +240,7 @@ class HistorySide:
         if not matches:
             self.results_label.setText(f"No item matches “{html.escape(self.add_edit.text().strip())}”.")
             return
-        for idx, item_id, title in matches:
-            entry = QListWidgetItem(f"{item_id}  {format_value(title)}")
-            entry.setData(Qt.UserRole, idx)
-            self.add_matches.addItem(entry)
-        self.add_matches.show()
+        show_matches(self.add_matches, matches)
 
     def _on_add_match(self, entry: QListWidgetItem) -> None:
         self.add_to_history([int(entry.data(Qt.UserRole))])

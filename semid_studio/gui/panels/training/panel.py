@@ -13,6 +13,7 @@ from ....core.errors import SemidError
 from ....core.events import Message, Metric, PartialResult, Progress
 from ...context import ProjectContext
 from ...plots import LossCurvePlot
+from ...widgets import cancel_job, show_progress
 from .generative_form import GenerativeForm
 from .quantizer_form import QuantizerForm
 from .queries_form import QueriesForm
@@ -185,17 +186,11 @@ class TrainingPanel(QWidget):
 
     @Slot()
     def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self.stage_label.setText(self.stage_label.text() + " (cancelling…)")
+        cancel_job(self._job, self.stage_label)
 
     def _on_event(self, event) -> None:
         if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, 1000)
-                self.progress.setValue(int(1000 * (event.fraction or 0.0)))
-            text = f"{event.stage}: {event.done:,}" + (f"/{event.total:,}" if event.total else "")
-            self.stage_label.setText(text + (f" — {event.message}" if event.message else ""))
+            show_progress(self.progress, self.stage_label, event, with_message=True)
         elif isinstance(event, Metric):
             self._add_metric(event)
         elif isinstance(event, PartialResult):
