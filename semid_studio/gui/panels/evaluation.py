@@ -130,6 +130,29 @@ class EvaluationPanel(QWidget):
     def __init__(self, context: ProjectContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
+        runs_box = self._build_runs_box()
+        run_row, run_row2, action_row = self._build_run_controls()
+        eval_box = self._build_eval_box(run_row, run_row2, action_row)
+        layout = QVBoxLayout(self)
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(runs_box)
+        splitter.addWidget(eval_box)
+        splitter.setSizes([150, 600])
+        splitter.setStretchFactor(1, 3)
+        layout.addWidget(splitter)
+        self._evals: list[dict] = []
+        self.shown_evaluation: int | None = None
+        self._job = None
+        self.last_status = ""
+
+        context.projectOpened.connect(self.refresh)
+        context.contentChanged.connect(self.refresh)
+        context.modelsChanged.connect(self._refresh_models)
+        context.projectClosed.connect(self.refresh)
+        self.refresh()
+
+    def _build_runs_box(self) -> QGroupBox:
+        """The quantiser runs and the health of their codes."""
         self.runs = RecordsTableModel(RUN_HEADERS, self)
         self.runs_view = QTableView()
         self.runs_view.setModel(self.runs)
@@ -138,8 +161,10 @@ class EvaluationPanel(QWidget):
         runs_box = QGroupBox("Quantiser runs and the health of their codes")
         rl = QVBoxLayout(runs_box)
         rl.addWidget(self.runs_view)
+        return runs_box
 
-        # -- run an evaluation
+    def _build_run_controls(self) -> tuple[QHBoxLayout, QHBoxLayout, QHBoxLayout]:
+        """Run an evaluation: the model, K, the baselines; evaluate, a query file, cancel, progress."""
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(16)
@@ -190,8 +215,10 @@ class EvaluationPanel(QWidget):
         action_row.addWidget(self.file_button)
         action_row.addWidget(self.cancel_button)
         action_row.addWidget(self.progress, 1)
+        return run_row, run_row2, action_row
 
-        # -- stored evaluations
+    def _build_eval_box(self, run_row: QHBoxLayout, run_row2: QHBoxLayout, action_row: QHBoxLayout) -> QGroupBox:
+        """The stored evaluations: their list beside the bar chart of the one chosen, under the controls."""
         self.evaluations = RecordsTableModel(["Evaluation"], self)
         self.eval_view = QTableView()
         self.eval_view.setModel(self.evaluations)
@@ -223,24 +250,7 @@ class EvaluationPanel(QWidget):
         split.setSizes([620, 480])
         self.eval_split = split
         el.addWidget(split, 1)
-
-        layout = QVBoxLayout(self)
-        splitter = QSplitter(Qt.Vertical)
-        splitter.addWidget(runs_box)
-        splitter.addWidget(eval_box)
-        splitter.setSizes([150, 600])
-        splitter.setStretchFactor(1, 3)
-        layout.addWidget(splitter)
-        self._evals: list[dict] = []
-        self.shown_evaluation: int | None = None
-        self._job = None
-        self.last_status = ""
-
-        context.projectOpened.connect(self.refresh)
-        context.contentChanged.connect(self.refresh)
-        context.modelsChanged.connect(self._refresh_models)
-        context.projectClosed.connect(self.refresh)
-        self.refresh()
+        return eval_box
 
     # -- lists
 

@@ -72,7 +72,34 @@ class SidTreePanel(QWidget):
         super().__init__(parent)
         self.context = context
 
-        # -- top bar: run, purity label field, find
+        self._build_top_bar()
+        self._build_tree()
+        node_tab = self._build_node_tab()
+        collisions_tab = self._build_collisions_tab()
+        self.usage_plot = CodeUsagePlot()
+        map_tab = self._build_map_tab()
+        compare_tab = self._build_compare_tab()
+        self._lay_out(node_tab, collisions_tab, map_tab, compare_tab)
+
+        self.run_combo.activated.connect(self._on_run_chosen)
+        self.activate_button.clicked.connect(self._activate_run)
+        self.label_edit.lineEdit().returnPressed.connect(self._on_label_field_chosen)
+        self.label_edit.activated.connect(self._on_label_field_chosen)
+        self.find_edit.returnPressed.connect(self.find)
+        self.find_matches.itemActivated.connect(self._on_match_chosen)
+        self.find_matches.itemClicked.connect(self._on_match_chosen)
+
+        context.projectOpened.connect(self._on_project_opened)
+        context.projectClosed.connect(self._on_project_closed)
+        context.inspectionChanged.connect(self._on_inspection_changed)
+        context.projectionChanged.connect(self._on_projection_changed)
+        context.contentChanged.connect(self._refresh_runs)
+        context.revealItem.connect(self.reveal_item)
+        context.highlightItems.connect(self.model.set_highlighted)
+        self._on_project_closed()
+
+    def _build_top_bar(self) -> None:
+        """The top bar's controls: the run, the purity label field, find an item."""
         self.run_combo = QComboBox()
         self.run_combo.setToolTip("The quantiser run whose Semantic IDs are shown")
         self.run_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
@@ -89,7 +116,8 @@ class SidTreePanel(QWidget):
         self.find_matches.setMaximumHeight(120)
         self.find_matches.hide()
 
-        # -- the tree
+    def _build_tree(self) -> None:
+        """The SID tree (a lazy model over the inspected run) and its status line."""
         self.model = SidTreeModel(self)
         self.tree = QTreeView()
         self.tree.setModel(self.model)
@@ -108,7 +136,8 @@ class SidTreePanel(QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
 
-        # -- right side
+    def _build_node_tab(self) -> QSplitter:
+        """The selected node: its summary above its items."""
         self.node_info = QTextBrowser()
         self.node_info.setOpenLinks(False)
         self.node_items = CatalogueTableModel(self)
@@ -126,7 +155,10 @@ class SidTreePanel(QWidget):
         node_tab.addWidget(self.node_info)
         node_tab.addWidget(self.node_items_view)
         node_tab.setSizes([220, 400])
+        return node_tab
 
+    def _build_collisions_tab(self) -> QWidget:
+        """The SIDs that several items share before the dedup level."""
         self.collisions = RecordsTableModel(["SID", "Items", "Titles"], self)
         self.collisions_view = QTableView()
         self.collisions_view.setModel(self.collisions)
@@ -142,8 +174,10 @@ class SidTreePanel(QWidget):
         cl = QVBoxLayout(collisions_tab)
         cl.addWidget(self.collisions_label)
         cl.addWidget(self.collisions_view, 1)
+        return collisions_tab
 
-        self.usage_plot = CodeUsagePlot()
+    def _build_map_tab(self) -> QWidget:
+        """The embedding map, its layout and its colouring."""
         self.map_plot = EmbeddingMapPlot()
         self.map_plot.clickedItem.connect(self.reveal_item)
         self.map_label = QLabel("")
@@ -168,7 +202,10 @@ class SidTreePanel(QWidget):
         self.map_layout_combo.currentIndexChanged.connect(
             lambda _i: self.context.project_map(self.map_layout_combo.currentData()))
         self.map_colour_combo.currentIndexChanged.connect(lambda _i: self._draw_map())
+        return map_tab
 
+    def _build_compare_tab(self) -> QWidget:
+        """Two runs' level-1 groups compared."""
         self.compare_a = QComboBox()
         self.compare_b = QComboBox()
         for combo in (self.compare_a, self.compare_b):
@@ -200,7 +237,10 @@ class SidTreePanel(QWidget):
         split.addWidget(self.compare_view)
         split.setSizes([500, 300])
         cmp_layout.addWidget(split, 1)
+        return compare_tab
 
+    def _lay_out(self, node_tab: QSplitter, collisions_tab: QWidget, map_tab: QWidget, compare_tab: QWidget) -> None:
+        """The top bar over the tree (left) and the tabs (right)."""
         self.tabs = QTabWidget()
         self.tabs.addTab(node_tab, "Node")
         self.tabs.addTab(collisions_tab, "Collisions")
@@ -233,23 +273,6 @@ class SidTreePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
-
-        self.run_combo.activated.connect(self._on_run_chosen)
-        self.activate_button.clicked.connect(self._activate_run)
-        self.label_edit.lineEdit().returnPressed.connect(self._on_label_field_chosen)
-        self.label_edit.activated.connect(self._on_label_field_chosen)
-        self.find_edit.returnPressed.connect(self.find)
-        self.find_matches.itemActivated.connect(self._on_match_chosen)
-        self.find_matches.itemClicked.connect(self._on_match_chosen)
-
-        context.projectOpened.connect(self._on_project_opened)
-        context.projectClosed.connect(self._on_project_closed)
-        context.inspectionChanged.connect(self._on_inspection_changed)
-        context.projectionChanged.connect(self._on_projection_changed)
-        context.contentChanged.connect(self._refresh_runs)
-        context.revealItem.connect(self.reveal_item)
-        context.highlightItems.connect(self.model.set_highlighted)
-        self._on_project_closed()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         # the first time the panel is shown, give the tree half the width once the layout has

@@ -193,6 +193,38 @@ class StrategiesPanel(QWidget):
         self._job = None
         self.last_status = ""
 
+        self._build_plot_and_points()
+        self._build_evaluation_controls()
+        self.compare_a = QComboBox()
+        self.compare_b = QComboBox()
+        for combo in (self.compare_a, self.compare_b):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        self.compare_button = QPushButton("Compare in the SID tree")
+        self.compare_button.setToolTip("How the level-1 groups of one SID space map onto the other's (Compare runs)")
+        self._lay_out()
+
+        # -- signals
+        self.x_combo.currentIndexChanged.connect(self._redraw)
+        self.source_combo.currentIndexChanged.connect(lambda _i: self.refresh())
+        self.y_combo.currentIndexChanged.connect(self._redraw)
+        self.plot.clickedPoint.connect(self.select_point)
+        self.points_view.selectionModel().currentRowChanged.connect(
+            lambda current, _prev: self.select_point(current.row()) if current.isValid() else None)
+        self.evaluate_button.clicked.connect(self.start_evaluation)
+        self.file_button.clicked.connect(self.start_file_evaluation)
+        self.cancel_button.clicked.connect(self.cancel_evaluation)
+        self.compare_button.clicked.connect(self._on_compare)
+        self.open_run_button.clicked.connect(self._on_open_run)
+        self.use_model_button.clicked.connect(self._on_use_model)
+        context.projectOpened.connect(self.refresh)
+        context.projectClosed.connect(self.refresh)
+        context.contentChanged.connect(self.refresh)
+        context.modelsChanged.connect(self.refresh)
+        self.refresh()
+
+    def _build_plot_and_points(self) -> None:
+        """The plot with its axes and source, the points table and the selected point's details."""
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextFormat(Qt.RichText)
@@ -229,6 +261,8 @@ class StrategiesPanel(QWidget):
         self.use_model_button = QPushButton("Search with it")
         self.use_model_button.setToolTip("Answer the Playground's queries with this joint model")
 
+    def _build_evaluation_controls(self) -> None:
+        """Evaluate what is missing, or a query file; the sample size, progress and cancel."""
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Evaluate every joint model that has no evaluation yet (search on the "
                                         "held-out queries, rec on the test users) and the missing baselines "
@@ -253,15 +287,8 @@ class StrategiesPanel(QWidget):
         self.eval_label = QLabel("")
         self.eval_label.setWordWrap(True)
 
-        self.compare_a = QComboBox()
-        self.compare_b = QComboBox()
-        for combo in (self.compare_a, self.compare_b):
-            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
-        self.compare_button = QPushButton("Compare in the SID tree")
-        self.compare_button.setToolTip("How the level-1 groups of one SID space map onto the other's (Compare runs)")
-
-        # -- layout
+    def _lay_out(self) -> None:
+        """The plot and the evaluation controls on the left; points and the SID comparison on the right."""
         axes = QHBoxLayout()
         axes.addWidget(QLabel("Search"))
         axes.addWidget(self.x_combo)
@@ -321,25 +348,6 @@ class StrategiesPanel(QWidget):
         self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
-
-        # -- signals
-        self.x_combo.currentIndexChanged.connect(self._redraw)
-        self.source_combo.currentIndexChanged.connect(lambda _i: self.refresh())
-        self.y_combo.currentIndexChanged.connect(self._redraw)
-        self.plot.clickedPoint.connect(self.select_point)
-        self.points_view.selectionModel().currentRowChanged.connect(
-            lambda current, _prev: self.select_point(current.row()) if current.isValid() else None)
-        self.evaluate_button.clicked.connect(self.start_evaluation)
-        self.file_button.clicked.connect(self.start_file_evaluation)
-        self.cancel_button.clicked.connect(self.cancel_evaluation)
-        self.compare_button.clicked.connect(self._on_compare)
-        self.open_run_button.clicked.connect(self._on_open_run)
-        self.use_model_button.clicked.connect(self._on_use_model)
-        context.projectOpened.connect(self.refresh)
-        context.projectClosed.connect(self.refresh)
-        context.contentChanged.connect(self.refresh)
-        context.modelsChanged.connect(self.refresh)
-        self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not getattr(self, "_sized", False):

@@ -44,7 +44,43 @@ class PlaygroundPanel(SearchSide, HistorySide, QWidget):
         self._query_items: list[int] = []
         self._recommended_items: list[int] = []
 
-        # -- query
+        query_box = self._build_query_box()
+        history_box = self._build_history_box()
+        controls = self._build_controls()
+        self._build_results()
+        self._lay_out(query_box, history_box, controls)
+
+        self._debounce = debounce(self, 250, self.update_results)
+        self._rec_debounce = debounce(self, 150, self.update_recommendations)
+        # (wrapped: connected directly, a signal's value would pick QTimer.start(msec) and change the delay)
+        self.query_edit.textChanged.connect(lambda *_: self._debounce.start())
+        self.k_spin.valueChanged.connect(lambda *_: self._debounce.start())
+        self.search_combo.currentIndexChanged.connect(self._on_search_method_changed)
+        for signal in (self.k_spin.valueChanged, self.beam_spin.valueChanged, self.temperature_spin.valueChanged,
+                       self.constrained_check.toggled, self.exclude_check.toggled,
+                       self.model_combo.currentIndexChanged):
+            signal.connect(lambda *_: self._rec_debounce.start())
+        self.sample_check.toggled.connect(self._on_sample_toggled)
+        self.add_edit.returnPressed.connect(self._find_to_add)
+        self.add_matches.itemActivated.connect(self._on_add_match)
+        self.add_matches.itemClicked.connect(self._on_add_match)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.clear_button.clicked.connect(self.clear_history)
+        self.up_button.clicked.connect(lambda: self._move_selected(-1))
+        self.down_button.clicked.connect(lambda: self._move_selected(+1))
+        self.load_user_button.clicked.connect(self.load_user_history)
+        self.user_combo.lineEdit().returnPressed.connect(self.load_user_history)
+
+        context.projectOpened.connect(self._on_project_opened)
+        context.projectClosed.connect(self._on_project_closed)
+        context.inspectionChanged.connect(self._refresh_result_sids)
+        context.contentChanged.connect(self._update_model_state)
+        context.modelsChanged.connect(self._update_model_state)
+        context.addToHistory.connect(self.add_to_history)
+        self._on_project_closed()
+
+    def _build_query_box(self) -> QGroupBox:
+        """The search query: its text, the model that answers it and what that means."""
         self.query_edit = QLineEdit()
         self.query_edit.setPlaceholderText("Describe what you are looking for…")
         self.query_edit.setClearButtonEnabled(True)
@@ -64,8 +100,10 @@ class PlaygroundPanel(SearchSide, HistorySide, QWidget):
         search_row.addWidget(self.search_combo, 1)
         ql.addLayout(search_row)
         ql.addWidget(self.query_note)
+        return query_box
 
-        # -- history
+    def _build_history_box(self) -> QGroupBox:
+        """The history: the list, its buttons, add by search, a real user's history."""
         self.history = HistoryList(self)
         self.history.model().rowsMoved.connect(self.history_changed)
         self.add_edit = QLineEdit()
@@ -96,8 +134,10 @@ class PlaygroundPanel(SearchSide, HistorySide, QWidget):
         user_row.addWidget(self.user_combo, 1)
         user_row.addWidget(self.load_user_button)
         hl.addLayout(user_row)
+        return history_box
 
-        # -- generation controls
+    def _build_controls(self) -> QGroupBox:
+        """The recommendation settings: model, K, beam, sampling, constraints."""
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(12)
@@ -136,8 +176,10 @@ class PlaygroundPanel(SearchSide, HistorySide, QWidget):
         self._model_controls = (self.model_combo, self.beam_spin, self.sample_check, self.temperature_spin,
                                 self.constrained_check, self.exclude_check)
         self._tooltips = {w: w.toolTip() for w in self._model_controls}  # shown again once a model exists
+        return controls
 
-        # -- results
+    def _build_results(self) -> None:
+        """The two result tables (search results, recommendations) and their notes."""
         self.results_label = QLabel("")
         self.results_label.setWordWrap(True)
         self.results_label.setTextFormat(Qt.RichText)  # warnings in colour; query text is escaped
@@ -151,6 +193,8 @@ class PlaygroundPanel(SearchSide, HistorySide, QWidget):
         self.recommendations = RecordsTableModel(["Rank", "Title", "SID", "Score"], self, drag_items=True)
         self.recommend_view = self._results_table(self.recommendations)
 
+    def _lay_out(self, query_box: QGroupBox, history_box: QGroupBox, controls: QGroupBox) -> None:
+        """Inputs on the left; search results above recommendations on the right."""
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -176,35 +220,6 @@ class PlaygroundPanel(SearchSide, HistorySide, QWidget):
         splitter.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
-
-        self._debounce = debounce(self, 250, self.update_results)
-        self._rec_debounce = debounce(self, 150, self.update_recommendations)
-        # (wrapped: connected directly, a signal's value would pick QTimer.start(msec) and change the delay)
-        self.query_edit.textChanged.connect(lambda *_: self._debounce.start())
-        self.k_spin.valueChanged.connect(lambda *_: self._debounce.start())
-        self.search_combo.currentIndexChanged.connect(self._on_search_method_changed)
-        for signal in (self.k_spin.valueChanged, self.beam_spin.valueChanged, self.temperature_spin.valueChanged,
-                       self.constrained_check.toggled, self.exclude_check.toggled,
-                       self.model_combo.currentIndexChanged):
-            signal.connect(lambda *_: self._rec_debounce.start())
-        self.sample_check.toggled.connect(self._on_sample_toggled)
-        self.add_edit.returnPressed.connect(self._find_to_add)
-        self.add_matches.itemActivated.connect(self._on_add_match)
-        self.add_matches.itemClicked.connect(self._on_add_match)
-        self.remove_button.clicked.connect(self.remove_selected)
-        self.clear_button.clicked.connect(self.clear_history)
-        self.up_button.clicked.connect(lambda: self._move_selected(-1))
-        self.down_button.clicked.connect(lambda: self._move_selected(+1))
-        self.load_user_button.clicked.connect(self.load_user_history)
-        self.user_combo.lineEdit().returnPressed.connect(self.load_user_history)
-
-        context.projectOpened.connect(self._on_project_opened)
-        context.projectClosed.connect(self._on_project_closed)
-        context.inspectionChanged.connect(self._refresh_result_sids)
-        context.contentChanged.connect(self._update_model_state)
-        context.modelsChanged.connect(self._update_model_state)
-        context.addToHistory.connect(self.add_to_history)
-        self._on_project_closed()
 
     def _results_table(self, model: RecordsTableModel) -> QTableView:
         view = QTableView()

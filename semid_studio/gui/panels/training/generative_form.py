@@ -37,6 +37,25 @@ class GenerativeForm(QWidget):
         self.context = context
         self.models: list[ModelInfo] = []
         self.joint_models: list[JointInfo] = []
+        self._build_task_widgets()
+        self._build_schedule_widgets()
+        self._lay_out()
+
+        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
+        self.resume_combo.currentIndexChanged.connect(self._update_spec)
+        self.task_combo.currentIndexChanged.connect(self._update_spec)
+        self.encoder_combo.currentIndexChanged.connect(self._update_spec)
+        self.reader_combo.currentIndexChanged.connect(self._update_spec)
+        self.vectors_combo.currentIndexChanged.connect(self._update_spec)
+        self.mix_spin.valueChanged.connect(self._update_spec)
+        for spin in (self.steps_spin, self.eval_spin, self.seed_spin, self.minutes_spin):
+            spin.valueChanged.connect(self._update_spec)
+        self.split_combo.currentIndexChanged.connect(self._update_spec)
+        self.overrides_edit.textChanged.connect(self._update_spec)
+        self._on_preset_changed()
+
+    def _build_task_widgets(self) -> None:
+        """The model to resume (or a new one), its task, and how query text reaches it."""
         self.resume_combo = QComboBox()
         self.resume_combo.setToolTip("Start a new model, or continue one whose training was interrupted "
                                      "(it resumes exactly where its last completed step left it)")
@@ -67,6 +86,9 @@ class GenerativeForm(QWidget):
         self.vectors_combo.setToolTip("The items' own embedding vectors read beside their SID codes in each history "
                                       "position (content_input): the set the SIDs came from, another set (say "
                                       "rec-tuned vectors beside text SIDs), none, or what the preset says")
+
+    def _build_schedule_widgets(self) -> None:
+        """Preset, schedule, time budget, seed, split, device, other settings, name and read-back."""
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(gen_spec.PRESETS))
         self.preset_combo.setCurrentText("laptop")
@@ -99,6 +121,8 @@ class GenerativeForm(QWidget):
         self.plan_label.setWordWrap(True)
         self.plan_label.setStyleSheet("color:#555")
 
+    def _lay_out(self) -> None:
+        """One form row per setting; the widgets a resumed model does not use are remembered."""
         form = QFormLayout(self)
         form.addRow("Model", self.resume_combo)
         form.addRow("Task", self.task_combo)
@@ -120,19 +144,6 @@ class GenerativeForm(QWidget):
         self._new_widgets = (self.task_combo, self.mix_spin, self.encoder_combo, self.reader_combo,
                              self.preset_combo, self.vectors_combo, self.steps_spin,
                              self.eval_spin, self.seed_spin, self.split_combo, self.overrides_edit, self.name_edit)
-
-        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
-        self.resume_combo.currentIndexChanged.connect(self._update_spec)
-        self.task_combo.currentIndexChanged.connect(self._update_spec)
-        self.encoder_combo.currentIndexChanged.connect(self._update_spec)
-        self.reader_combo.currentIndexChanged.connect(self._update_spec)
-        self.vectors_combo.currentIndexChanged.connect(self._update_spec)
-        self.mix_spin.valueChanged.connect(self._update_spec)
-        for spin in (self.steps_spin, self.eval_spin, self.seed_spin, self.minutes_spin):
-            spin.valueChanged.connect(self._update_spec)
-        self.split_combo.currentIndexChanged.connect(self._update_spec)
-        self.overrides_edit.textChanged.connect(self._update_spec)
-        self._on_preset_changed()
 
     # -- widgets <-> spec
 
