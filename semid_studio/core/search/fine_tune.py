@@ -143,20 +143,9 @@ def _fine_tune(
                       f"of the item texts are longer", level="warning")
     rng = np.random.default_rng(spec.seed)
     if strategy == "multitask":
-        inter = training_interactions(store)
-        pairs = cooccurrence_pairs(inter, spec.cooccur_window)
-        if len(pairs) == 0:
-            raise ProjectError(f"{store.path}: multi-task needs item pairs from user histories; the project has "
-                               f"no interactions (or no history longer than one item)")
-        pick = rng.choice(len(pairs), size=len(train), replace=len(pairs) < len(train))
-        chosen = pairs[pick]
-        flip = rng.random(len(chosen)) < 0.5  # co-occurrence is symmetric: either item may be the anchor
-        chosen[flip] = chosen[flip][:, ::-1]
-        columns["item_a"] = [item_texts_[a] for a in chosen[:, 0]]
-        columns["item_b"] = [item_texts_[b] for b in chosen[:, 1]]
-        info.update(item_pairs_available=int(len(pairs)), item_pairs_used=int(len(chosen)),
-                    cooccur_window=spec.cooccur_window, item_loss_weight=spec.item_loss_weight,
-                    training_interactions=int(len(inter)))
+        pair_columns, pair_info = _item_pairs(store, spec, len(train), item_texts_, rng)
+        columns.update(pair_columns)
+        info.update(pair_info)
         loss = _sum_loss_class()(model, spec.item_loss_weight)
         info["loss"] = "MultipleNegativesRankingLoss(query, item) + w * MultipleNegativesRankingLoss(item, item)"
     else:
@@ -221,40 +210,7 @@ def _fine_tune(
         trainer = Trainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Bridge()])
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
-
-        def work() -> None:
-            try:
-                trainer.train()
-            except BaseException as exc:  # noqa: BLE001 - handed to the generator's thread
-                state["error"] = exc
-
-        started = time.perf_counter()
-        thread = threading.Thread(target=work, name="semid-finetune", daemon=True)
-        thread.start()
-        losses: list[tuple[int, float]] = []
-        throttle = ProgressThrottle("fine-tuning", total_steps)
-        try:
-            while thread.is_alive() or not events.empty():
-                try:
-                    ev = events.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if ev[0] == "step":
-                    p = throttle.update(ev[1], message=f"loss {losses[-1][1]:.3f}" if losses else "")
-                    if p:
-                        yield Progress("fine-tuning", ev[1], ev[2] or total_steps, p.message)
-                elif ev[0] == "loss":
-                    losses.append((ev[1], ev[2]))
-                    yield Metric("loss", ev[2], ev[1], time.perf_counter() - started)
-                    if strategy == "multitask" and ev[3]:
-                        yield Metric("loss query-item", ev[3][0], ev[1], time.perf_counter() - started)
-                        yield Metric("loss item-item", ev[3][1], ev[1], time.perf_counter() - started)
-                elif ev[0] == "dev":
-                    yield Metric("dev recall@10", ev[2], ev[1], time.perf_counter() - started, split="dev")
-        finally:
-            state["stop"] = True  # a consumer that stops listening also stops the training
-            thread.join()
-        seconds = time.perf_counter() - started
+        losses, seconds = yield from _train_in_thread(trainer, events, state, strategy, total_steps)
     if state["error"] is not None:
         err = state["error"]
         if isinstance(err, Cancelled):
@@ -279,6 +235,67 @@ def _fine_tune(
     yield Message(f"fine-tuned {info['steps']} steps in {seconds:.1f} s ({info['pairs_per_s']:.1f} pairs/s); "
                   f"loss {info['loss_first']} -> {info['loss_last']}")
     return model, info, train, dev
+
+
+def _item_pairs(store: ProjectStore, spec: StrategySpec, n: int, item_texts_: list[str],
+                rng: np.random.Generator) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Multi-task: ``n`` item pairs co-occurring in training histories, as two text columns
+    (``item_a``, ``item_b``), and what was drawn from what."""
+    inter = training_interactions(store)
+    pairs = cooccurrence_pairs(inter, spec.cooccur_window)
+    if len(pairs) == 0:
+        raise ProjectError(f"{store.path}: multi-task needs item pairs from user histories; the project has "
+                           f"no interactions (or no history longer than one item)")
+    pick = rng.choice(len(pairs), size=n, replace=len(pairs) < n)
+    chosen = pairs[pick]
+    flip = rng.random(len(chosen)) < 0.5  # co-occurrence is symmetric: either item may be the anchor
+    chosen[flip] = chosen[flip][:, ::-1]
+    columns = {"item_a": [item_texts_[a] for a in chosen[:, 0]], "item_b": [item_texts_[b] for b in chosen[:, 1]]}
+    info = dict(item_pairs_available=int(len(pairs)), item_pairs_used=int(len(chosen)),
+                cooccur_window=spec.cooccur_window, item_loss_weight=spec.item_loss_weight,
+                training_interactions=int(len(inter)))
+    return columns, info
+
+
+def _train_in_thread(trainer, events: "queue.Queue[tuple]", state: dict[str, Any], strategy: str,
+                     total_steps: int) -> TaskGenerator[tuple[list[tuple[int, float]], float]]:
+    """Run ``trainer.train()`` in a thread and relay what its callback reports (``events``) as
+    progress and metrics; returns the logged losses and the seconds it took. Whoever stops
+    listening stops the training too."""
+
+    def work() -> None:
+        try:
+            trainer.train()
+        except BaseException as exc:  # noqa: BLE001 - handed to the generator's thread
+            state["error"] = exc
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=work, name="semid-finetune", daemon=True)
+    thread.start()
+    losses: list[tuple[int, float]] = []
+    throttle = ProgressThrottle("fine-tuning", total_steps)
+    try:
+        while thread.is_alive() or not events.empty():
+            try:
+                ev = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if ev[0] == "step":
+                p = throttle.update(ev[1], message=f"loss {losses[-1][1]:.3f}" if losses else "")
+                if p:
+                    yield Progress("fine-tuning", ev[1], ev[2] or total_steps, p.message)
+            elif ev[0] == "loss":
+                losses.append((ev[1], ev[2]))
+                yield Metric("loss", ev[2], ev[1], time.perf_counter() - started)
+                if strategy == "multitask" and ev[3]:
+                    yield Metric("loss query-item", ev[3][0], ev[1], time.perf_counter() - started)
+                    yield Metric("loss item-item", ev[3][1], ev[1], time.perf_counter() - started)
+            elif ev[0] == "dev":
+                yield Metric("dev recall@10", ev[2], ev[1], time.perf_counter() - started, split="dev")
+    finally:
+        state["stop"] = True  # a consumer that stops listening also stops the training
+        thread.join()
+    return losses, time.perf_counter() - started
 
 
 def _encoder_arrays(model, dtype: str) -> dict[str, np.ndarray]:

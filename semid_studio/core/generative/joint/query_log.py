@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -227,7 +227,6 @@ def evaluate_query_log(
     """
     from ... import search as S
     from ...search.checks import _validated
-    from .evaluate import load_joint, rank_joint_search
 
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:
@@ -288,39 +287,12 @@ def evaluate_query_log(
                       + f", MRR {m['mrr']:.4f}")
         return m
 
-    for record in records:
-        cancel.raise_if_cancelled()
-        jm = load_joint(store, record.id, device=device)
-        ranked, feats, seconds = yield from rank_joint_search(store, jm, clean, valid, k=kmax, beam=beam,
-                                                              cache=False, cancel=cancel)
-        # the share of requests cut at the encoder's length, as the in-project evaluation reports it
-        truncation = {**feats.info(), "max_query_tokens": int(jm.joint.max_query_tokens)}
-        yield from score(f"joint #{record.id}", ranked, method="joint", model_id=record.id,
-                         query_truncation=truncation)
-        yield Message(f"joint #{record.id}: {feats.n_truncated} of {len(feats)} requests "
-                      f"({feats.share_truncated:.1%}) cut at {jm.joint.max_query_tokens} word pieces")
-        settings["models"].append({"model_id": record.id, "seed": jm.spec.seed, "step": jm.step,
-                                   "task": jm.joint.task, "query_encoder": jm.joint.query_encoder,
-                                   "tokens": jm.tokens["strategy"] if jm.tokens else "shared",
-                                   "query_truncation": feats.info(), "search_seconds": round(seconds, 2)})
+    yield from _score_joint_models(store, records, score, clean, valid, kmax=kmax, beam=beam, settings=settings,
+                                   device=device, cancel=cancel)
     if baselines:
         cancel.raise_if_cancelled()
-        if any(t.strip() for t in texts_all):
-            ranked, info = S.rank_bm25(texts_all, clean, kmax, known_scripts=scripts)
-            yield from score("bm25", ranked, method="bm25", empty_rankings=info["empty_rankings"])
-            settings.update(template=template, bm25=info["bm25"])
-        else:
-            notes.append("the items have no text: no BM25 baseline")
-            yield Message(notes[-1], level="warning")
-        sets = _dense_sets(store, embedding_set_ids)
-        if not sets:
-            notes.append("no embedding set with a text side: no dense baseline")
-            yield Message(notes[-1], level="warning")
-        for emb in sets:
-            cancel.raise_if_cancelled()
-            ranked, info = yield from S.rank_dense(store, emb.id, clean, kmax, known_scripts=scripts, cancel=cancel)
-            yield from score(f"dense #{emb.id} {emb.strategy}", ranked, method="dense", embedding_set_id=emb.id)
-            settings["sets"].append({k: v for k, v in info.items() if k not in ("n_rejected", "rejected")})
+        yield from _score_baselines(store, score, texts_all, template, clean, scripts, kmax=kmax,
+                                    embedding_set_ids=embedding_set_ids, settings=settings, cancel=cancel)
 
     if not methods:
         raise SemidError("nothing to score the query file with: the project has no joint model, and no baseline "
@@ -336,6 +308,56 @@ def evaluate_query_log(
                                         model_id=records[0].id if records else None)
     return {"id": eval_id, "file": log.info(), "leakage": leakage, "methods": methods, "notes": notes,
             "settings": settings}
+
+
+def _score_joint_models(store: ProjectStore, records: list, score: Callable, clean: list[str], valid: np.ndarray,
+                        *, kmax: int, beam: int, settings: dict, device: str | None,
+                        cancel: CancelToken) -> TaskGenerator[None]:
+    """Rank the requests with each joint model and ``score`` them; each model's facts go into
+    ``settings["models"]``."""
+    from .evaluate import load_joint, rank_joint_search
+
+    for record in records:
+        cancel.raise_if_cancelled()
+        jm = load_joint(store, record.id, device=device)
+        ranked, feats, seconds = yield from rank_joint_search(store, jm, clean, valid, k=kmax, beam=beam,
+                                                              cache=False, cancel=cancel)
+        # the share of requests cut at the encoder's length, as the in-project evaluation reports it
+        truncation = {**feats.info(), "max_query_tokens": int(jm.joint.max_query_tokens)}
+        yield from score(f"joint #{record.id}", ranked, method="joint", model_id=record.id,
+                         query_truncation=truncation)
+        yield Message(f"joint #{record.id}: {feats.n_truncated} of {len(feats)} requests "
+                      f"({feats.share_truncated:.1%}) cut at {jm.joint.max_query_tokens} word pieces")
+        settings["models"].append({"model_id": record.id, "seed": jm.spec.seed, "step": jm.step,
+                                   "task": jm.joint.task, "query_encoder": jm.joint.query_encoder,
+                                   "tokens": jm.tokens["strategy"] if jm.tokens else "shared",
+                                   "query_truncation": feats.info(), "search_seconds": round(seconds, 2)})
+
+
+def _score_baselines(store: ProjectStore, score: Callable, texts_all: list[str], template: str, clean: list[str],
+                     scripts: set[str], *, kmax: int, embedding_set_ids: Sequence[int] | None, settings: dict,
+                     cancel: CancelToken) -> TaskGenerator[None]:
+    """Rank the requests with BM25 and dense retrieval over each embedding set and ``score``
+    them; what could not be scored is a note in ``settings["notes"]``."""
+    from ... import search as S
+
+    notes = settings["notes"]
+    if any(t.strip() for t in texts_all):
+        ranked, info = S.rank_bm25(texts_all, clean, kmax, known_scripts=scripts)
+        yield from score("bm25", ranked, method="bm25", empty_rankings=info["empty_rankings"])
+        settings.update(template=template, bm25=info["bm25"])
+    else:
+        notes.append("the items have no text: no BM25 baseline")
+        yield Message(notes[-1], level="warning")
+    sets = _dense_sets(store, embedding_set_ids)
+    if not sets:
+        notes.append("no embedding set with a text side: no dense baseline")
+        yield Message(notes[-1], level="warning")
+    for emb in sets:
+        cancel.raise_if_cancelled()
+        ranked, info = yield from S.rank_dense(store, emb.id, clean, kmax, known_scripts=scripts, cancel=cancel)
+        yield from score(f"dense #{emb.id} {emb.strategy}", ranked, method="dense", embedding_set_id=emb.id)
+        settings["sets"].append({k: v for k, v in info.items() if k not in ("n_rejected", "rejected")})
 
 
 def format_report(report: dict) -> str:

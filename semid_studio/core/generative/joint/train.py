@@ -1,6 +1,7 @@
-"""Training a joint model: :class:`JointTrainer` (the recommender's :class:`~semid_studio.core.generative.trainer.Trainer`
-on mixed rec / search batches) and :func:`train_joint`, the task over a project (checkpoints,
-resume, cancel, the token strategy's tables)."""
+"""Training a joint model: :class:`JointTrainer` (the recommender's
+:class:`~semid_studio.core.generative.trainer.Trainer` on mixed rec / search batches) and
+:func:`train_joint`, the task over a project (checkpoints, resume, cancel, the token strategy's
+tables)."""
 
 from __future__ import annotations
 
@@ -219,30 +220,11 @@ def _strategy_vocab(spec: GenerativeSpec, table) -> SidVocab:
     return SidVocab(table.level_sizes, table.n_items, spec.user_bins, model_dedup, nodes)
 
 
-def train_joint(
-    store: ProjectStore,
-    spec: GenerativeSpec,
-    joint: JointSpec | None = None,
-    *,
-    resume: int | bool | None = None,
-    name: str | None = None,
-    preset: str | None = None,
-    device: str | None = None,
-    max_minutes: float | None = None,
-    max_call_steps: int | None = None,
-    checkpoint_s: float | None = CHECKPOINT_S,
-    cancel: CancelToken = NEVER,
-    dist: Dist = SINGLE,
-) -> TaskGenerator[int]:
-    """Train (or resume) a joint search + recommendation model on the active SID table.
-
-    Same contract as :func:`.train.train_model` (checkpoints ``best`` chosen on validation —
-    here the dev queries, and for ``task="joint"`` the geometric mean of rec validation and
-    search dev (``select_mean``) — and ``last``, also every ``checkpoint_s`` seconds; resume;
-    cancel; time and step budgets; the model leased to this process; several processes under
-    ``torchrun`` with ``dist``). Returns the model id.
-    """
-    joint = joint or JointSpec()
+def _model_to_resume(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec, resume: int | bool | None,
+                     dist: Dist) -> int | None:
+    """The joint model to continue (None: a new one): the one asked for, else (unless ``resume``
+    is False) an unfinished one of the same settings. Rank 0 decides and claims it first; the
+    other ranks are told."""
     model_id: int | None = None
     if isinstance(resume, int) and not isinstance(resume, bool):
         rec = store.get_model(resume)
@@ -258,7 +240,14 @@ def train_joint(
     if not dist.is_main:
         # rank 0 goes first: its set-up may write the query states' cache that the others then read
         model_id = int(dist.from_main(0)[0]) or None
+    return model_id
 
+
+def _sid_table(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec,
+               model_id: int | None) -> TaskGenerator[tuple]:
+    """What to train on: ``(spec, joint, run, vocab, codes, tokens, table)``. A resumed model
+    keeps its own settings, SID run and vocabulary; a new one takes the active run, through the
+    project's token strategy when one is in force (``tokens`` / ``table``; None: one shared table)."""
     tokens: dict | None = None  # the token strategy (None: one shared SID table)
     table = None
     if model_id is not None:
@@ -291,6 +280,35 @@ def train_joint(
             vocab = _strategy_vocab(spec, table)
             yield Message(f"token strategy {ts.describe()}: the rec task decodes rec-SIDs, the search task "
                           f"search-SIDs, each through its own trie")
+    return spec, joint, run, vocab, codes, tokens, table
+
+
+def train_joint(
+    store: ProjectStore,
+    spec: GenerativeSpec,
+    joint: JointSpec | None = None,
+    *,
+    resume: int | bool | None = None,
+    name: str | None = None,
+    preset: str | None = None,
+    device: str | None = None,
+    max_minutes: float | None = None,
+    max_call_steps: int | None = None,
+    checkpoint_s: float | None = CHECKPOINT_S,
+    cancel: CancelToken = NEVER,
+    dist: Dist = SINGLE,
+) -> TaskGenerator[int]:
+    """Train (or resume) a joint search + recommendation model on the active SID table.
+
+    Same contract as :func:`.train.train_model` (checkpoints ``best`` chosen on validation —
+    here the dev queries, and for ``task="joint"`` the geometric mean of rec validation and
+    search dev (``select_mean``) — and ``last``, also every ``checkpoint_s`` seconds; resume;
+    cancel; time and step budgets; the model leased to this process; several processes under
+    ``torchrun`` with ``dist``). Returns the model id.
+    """
+    joint = joint or JointSpec()
+    model_id = _model_to_resume(store, spec, joint, resume, dist)
+    spec, joint, run, vocab, codes, tokens, table = yield from _sid_table(store, spec, joint, model_id)
     encoder = encoder_name(store, joint)
     data = yield from search_data(store, joint, vocab.n_items, encoder=encoder, cancel=cancel)
     if dist.active and dist.is_main:
