@@ -38,6 +38,12 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_train(subparsers)
+    _register_evaluate(subparsers)
+    _register_recommend(subparsers)
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the generative recommender (TIGER) on the active SIDs")
     p.add_argument("project")
     p.add_argument("--preset", default="laptop", help="paper, laptop (default) or tiny")
@@ -69,6 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_train)
 
+
+def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="Recall@K / NDCG@K on the test split, with baselines")
     p.add_argument("project")
     p.add_argument("--split", choices=["loo", "temporal"], help="default: the split the model was trained on")
@@ -101,6 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _register_recommend(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("recommend", help="next items for a history of item ids")
     p.add_argument("project")
     p.add_argument("--history", required=True, metavar="ID[,ID...]", help="item ids, oldest first")
@@ -121,7 +131,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
-
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..core.generative import distributed

@@ -14,6 +14,13 @@ from .common import open_store, parse_key_values, print_json, run_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_project(subparsers)
+    _register_sids(subparsers)
+    _register_outputs(subparsers)
+
+
+def _register_project(subparsers: argparse._SubParsersAction) -> None:
+    """new, import: a project and what goes into it."""
     p = subparsers.add_parser("new", help="create an empty project file")
     p.add_argument("project", help="path of the new .semid file")
     p.add_argument("--template", help="text template for item embeddings, e.g. 'Title: {title}; Brand: {brand}'")
@@ -41,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
     p.set_defaults(func=cmd_import)
 
+
+def _register_sids(subparsers: argparse._SubParsersAction) -> None:
+    """embed, quantize, presets: from items to Semantic IDs."""
     p = subparsers.add_parser("embed", help="embed the catalogue with a sentence-transformers model")
     p.add_argument("project")
     p.add_argument("--model", help="model name or local path (default: the bundled all-MiniLM-L6-v2)")
@@ -90,6 +100,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["rq-kmeans", "rq-vae"])
     p.set_defaults(func=cmd_presets)
 
+
+def _register_outputs(subparsers: argparse._SubParsersAction) -> None:
+    """info, export, lookup, use-run: what a project holds, and what comes out of it."""
     p = subparsers.add_parser("info", help="counts, embedding sets and quantiser runs with their health")
     p.add_argument("project")
     p.add_argument("--json", action="store_true")
@@ -121,7 +134,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.add_argument("run", type=int)
     p.set_defaults(func=cmd_use_run)
-
 
 def cmd_new(args: argparse.Namespace) -> int:
     path = Path(args.project)

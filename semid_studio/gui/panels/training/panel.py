@@ -42,6 +42,22 @@ class TrainingPanel(QWidget):
         self.kind_combo.currentIndexChanged.connect(self.stack.setCurrentIndex)
         self.kind_combo.currentIndexChanged.connect(self._update_buttons)
 
+        self._build_job_widgets()
+        self._lay_out()
+
+        self._job = None
+        self._form_in_flight: QWidget | None = None
+        self.last_result: Any = None
+        self.last_status = ""
+        context.projectOpened.connect(self._refresh)
+        context.projectClosed.connect(self._refresh)
+        context.contentChanged.connect(self._refresh_forms)
+        context.inspectionChanged.connect(self._refresh_forms)
+        context.modelsChanged.connect(self._refresh_models)
+        self._refresh()
+
+    def _build_job_widgets(self) -> None:
+        """Start, cancel, progress, the live curves, the log and the result of the job."""
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
@@ -66,6 +82,8 @@ class TrainingPanel(QWidget):
         font.setStyleHint(font.StyleHint.Monospace)
         self.result_view.setFont(font)
 
+    def _lay_out(self) -> None:
+        """The form chooser and the job controls on the left; curves, log and result on the right."""
         settings = QGroupBox("What to train")
         sl = QVBoxLayout(settings)
         sl.addWidget(self.kind_combo)
@@ -100,17 +118,6 @@ class TrainingPanel(QWidget):
         self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
-
-        self._job = None
-        self._form_in_flight: QWidget | None = None
-        self.last_result: Any = None
-        self.last_status = ""
-        context.projectOpened.connect(self._refresh)
-        context.projectClosed.connect(self._refresh)
-        context.contentChanged.connect(self._refresh_forms)
-        context.inspectionChanged.connect(self._refresh_forms)
-        context.modelsChanged.connect(self._refresh_models)
-        self._refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not getattr(self, "_sized", False):
