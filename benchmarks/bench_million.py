@@ -25,13 +25,13 @@ CLI where there is one), so that the peak RSS of each step is its own (``os.wait
 ``embeddings``  ``semid import P --embeddings vectors.npy --embedding-ids vectors_ids.csv``
 ``quantize``    ``semid quantize P --label-field categories[1]`` (the default RQ-KMeans, sized
                 to the catalogue by ``quantize.sized_spec``; code health included)
-``tree``        the GUI's SID tree: ``analysis.load_inspection`` (what opening a project loads
+``tree``        the GUI's SID tree: ``analysis.inspection.load_inspection`` (what opening a project loads
                 in a worker), then the real ``SidTreeModel`` in a ``QTreeView`` (offscreen):
                 ``expand`` of level-1 and level-2 nodes and of the largest last-level node until
                 the children are inserted and painted
 ``catalogue``   the real ``CatalogueTableModel`` in a ``QTableView``: fetching a page of rows
                 (with SIDs) at random places of the catalogue, scrolled to and painted; and the
-                catalogue's SQL filter / sort (``analysis.filter_items``) for reference
+                catalogue's SQL filter / sort (``analysis.items.filter_items``) for reference
 ``trie``        ``SidTrie.build`` over the active SID table
 ``decode``      a generative model of the ``laptop`` preset (untrained: latency does not depend
                 on what it learnt) saved as a checkpoint and loaded the way ``semid recommend``

@@ -135,7 +135,7 @@ class ProjectContext(QObject):
         self.path: Path | None = None
         self.inspection: Inspection | None = None
         self.projection: Projection | None = None
-        #: the embedding map's layout (analysis.MAP_METHODS), kept across runs and projects
+        #: the embedding map's layout (analysis.maps.MAP_METHODS), kept across runs and projects
         self.map_method = "pca"
         self.loading = False
         #: bumped at every open: a worker's answer about an older project is dropped by comparing it

@@ -1,6 +1,7 @@
 """Joint generative search and recommendation over one SID space (method.md, section 2).
 
-The TIGER model of this package, built with a text input (:class:`.model.TextInput`), answers
+The TIGER model of :mod:`semid_studio.core.generative`, built with a text input
+(:class:`~semid_studio.core.generative.model.TextInput`), answers
 two requests with one encoder, one decoder and one constrained beam search:
 
 - ``<task_rec>`` + a user's history -> the next item's SID (exactly the recommender's path);
@@ -19,7 +20,8 @@ each other in ``benchmarks/bench_joint.py``:
 Long queries are cut to ``max_query_tokens`` word pieces and the share cut is counted and
 reported (movielens_tomt requests are long: about half exceed 128 pieces).
 
-Training (:func:`train_joint`) runs the recommender's own loop (:class:`.train.Trainer`,
+Training (:func:`train_joint`) runs the recommender's own loop
+(:class:`~semid_studio.core.generative.trainer.Trainer`,
 checkpoints, resume, cancel) on mixed batches: every step has about ``mix`` of its targets
 from search pairs and the rest from history positions. Search pairs are the project's
 ``train`` queries minus a ``dev`` part carved by :func:`~semid_studio.core.search.queries.split_for_selection`
@@ -28,7 +30,7 @@ from search pairs and the rest from history positions. Search pairs are the proj
 search targets are the catalogue's own item texts ("indexing" pairs, as in DSI), which teach
 the model the SID of items nobody has asked about. Held-out queries never reach training.
 A joint model's decoder cross-attends to the encoder's states and learns an offset for items the
-user already has (:data:`JOINT_MODEL_DEFAULTS`), and its ``best`` checkpoint is chosen on the
+user already has (:data:`.spec.JOINT_MODEL_DEFAULTS`), and its ``best`` checkpoint is chosen on the
 geometric mean of rec validation and search dev NDCG.
 
 :func:`joint_search` answers one query (the ``semid search`` command and the playground);
