@@ -42,6 +42,7 @@ from ..events import NEVER, CancelToken, Message, ProgressThrottle, TaskGenerato
 from ..store import ProjectStore
 from ..wording import hint
 from .query_methods import _category_candidates, _known_item_candidates, _template_candidates, _text_fields
+# the spec and the words are part of this module's API (see __all__)
 from .query_spec import METHODS, PRESETS, QuerySpec, _validate, describe_spec, make_spec
 from .text import STOP_WORDS, content_terms, tokenize
 

@@ -57,6 +57,7 @@ from ..errors import ProjectError, SemidError
 from ..events import NEVER, CancelToken, Message, TaskGenerator
 from ..store import ProjectStore
 from ..wording import hint
+# the parts' public names are this module's API too (see __all__)
 from .artifacts import _set_info, load_artifact, save_artifact
 from .collaborative import _rec_vectors, bpr_vectors, evaluate_rec_dense, ppmi_svd
 from .fine_tune import _encoder_arrays, _fine_tune, _fingerprint, _pair_hash
