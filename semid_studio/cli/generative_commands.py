@@ -38,9 +38,8 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    _register_train(subparsers)
-    _register_evaluate(subparsers)
-    _register_recommend(subparsers)
+    for part in (_register_train, _register_evaluate, _register_recommend):
+        part(subparsers)
 
 
 def _register_train(subparsers: argparse._SubParsersAction) -> None:

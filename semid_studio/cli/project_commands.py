@@ -14,9 +14,8 @@ from .common import open_store, parse_key_values, print_json, run_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    _register_project(subparsers)
-    _register_sids(subparsers)
-    _register_outputs(subparsers)
+    for part in (_register_project, _register_sids, _register_outputs):
+        part(subparsers)
 
 
 def _register_project(subparsers: argparse._SubParsersAction) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from ..core.analysis.items import format_value
 from ..core.events import Message, Progress
+from .generative import list_generative_models
 from .tasks import TaskRunner
 
 
@@ -36,6 +37,22 @@ def refill_combo(combo: QComboBox, entries) -> None:
         combo.addItem(text, data)
     combo.setCurrentIndex(max(0, combo.findData(keep)))
     combo.blockSignals(False)
+
+
+def fill_model_combo(combo: QComboBox, store, *, newest_entry: str | None = None) -> list:
+    """List the generative models that have a best checkpoint (newest first) in ``combo``, keeping
+    the one chosen; ``newest_entry``: a first entry (data None) meaning "the newest". Returns the
+    models (none without a store)."""
+    keep = combo.currentData()
+    combo.clear()
+    models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
+    if models and newest_entry:
+        combo.addItem(newest_entry, None)
+    for info in reversed(models):
+        combo.addItem(info.describe(), info.id)
+    if keep is not None and combo.findData(keep) >= 0:
+        combo.setCurrentIndex(combo.findData(keep))
+    return models
 
 
 def show_progress(bar: QProgressBar, label: QLabel, event: Progress, *, with_message: bool = False) -> None:

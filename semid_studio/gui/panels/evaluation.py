@@ -35,11 +35,10 @@ from PySide6.QtWidgets import (
 
 from ...core.events import Message, Progress
 from ..context import ProjectContext
-from ..generative import list_generative_models
 from ..models.tables import RecordsTableModel
 from ..plots import code_colors
 from ..search import evaluate_query_file, query_file_summary
-from ..widgets import cancel_job, show_progress
+from ..widgets import cancel_job, fill_model_combo, show_progress
 from .import_wizard import choose_query_file
 
 RUN_HEADERS = ["Run", "Name", "Method", "Levels × codes", "Unique before dedup", "Largest collision",
@@ -319,16 +318,7 @@ class EvaluationPanel(QWidget):
 
     @Slot()
     def _refresh_models(self) -> None:
-        store = self.context.store
-        keep = self.model_combo.currentData()
-        self.model_combo.clear()
-        models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
-        if models:
-            self.model_combo.addItem("the newest model (and its other seeds)", None)
-        for info in reversed(models):
-            self.model_combo.addItem(info.describe(), info.id)
-        if keep is not None and self.model_combo.findData(keep) >= 0:
-            self.model_combo.setCurrentIndex(self.model_combo.findData(keep))
+        fill_model_combo(self.model_combo, self.context.store, newest_entry="the newest model (and its other seeds)")
         self._update_buttons()
 
     def _update_buttons(self) -> None:

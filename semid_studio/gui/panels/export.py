@@ -24,8 +24,7 @@ from PySide6.QtWidgets import (
 from ...core.export import CODEBOOK_FORMATS, TABLE_FORMATS, export_codebooks, export_sid_table
 from ..context import ProjectContext
 from ...core.export import export_model
-from ..generative import list_generative_models
-from ..widgets import PathEdit
+from ..widgets import PathEdit, fill_model_combo
 
 _TABLE_NAMES = {".csv": "CSV (+ provenance sidecar)", ".parquet": "Parquet (provenance in the schema)",
                 ".json": "JSON (provenance inside)"}
@@ -130,13 +129,7 @@ class ExportPanel(QWidget):
     @Slot()
     def _refresh_models(self) -> None:
         store = self.context.store
-        keep = self.model_combo.currentData()
-        self.model_combo.clear()
-        models = [m for m in list_generative_models(store) if m.has_best] if store is not None else []
-        for info in reversed(models):
-            self.model_combo.addItem(info.describe(), info.id)
-        if keep is not None and self.model_combo.findData(keep) >= 0:
-            self.model_combo.setCurrentIndex(self.model_combo.findData(keep))
+        models = fill_model_combo(self.model_combo, store)
         for w in (self.model_combo, self.model_path, self.model_button):
             w.setEnabled(bool(models))
         self.model_button.setToolTip("" if models else "This project has no trained generative model yet")
