@@ -108,12 +108,7 @@ def _fine_tune(
     """Fine-tune a fresh copy of the base encoder; returns (model, info, train rows, dev rows)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from ..embed import best_device
 
@@ -169,47 +164,9 @@ def _fine_tune(
     state: dict[str, Any] = {"error": None, "stop": False, "best": None, "best_epoch": spec.epochs,
                              "best_recall": None}
 
-    class Bridge(TrainerCallback):
-        """Runs in the training thread: reports steps and losses, stops on cancel, and keeps the
-        weights of the epoch with the best dev recall (model selection on dev only)."""
-
-        def on_step_end(self, args, st, control, **kwargs):
-            events.put(("step", st.global_step, st.max_steps))
-            if cancel.cancelled or state["stop"]:
-                control.should_training_stop = True
-
-        def on_log(self, args, st, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                parts = getattr(loss, "last", None)
-                events.put(("loss", st.global_step, float(logs["loss"]), parts))
-
-        def on_epoch_end(self, args, st, control, model=None, **kwargs):
-            if not select or cancel.cancelled:
-                return
-            recall = _dev_recall(model, item_texts_, dev)
-            epoch = int(round(st.epoch or 0))
-            dev_history.append({"epoch": epoch, "recall@10": recall})
-            events.put(("dev", st.global_step, recall))
-            if state["best_recall"] is None or recall > state["best_recall"]:
-                state["best_recall"], state["best_epoch"] = recall, epoch
-                state["best"] = None if epoch >= spec.epochs else \
-                    {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    class Trainer(SentenceTransformerTrainer):
-        def add_model_card_callback(self, default_args_dict):  # no model card: nothing is published
-            return None
-
     with tempfile.TemporaryDirectory(prefix="semid-finetune-") as tmp:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=tmp, num_train_epochs=spec.epochs, per_device_train_batch_size=spec.batch_size,
-            learning_rate=spec.lr, warmup_steps=int(spec.warmup * total_steps), seed=spec.seed,
-            data_seed=spec.seed, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no",
-            report_to="none", logging_steps=max(1, min(50, steps_per_epoch // 10 or 1)), disable_tqdm=True,
-            use_cpu=(str(device) == "cpu"), dataloader_num_workers=0, log_level="error",
-        )
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Bridge()])
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
+        bridge = _bridge(events, state, cancel, loss, spec, select, item_texts_, dev, dev_history)
+        trainer = _trainer(model, dataset, loss, spec, tmp, steps_per_epoch, total_steps, device, bridge)
         losses, seconds = yield from _train_in_thread(trainer, events, state, strategy, total_steps)
     if state["error"] is not None:
         err = state["error"]
@@ -255,6 +212,65 @@ def _item_pairs(store: ProjectStore, spec: StrategySpec, n: int, item_texts_: li
                 cooccur_window=spec.cooccur_window, item_loss_weight=spec.item_loss_weight,
                 training_interactions=int(len(inter)))
     return columns, info
+
+
+def _bridge(events: "queue.Queue[tuple]", state: dict[str, Any], cancel: CancelToken, loss, spec: StrategySpec,
+            select: bool, item_texts_: list[str], dev: pd.DataFrame, dev_history: list[dict]):
+    """The trainer's callback, which runs in the training thread: it reports steps and losses
+    (``events``), stops on cancel, and keeps the weights of the epoch with the best dev recall
+    (model selection on dev only) in ``state``."""
+    from transformers import TrainerCallback
+
+    class Bridge(TrainerCallback):
+        def on_step_end(self, args, st, control, **kwargs):
+            events.put(("step", st.global_step, st.max_steps))
+            if cancel.cancelled or state["stop"]:
+                control.should_training_stop = True
+
+        def on_log(self, args, st, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                parts = getattr(loss, "last", None)
+                events.put(("loss", st.global_step, float(logs["loss"]), parts))
+
+        def on_epoch_end(self, args, st, control, model=None, **kwargs):
+            if not select or cancel.cancelled:
+                return
+            recall = _dev_recall(model, item_texts_, dev)
+            epoch = int(round(st.epoch or 0))
+            dev_history.append({"epoch": epoch, "recall@10": recall})
+            events.put(("dev", st.global_step, recall))
+            if state["best_recall"] is None or recall > state["best_recall"]:
+                state["best_recall"], state["best_epoch"] = recall, epoch
+                state["best"] = None if epoch >= spec.epochs else \
+                    {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    return Bridge()
+
+
+def _trainer(model, dataset, loss, spec: StrategySpec, output_dir: str, steps_per_epoch: int, total_steps: int,
+             device, callback):
+    """sentence-transformers' trainer for the spec: no-duplicates batches, no checkpoints, no
+    model card, no console output (progress goes through ``callback``)."""
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class Trainer(SentenceTransformerTrainer):
+        def add_model_card_callback(self, default_args_dict):  # no model card: nothing is published
+            return None
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=output_dir, num_train_epochs=spec.epochs, per_device_train_batch_size=spec.batch_size,
+        learning_rate=spec.lr, warmup_steps=int(spec.warmup * total_steps), seed=spec.seed,
+        data_seed=spec.seed, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no",
+        report_to="none", logging_steps=max(1, min(50, steps_per_epoch // 10 or 1)), disable_tqdm=True,
+        use_cpu=(str(device) == "cpu"), dataloader_num_workers=0, log_level="error",
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
 
 
 def _train_in_thread(trainer, events: "queue.Queue[tuple]", state: dict[str, Any], strategy: str,
