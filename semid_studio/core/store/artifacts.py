@@ -48,6 +48,8 @@ class ArtifactTables:
             self._store_chunks("embedding_sets", set_id, "vectors", payload)
         return set_id
 
+    _EMB_COLS = "id, name, model, template, strategy, cache_key, n_items, dim, params, created"
+
     def _embedding_from_row(self, row: tuple) -> EmbeddingSet:
         id_, name, model, template, strategy, key, n, dim, params, created = row
         return EmbeddingSet(id_, name, model, template, strategy, key, n, dim, _loads(params, {}), created)
@@ -117,6 +119,8 @@ class ArtifactTables:
                 ((run_id, i, s) for i, s in enumerate(sid_strings)),
             )
         return run_id
+
+    _RUN_COLS = "id, name, embedding_set_id, method, spec, seed, n_items, n_levels, metrics, created"
 
     def _run_from_row(self, row: tuple) -> QuantizerRun:
         id_, name, emb, method, spec, seed, n, levels, metrics, created = row

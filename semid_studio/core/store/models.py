@@ -20,6 +20,8 @@ class ModelTables:
 
     # -- generative models and checkpoints
 
+    _MODEL_COLS = "id, name, kind, quantizer_run_id, spec, status, step, best_step, best_metric, history, created, updated"
+
     def create_model(self, *, name: str, kind: str, quantizer_run_id: int | None, spec: dict) -> int:
         stamp = now_iso()
         with self.atomic():
