@@ -2,7 +2,8 @@
 
 ``semid train --task search|joint [--mix 0.5] [--query-encoder minilm|wordpiece]`` trains the
 same model with a text input (joint generative search + recommendation, core
-``generative.joint``); ``--task rec`` (the default) is the recommender exactly as before.
+``generative.joint``; its laptop / paper presets carry the measured recipe, ``joint.recipe``);
+``--task rec`` (the default) is the recommender exactly as before.
 ``semid evaluate --task search|both`` evaluates the joint model's search (and rec) side.
 
 Resume behaviour of ``semid train``: by default it continues the newest unfinished model
@@ -49,8 +50,10 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a spec field, e.g. --set dropout=0.3 (repeatable)")
     p.add_argument("--split", choices=["loo", "temporal"], help="evaluation split (default: leave-one-out)")
-    p.add_argument("--max-minutes", type=float, help="stop cleanly after N minutes (resumable)")
-    p.add_argument("--max-steps", type=int, help="length of the training schedule in steps")
+    p.add_argument("--max-minutes", type=float,
+                   help="time budget: stop cleanly after N minutes (resumable); a new model without --max-steps "
+                        "fits its schedule to the budget so that it ends it")
+    p.add_argument("--max-steps", type=int, help="length of the training schedule in steps (default: the preset's)")
     p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
                    help="also save the resumable 'last' checkpoint every N seconds of training, so a crash "
                         "loses at most that much (default 60; 0: only at validations)")
@@ -64,7 +67,10 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="a name for the model")
     p.add_argument("--task", choices=["rec", "search", "joint"], default="rec",
-                   help="rec: history -> item (default); search: query -> item; joint: both, one model")
+                   help="rec: history -> item (default); search: query -> item; joint: both, one model. A search / "
+                        "joint model of the laptop or paper preset reads requests with a search-tuned encoder and "
+                        "history items as rec-tuned vectors, making those embedding sets first when the project "
+                        "has none (--set encoder_model= / --set item_vectors= to go without)")
     p.add_argument("--mix", type=float, help="joint: share of search targets per batch (default 0.5)")
     p.add_argument("--query-encoder", choices=["minilm", "wordpiece"],
                    help="search/joint: frozen MiniLM token states (default) or word pieces learned from scratch")
@@ -168,6 +174,12 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def _fit_schedule(args: argparse.Namespace) -> bool:
+    """A time budget and no schedule of the user's own: fit the preset's schedule to the budget."""
+    return args.max_minutes is not None and args.max_steps is None and "max_steps" not in (
+        parse_key_values(args.set, "--set"))
+
+
 def _overrides(args: argparse.Namespace, pairs: dict) -> dict:
     pairs["seed"] = str(args.seed)
     if args.split:
@@ -195,7 +207,7 @@ def _train(args: argparse.Namespace, dist) -> int:
     rec = _run_training(args, dist, lambda store: train_model(
         store, spec, resume=resume, name=args.name, preset=args.preset, device=args.device,
         max_minutes=args.max_minutes, max_call_steps=args.stop_after, checkpoint_s=args.checkpoint_every,
-        dist=dist))
+        dist=dist, fit_schedule=_fit_schedule(args)))
     if rec is None:
         return 130
     if not dist.is_main:
@@ -238,24 +250,22 @@ def _run_training(args: argparse.Namespace, dist, make_task):
 
 
 def _train_joint(args: argparse.Namespace, dist) -> int:
-    from ..core.generative.joint import make_joint_model_spec, make_joint_spec, split_overrides, train_joint
+    from ..core.generative.joint import joint_settings, train_joint
 
-    overrides, joint_over = split_overrides(parse_key_values(args.set, "--set"))
-    overrides = _overrides(args, overrides)
-    joint_over["task"] = args.task
+    overrides = _overrides(args, parse_key_values(args.set, "--set"))
+    overrides["task"] = args.task
     if args.mix is not None:
         if args.task != "joint":
             raise SemidError("--mix is the share of search targets of a joint model; use it with --task joint")
-        joint_over["mix"] = str(args.mix)
+        overrides["mix"] = str(args.mix)
     if args.query_encoder:
-        joint_over["query_encoder"] = args.query_encoder
-    spec = make_joint_model_spec(args.preset, overrides)
-    joint = make_joint_spec(joint_over)
+        overrides["query_encoder"] = args.query_encoder
+    spec, joint = joint_settings(args.preset, overrides)
     resume: int | bool | None = False if args.new else args.resume
     rec = _run_training(args, dist, lambda store: train_joint(
         store, spec, joint, resume=resume, name=args.name, preset=args.preset, device=args.device,
         max_minutes=args.max_minutes, max_call_steps=args.stop_after, checkpoint_s=args.checkpoint_every,
-        dist=dist))
+        dist=dist, fit_schedule=_fit_schedule(args)))
     if rec is None:
         return 130
     if not dist.is_main:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import suppress
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from ..store import ProjectStore
 from ..wording import hint
 from .data import Sequences, Split, make_split
 from .distributed import SINGLE, Dist
-from .schedule import RunClock, past_pace, plan_text
+from .schedule import BudgetFit, RunClock, clock, fitted_steps, past_pace, plan_text
 from .spec import GenerativeSpec, spec_from_dict
 from .tokens import SidVocab
 from .trainer import Trainer
@@ -123,6 +124,7 @@ def train_model(
     checkpoint_s: float | None = CHECKPOINT_S,
     cancel: CancelToken = NEVER,
     dist: Dist = SINGLE,
+    fit_schedule: bool = False,
 ) -> TaskGenerator[int]:
     """Train (or resume) a generative recommender on the project's active SID table.
 
@@ -150,6 +152,11 @@ def train_model(
         This process's rank in a data-parallel run (:func:`.distributed.start`); rank 0
         decides which model to train and alone writes to ``store`` (the others may open it
         read-only). ``device`` is then ``dist.device``.
+    fit_schedule
+        With ``max_minutes``, a new model's schedule (``spec.max_steps`` at most) is fitted to
+        the budget once its pace is known (:class:`.schedule.BudgetFit`), so that the run ends
+        its schedule rather than being cut in the middle of it; the front ends pass it when no
+        schedule (``--max-steps``) was given.
 
     Returns
     -------
@@ -220,17 +227,19 @@ def train_model(
         yield Message(f"resuming model #{model_id} at step {trainer.state.step} "
                       f"({trainer.state.elapsed_s / 60:.1f} min trained so far)")
 
-    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel, max_call_steps)
+    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel, max_call_steps,
+                           fit_schedule)
     return model_id
 
 
 def leased_loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
                 max_minutes: float | None, checkpoint_s: float | None, cancel: CancelToken,
-                max_call_steps: int | None = None) -> TaskGenerator[None]:
+                max_call_steps: int | None = None, fit_schedule: bool = False) -> TaskGenerator[None]:
     """:func:`_loop` on a model this process has claimed; the lease is given back at the end
     (a killed process leaves a stale lease, which the next trainer takes over)."""
     try:
-        yield from _loop(store, model_id, trainer, history, max_minutes, cancel, checkpoint_s, max_call_steps)
+        yield from _loop(store, model_id, trainer, history, max_minutes, cancel, checkpoint_s, max_call_steps,
+                         fit_schedule)
     finally:
         # giving the lease back must not hide the error that ended the run (a full disk, say)
         if trainer.dist.is_main:
@@ -266,13 +275,42 @@ def resume_trainer(store: ProjectStore, model_id: int, trainer: Trainer) -> list
     trainer.load_weights(ckpt.weights)
     trainer.load_train_state(ckpt.train_state)
     rec = store.get_model(model_id)
+    fitted = (rec.spec or {}).get("schedule")
+    if fitted:  # a schedule fitted to the first run's budget is the model's schedule from then on
+        trainer.spec = replace(trainer.spec, max_steps=int(fitted["max_steps"]),
+                               warmup_steps=int(fitted["warmup_steps"]))
     trainer.state.best_metric, trainer.state.best_step = rec.best_metric, rec.best_step
     return list(rec.history)
 
 
+def _fit_schedule(store: ProjectStore, model_id: int, trainer: Trainer, fit: BudgetFit, remaining_s: float,
+                  history: list[dict]) -> TaskGenerator[GenerativeSpec]:
+    """Fit a new run's schedule to what is left of its budget (:class:`.schedule.BudgetFit`);
+    every rank takes rank 0's figure. Returns the trainer's (new) spec."""
+    spec, step = trainer.spec, trainer.state.step
+    pace = fit.pace(step, trainer.state.elapsed_s)
+    valid_s = float(np.mean([h.get("valid_s") or 0.0 for h in history])) if history else 0.0
+    steps = int(trainer.dist.from_main(fitted_steps(step, fit.cap, pace, remaining_s, spec.eval_every, valid_s))[0])
+    if steps == spec.max_steps:
+        return spec
+    warmup = fit.warmup(spec.warmup_steps, steps) if step < spec.warmup_steps else spec.warmup_steps
+    trainer.spec = replace(spec, max_steps=steps, warmup_steps=warmup)
+    if trainer.dist.is_main:  # the stored spec stays the one asked for (resume finds the model by it)
+        rec = store.get_model(model_id)
+        store.update_model(model_id, spec={**rec.spec, "schedule": {
+            "max_steps": steps, "warmup_steps": warmup, "budget_min": round(fit.budget_s / 60, 2),
+            "preset_steps": fit.cap}})
+    if spec.max_steps == fit.cap or abs(steps - spec.max_steps) >= 0.05 * spec.max_steps:
+        yield Message(f"schedule fitted to the {fit.budget_s / 60:g}-min budget: {steps:,} steps"
+                      + (f" of the preset's {fit.cap:,}" if steps < fit.cap else "")
+                      + f" (training {pace:.2f} steps/s" + (f", {valid_s:.0f} s per validation" if valid_s else "")
+                      + f"; {clock(remaining_s)} left)")
+    return trainer.spec
+
+
 def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
           max_minutes: float | None, cancel: CancelToken, checkpoint_s: float | None = None,
-          max_call_steps: int | None = None) -> TaskGenerator[None]:
+          max_call_steps: int | None = None, fit_schedule: bool = False) -> TaskGenerator[None]:
     spec, s, dist = trainer.spec, trainer.state, trainer.dist
     throttle = ProgressThrottle("training", spec.max_steps)
     budget_s = None if max_minutes is None else max_minutes * 60.0
@@ -288,7 +326,9 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
     trainer.cancel = NEVER if dist.active else cancel
     saved_at = time.monotonic()  # when 'last' was last written (time-based checkpoints)
     run_clock = RunClock(s.step, spec.max_steps, budget_s, call_start)
-    yield from _announce_plan(store, model_id, trainer, history, budget_s)
+    # a new run with a budget and no schedule of its own: the schedule is fitted to the budget
+    fit = BudgetFit(spec.max_steps, budget_s) if fit_schedule and budget_s is not None and s.step == 0 else None
+    yield from _announce_plan(store, model_id, trainer, history, budget_s, fitted=fit is not None)
     try:
         while s.step < spec.max_steps:
             if not dist.active:
@@ -306,9 +346,13 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
                 cancelled, out_of_time = (bool(v) for v in dist.from_main(cancel.cancelled, out_of_time))
                 if cancelled:
                     raise Cancelled()
+            if fit is not None and fit.due(s.step, s.elapsed_s):
+                left_s = fit.budget_s - (time.monotonic() - call_start)
+                spec = yield from _fit_schedule(store, model_id, trainer, fit, left_s, history)
+                throttle.total = run_clock.max_steps = spec.max_steps
             running = float(np.mean(losses[-50:]))
             ev = throttle.update(s.step, f"loss {running:.3f}{run_clock.eta_text(s.step, time.monotonic())}")
-            if not run_clock.planned and (pace := run_clock.pace(s.step, time.monotonic())) is not None:
+            if fit is None and not run_clock.planned and (pace := run_clock.pace(s.step, time.monotonic())) is not None:
                 run_clock.planned = True  # once the run has measured its own pace
                 left_s = None if budget_s is None else budget_s - (time.monotonic() - call_start)
                 yield Message(plan_text(s.step, spec.max_steps, spec.eval_every, pace, budget_s, left_s))
@@ -320,6 +364,11 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
             if s.step % spec.eval_every == 0 or s.step >= spec.max_steps or budget_over:
                 entry = yield from _evaluate(store, model_id, trainer, history, losses, n_targets)
                 losses, n_targets = [], 0
+                if fit is not None and not budget_over and s.step < spec.max_steps \
+                        and fit.due(s.step, s.elapsed_s, validated=True):  # now the validations' cost is known
+                    spec = yield from _fit_schedule(store, model_id, trainer, fit,
+                                                    fit.budget_s - (time.monotonic() - call_start), history)
+                    throttle.total = run_clock.max_steps = spec.max_steps
                 if entry["improved"]:
                     bad_evals = 0
                 else:
@@ -360,7 +409,7 @@ def _loop(store: ProjectStore, model_id: int, trainer: Trainer, history: list[di
 
 
 def _announce_plan(store: ProjectStore, model_id: int, trainer: Trainer, history: list[dict],
-                   budget_s: float | None) -> TaskGenerator[None]:
+                   budget_s: float | None, fitted: bool = False) -> TaskGenerator[None]:
     """Before the first step: the curve so far (a resumed run's history, for plots) and what the
     budget will reach at the pace of this model's earlier runs or of a model of its shape."""
     if history:
@@ -371,7 +420,7 @@ def _announce_plan(store: ProjectStore, model_id: int, trainer: Trainer, history
         spec = trainer.spec
         step = trainer.state.step
         yield Message("expected: " + plan_text(step, spec.max_steps, spec.eval_every, pace, budget_s,
-                                               resumed_from=step or None))
+                                               resumed_from=step or None, fitted=fitted))
 
 
 def _history_metrics(trainer: Trainer, history: list[dict]) -> list[Metric]:

@@ -434,9 +434,33 @@ def audit_training_queries(store: ProjectStore, embedding_set_id: int, *, strict
     return report
 
 
+def current_set(store: ProjectStore, strategy: str) -> int | None:
+    """The newest ``strategy`` set of the current catalogue made from the project's current
+    training data, or None: for a fine-tuned strategy, exactly its current training queries (all
+    sources) with none of them since turned into a held-out query; for ``rec``, its current
+    training interactions. Other strategies: the newest set of the catalogue."""
+    n = store.item_count()
+    wanted: Any = None
+    for emb in reversed(store.list_embedding_sets()):
+        if emb.strategy != strategy or emb.n_items != n:
+            continue
+        params = emb.params or {}
+        if strategy in FINE_TUNED:
+            wanted = wanted or _fingerprint(store.queries_frame(split=TRAIN_SPLIT))
+            if params.get("queries_fingerprint") != wanted or params.get("query_source", "all") != "all" \
+                    or not audit_training_queries(store, emb.id, strict=False)["ok"]:
+                continue
+        elif strategy == "rec":
+            wanted = wanted or len(training_interactions(store))
+            if params.get("training_interactions") != wanted:
+                continue
+        return emb.id
+    return None
+
+
 __all__ = [
     "FINE_TUNED", "LONG_TEXT", "PRESETS", "REC_METHODS", "STRATEGIES", "StrategySpec", "audit_training_queries",
-    "bpr_vectors", "build_embedding", "cooccurrence_pairs", "default_search_set", "encode_long", "encode_queries",
-    "evaluate_rec_dense", "has_text_side", "load_artifact", "load_query_encoder", "loo_probes", "make_spec", "ppmi_svd",
-    "save_artifact", "training_interactions", "validate_spec",
+    "bpr_vectors", "build_embedding", "cooccurrence_pairs", "current_set", "default_search_set", "encode_long",
+    "encode_queries", "evaluate_rec_dense", "has_text_side", "load_artifact", "load_query_encoder", "loo_probes",
+    "make_spec", "ppmi_svd", "save_artifact", "training_interactions", "validate_spec",
 ]

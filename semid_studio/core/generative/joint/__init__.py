@@ -17,8 +17,14 @@ each other in ``benchmarks/bench_joint.py``:
   the project (beside the encoder's embedding set).
 - ``wordpiece``: MiniLM's tokenizer ids, embedded by a table learned from scratch.
 
-Long queries are cut to ``max_query_tokens`` word pieces and the share cut is counted and
-reported (movielens_tomt requests are long: about half exceed 128 pieces).
+Long queries are read whole up to ``max_query_tokens`` (2,048) word pieces, window by window
+where they exceed the encoder's own window, and pooled into at most ``max_query_states``
+positions; the share still cut is counted and reported (movielens_tomt requests are long: about
+half exceed 128 pieces, the longest 1,707).
+
+What ``semid train --task joint`` does by default (the search-tuned encoder reads the requests,
+rec-tuned vectors the history items, many more rec than search targets per step, a 1,000-step
+schedule fitted to the time budget) is the preset's recipe, :mod:`.recipe`.
 
 Training (:func:`train_joint`) runs the recommender's own loop
 (:class:`~semid_studio.core.generative.trainer.Trainer`,
@@ -38,7 +44,7 @@ geometric mean of rec validation and search dev NDCG.
 :func:`~semid_studio.core.search.search_metrics`) and recommendation (as the recommender is
 evaluated) and stores both reports.
 
-Modules: :mod:`.spec` (settings), :mod:`.text` (query features), :mod:`.data` (search
+Modules: :mod:`.spec` (settings), :mod:`.recipe` (the presets' recipe), :mod:`.text` (query features), :mod:`.data` (search
 pairs), :mod:`.views` (per-task tries), :mod:`.train`, :mod:`.evaluate` (load, one query,
 evaluation) and :mod:`.query_log` (scoring a query file from outside the project). It imports
 the recommender's modules and :mod:`semid_studio.core.search`, never the other way round.
@@ -48,6 +54,7 @@ from ..train import JOINT_KIND
 from .data import SearchData, search_data
 from .evaluate import (JointModel, evaluate_joint, has_joint_model, joint_search, load_joint, rank_joint_rec,
                        rank_joint_search)
+from .recipe import JOINT_PRESETS, describe_recipe, joint_settings, resolve_recipe
 from .spec import JointSpec, make_joint_model_spec, make_joint_spec, selection_label, split_overrides
 from .text import ENCODER_SET_PREFIX, TextFeatures, text_features
 from .train import JointTrainer, train_joint
@@ -55,8 +62,9 @@ from .views import TaskView, rank_texts, task_views, use_view
 
 
 __all__ = [
-    "ENCODER_SET_PREFIX", "JOINT_KIND", "JointModel", "JointSpec", "JointTrainer", "SearchData", "TaskView",
+    "ENCODER_SET_PREFIX", "JOINT_KIND", "JOINT_PRESETS", "JointModel", "JointSpec", "JointTrainer", "SearchData", "TaskView",
     "TextFeatures", "evaluate_joint", "rank_joint_rec", "rank_joint_search", "task_views", "use_view",
     "has_joint_model", "joint_search", "load_joint", "make_joint_model_spec", "make_joint_spec", "rank_texts",
-    "search_data", "selection_label", "split_overrides", "text_features", "train_joint",
+    "describe_recipe", "joint_settings", "resolve_recipe", "search_data", "selection_label", "split_overrides", "text_features",
+    "train_joint",
 ]

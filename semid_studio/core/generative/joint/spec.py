@@ -30,14 +30,27 @@ class JointSpec:
     # see more epochs before the few training queries are learnt by heart
     rec_targets: int = 0
     query_encoder: str = "minilm"  # "minilm" (frozen sentence-encoder states) or "wordpiece" (learned)
-    max_query_tokens: int = 128  # word pieces read per query; longer ones are cut (and counted)
-    state_pool: int = 4  # minilm: token states mean-pooled in groups of this many word pieces
+    # word pieces read per query, longer ones cut (and counted); a query longer than the sentence
+    # encoder's window (256 for MiniLM) is read window by window (text.state_features). Why so
+    # many: real requests run to hundreds of words (movielens_tomt: 49 % over 128 pieces, 9.5 %
+    # over 256, the longest 1,707)
+    max_query_tokens: int = 2048
+    state_pool: int = 4  # minilm: token states mean-pooled in groups of at least this many word pieces
+    # minilm: at most this many pooled positions per query (groups grow with the text:
+    # max(state_pool, ceil(pieces / max_query_states))), so a long request costs the model no
+    # more positions than a 256-piece one; 0 = groups of state_pool whatever the length
+    max_query_states: int = 64
     index_share: float = 0.0  # share of search targets that are item texts -> their SID (indexing pairs)
     dev_fraction: float = 0.1  # share of train queries held back for checkpoint selection
     dev_seed: int = 0
     # sentence encoder / tokenizer: a model name or path, or "set:N" for the fine-tuned text encoder
-    # of embedding set #N (search-tuned or multi-task); default: the project's content encoder
+    # of embedding set #N (search-tuned or multi-task); default: the project's content encoder.
+    # "search" / "multitask": the project's newest such set, fine-tuned first when it has none
+    # (recipe.resolve_recipe; what the laptop preset of a joint model asks for)
     encoder_model: str = ""
+    # "rec": history items are read as the project's rec-tuned vectors (the model spec's
+    # content_set), made first when it has none; "": as the model spec says (recipe.resolve_recipe)
+    item_vectors: str = ""
     search_beam: int = 30  # beam width for search validation (>= the largest K)
     # how the checkpoint weighs the two tasks' validation figures: "geometric" counts a 10 % gain
     # on either task the same; the arithmetic mean followed search alone on movielens_tomt,
@@ -49,8 +62,9 @@ class JointSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JointSpec":
-        """A stored spec; models saved before ``select_mean`` existed chose on the arithmetic mean."""
-        return cls(**{"select_mean": "arithmetic", **data})
+        """A stored spec; models saved before ``select_mean`` existed chose on the arithmetic mean,
+        and those saved before ``max_query_states`` pooled every text in fixed groups."""
+        return cls(**{"select_mean": "arithmetic", "max_query_states": 0, **data})
 
 
 # A joint model's decoder cross-attends to the encoder's states (the request's word pieces, or
@@ -78,6 +92,8 @@ def make_joint_spec(overrides: Mapping[str, Any] | None = None) -> JointSpec:
         if name not in types:
             raise SemidError(f"unknown joint-model setting '{name}' (known: {', '.join(sorted(types))})")
         values[name] = _coerce(name, kinds[str(types[name])], value)
+    if values.get("query_encoder") == "wordpiece" and "max_query_tokens" not in values:
+        values["max_query_tokens"] = 128  # a learned table reads every piece itself: long texts cost too much
     spec = JointSpec(**values)
     if spec.task not in ("search", "joint"):
         raise SemidError(f"joint-model task must be 'search' or 'joint' ('rec' trains the recommender), "
@@ -95,8 +111,10 @@ def make_joint_spec(overrides: Mapping[str, Any] | None = None) -> JointSpec:
                          f"of the train queries, got {spec.dev_fraction}")
     if spec.select_mean not in SELECT_MEANS:
         raise SemidError(f"select_mean must be one of {', '.join(SELECT_MEANS)}, got '{spec.select_mean}'")
-    if spec.max_query_tokens < 4 or spec.state_pool < 1 or spec.search_beam < 1:
-        raise SemidError("max_query_tokens must be >= 4, state_pool and search_beam >= 1")
+    if spec.max_query_tokens < 4 or spec.state_pool < 1 or spec.search_beam < 1 or spec.max_query_states < 0:
+        raise SemidError("max_query_tokens must be >= 4, state_pool and search_beam >= 1, max_query_states >= 0")
+    if spec.item_vectors not in ("", "rec"):
+        raise SemidError(f"item_vectors must be empty or 'rec', got '{spec.item_vectors}'")
     return spec
 
 

@@ -1,8 +1,9 @@
 """Query text as the joint model reads it: :class:`TextFeatures` (ragged, per text).
 
-``minilm``: the frozen sentence encoder's last hidden states, mean-pooled in groups of
-``state_pool`` word pieces after the whole-text mean, cached in the project beside the
-encoder's embedding set; ``wordpiece``: the tokenizer's ids. Both are cut to
+``minilm``: the frozen sentence encoder's last hidden states, mean-pooled in groups of (at
+least) ``state_pool`` word pieces after the whole-text mean, cached in the project beside the
+encoder's embedding set; a text longer than the encoder's window is read window by window, so a
+long request is read whole. ``wordpiece``: the tokenizer's ids. Both are cut to
 ``max_query_tokens`` word pieces and the share cut is counted.
 """
 
@@ -86,39 +87,86 @@ def wordpiece_features(tokenizer, texts: Sequence[str], max_tokens: int) -> Text
     return _ragged(parts, "wordpiece", int((counts > max_tokens).sum()), int(counts.max(initial=0)))
 
 
-def state_features(encoder, texts: Sequence[str], max_tokens: int, pool: int, *, batch_size: int = 32,
-                   cancel: CancelToken = NEVER, stage: str = "query states") -> TaskGenerator[TextFeatures]:
-    """Frozen sentence-encoder states per text: ``[mean of all, mean of pieces 0..pool-1, ...]``
-    (float16), from the encoder's last hidden layer (what its sentence embedding pools)."""
+def _pool_states(states: torch.Tensor, pool: int) -> torch.Tensor:
+    """``(n, dim)`` token states -> ``[mean of all, mean of pieces 0..pool-1, ...]``."""
+    n = states.shape[0]
+    groups = (n + pool - 1) // pool
+    padded = torch.nn.functional.pad(states, (0, 0, 0, groups * pool - n))
+    counts = torch.full((groups,), float(pool), device=states.device)
+    counts[-1] = n - (groups - 1) * pool
+    return torch.cat([states.mean(0, keepdim=True), padded.reshape(groups, pool, -1).sum(1) / counts[:, None]])
+
+
+def text_window(encoder) -> int:
+    """Word pieces the sentence encoder reads in one pass (special tokens included)."""
+    sizes = [getattr(encoder, "max_seq_length", None), getattr(encoder.tokenizer, "model_max_length", None),
+             getattr(encoder[0].auto_model.config, "max_position_embeddings", None)]
+    known = [int(s) for s in sizes if s and s < 1_000_000]  # tokenizers say 1e30 when they do not know
+    return min(known, default=512)
+
+
+def _hidden_states(hf, tokenizer, ids: list[list[int]], device) -> list[torch.Tensor]:
+    """Last hidden states ``(len, dim)`` of each word-piece id list (one padded forward pass)."""
+    batch = tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.no_grad():
+        out = hf(**batch).last_hidden_state.float()
+    return [out[j, : len(ids[j])] for j in range(len(ids))]
+
+
+def _windowed_states(hf, tokenizer, ids: list[int], window: int, device) -> torch.Tensor:
+    """States of a text longer than the encoder's window: its word pieces read in consecutive
+    windows (each a pass of its own, with its own [CLS] / [SEP]), the pieces' states joined,
+    the first window's [CLS] in front and the last window's [SEP] at the end."""
+    body = ids[1:-1]
+    step = window - 2
+    chunks = [[ids[0], *body[i : i + step], ids[-1]] for i in range(0, len(body), step)]
+    states = _hidden_states(hf, tokenizer, chunks, device)
+    return torch.cat([states[0][:1], *(s[1:-1] for s in states), states[-1][-1:]])
+
+
+def state_features(encoder, texts: Sequence[str], max_tokens: int, pool: int, *, max_states: int = 0,
+                   batch_size: int = 32, cancel: CancelToken = NEVER,
+                   stage: str = "query states") -> TaskGenerator[TextFeatures]:
+    """Frozen sentence-encoder states per text: ``[mean of all, mean of pieces 0..p-1, ...]``
+    (float16), from the encoder's last hidden layer (what its sentence embedding pools).
+
+    Up to ``max_tokens`` word pieces of each text are read; a text longer than the encoder's
+    own window is read window by window (:func:`_windowed_states`), so a long request is read
+    whole rather than cut at the window. ``p`` is ``pool``, or with ``max_states`` > 0 the
+    group size that keeps a text within ``max_states`` pooled positions
+    (``max(pool, ceil(n / max_states))``): a 1,000-piece request costs the model no more
+    positions than a 256-piece one.
+    """
     tokenizer = encoder.tokenizer
     hf = encoder[0].auto_model
     device = next(hf.parameters()).device
+    window = text_window(encoder)
     counts = token_lengths(tokenizer, texts)
+    # one pass reads a text whole when it fits the window (or when the cut is within the window)
+    one_pass = max_tokens if max_tokens <= window else window
     order = np.argsort(-np.minimum(counts, max_tokens), kind="stable")  # similar lengths batch together
     parts: list[np.ndarray | None] = [None] * len(texts)
     hf.eval()
+
+    def pooled(states: torch.Tensor) -> np.ndarray:
+        n = states.shape[0]
+        size = pool if max_states <= 0 else max(pool, -(-n // max_states))
+        return _pool_states(states, size).cpu().numpy().astype(np.float16)
+
     yield Progress(stage, 0, len(texts))
     for start in range(0, len(texts), batch_size):
         cancel.raise_if_cancelled()
         rows = order[start : start + batch_size]
-        enc = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_tokens, padding=True,
-                        return_tensors="pt")
-        enc = {k: v.to(device) for k, v in enc.items()}
-        with torch.no_grad():
-            states = hf(**enc).last_hidden_state.float()  # (b, T, dim)
-        mask = enc["attention_mask"].float()
-        n = mask.sum(1).long().cpu().numpy()
-        mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        T = states.shape[1]
-        G = (T + pool - 1) // pool
-        padded = torch.nn.functional.pad(states * mask[..., None], (0, 0, 0, G * pool - T))
-        pmask = torch.nn.functional.pad(mask, (0, G * pool - T))
-        sums = padded.reshape(len(rows), G, pool, -1).sum(2)
-        cnt = pmask.reshape(len(rows), G, pool).sum(2)
-        groups = sums / cnt.clamp_min(1)[..., None]
-        for j, r in enumerate(rows):
-            g = (int(n[j]) + pool - 1) // pool
-            parts[r] = torch.cat([mean[j : j + 1], groups[j, :g]]).cpu().numpy().astype(np.float16)
+        short = [r for r in rows if counts[r] <= one_pass or max_tokens <= window]
+        if short:
+            enc = tokenizer([texts[i] for i in short], truncation=True, max_length=one_pass, verbose=False)
+            for r, states in zip(short, _hidden_states(hf, tokenizer, enc["input_ids"], device)):
+                parts[r] = pooled(states)
+        for r in rows:
+            if parts[r] is None:  # longer than the window: read in windows up to max_tokens
+                ids = tokenizer(texts[r], truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
+                parts[r] = pooled(_windowed_states(hf, tokenizer, ids, window, device))
         yield Progress(stage, min(len(texts), start + batch_size), len(texts))
     return _ragged(parts, "states", int((counts > max_tokens).sum()), int(counts.max(initial=0)))  # type: ignore[arg-type]
 
@@ -197,15 +245,16 @@ def text_features(store: ProjectStore | None, joint: JointSpec, texts: Sequence[
     if set_id is not None:
         from ...search.artifacts import load_artifact
 
-        digest = hashlib.sha256(json.dumps([_encoder_identity(store, encoder), joint.max_query_tokens,
-                                            joint.state_pool, texts]).encode())
+        settings = [joint.max_query_tokens, joint.state_pool] + ([joint.max_query_states] if joint.max_query_states else [])
+        digest = hashlib.sha256(json.dumps([_encoder_identity(store, encoder), *settings, texts]).encode())
         key = f"joint_states:{digest.hexdigest()[:24]}"
         hit = load_artifact(store, set_id, key)  # type: ignore[arg-type]
         if hit is not None:
             arrays, meta = hit
             return TextFeatures("states", arrays["values"], arrays["offsets"], int(meta["n_truncated"]),
                                 int(meta["max_tokens_seen"]))
-    feats = yield from state_features(enc, texts, joint.max_query_tokens, joint.state_pool, cancel=cancel)
+    feats = yield from state_features(enc, texts, joint.max_query_tokens, joint.state_pool,
+                                      max_states=joint.max_query_states, cancel=cancel)
     if key is not None and not store.read_only:  # a read-only reader (a training rank > 0) only reads the cache
         from ...search.artifacts import save_artifact
 
@@ -219,5 +268,7 @@ def text_features(store: ProjectStore | None, joint: JointSpec, texts: Sequence[
 def text_input(joint: JointSpec, feats: TextFeatures, vocab_size: int) -> TextInput:
     if joint.query_encoder == "wordpiece":
         return TextInput("wordpiece", int(vocab_size), joint.max_query_tokens)
-    return TextInput("states", int(feats.values.shape[1]), 1 + (joint.max_query_tokens + joint.state_pool - 1)
-                     // joint.state_pool)
+    positions = (joint.max_query_tokens + joint.state_pool - 1) // joint.state_pool
+    if joint.max_query_states:
+        positions = min(positions, joint.max_query_states)
+    return TextInput("states", int(feats.values.shape[1]), 1 + positions)

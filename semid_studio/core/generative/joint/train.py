@@ -25,6 +25,7 @@ from ..train import (CHECKPOINT_S, JOINT_KIND, leased_loop, load_split, make_voc
 from ..trainer import Trainer, sid_loss
 from ..trie import SidTrie
 from .data import SearchData, search_data
+from .recipe import resolve_recipe
 from .spec import JointSpec, selection_label
 from .text import TextFeatures, encoder_name, sentence_encoder, text_input
 from .views import TaskView, rank_texts, task_views, use_view
@@ -238,7 +239,8 @@ def _model_to_resume(store: ProjectStore, spec: GenerativeSpec, joint: JointSpec
     if dist.is_main and model_id is not None:
         store.claim(model_lease(model_id), f"model #{model_id}")  # before reading its checkpoint
     if not dist.is_main:
-        # rank 0 goes first: its set-up may write the query states' cache that the others then read
+        # rank 0 goes first: its set-up may write the query states' cache (and the recipe's
+        # embedding sets) that the others then read
         model_id = int(dist.from_main(0)[0]) or None
     return model_id
 
@@ -297,6 +299,7 @@ def train_joint(
     checkpoint_s: float | None = CHECKPOINT_S,
     cancel: CancelToken = NEVER,
     dist: Dist = SINGLE,
+    fit_schedule: bool = False,
 ) -> TaskGenerator[int]:
     """Train (or resume) a joint search + recommendation model on the active SID table.
 
@@ -304,10 +307,19 @@ def train_joint(
     here the dev queries, and for ``task="joint"`` the geometric mean of rec validation and
     search dev (``select_mean``) — and ``last``, also every ``checkpoint_s`` seconds; resume;
     cancel; time and step budgets; the model leased to this process; several processes under
-    ``torchrun`` with ``dist``). Returns the model id.
+    ``torchrun`` with ``dist``; ``fit_schedule``). Strategy names in ``joint``
+    (``encoder_model="search"``, ``item_vectors="rec"``: the laptop preset's recipe) are turned
+    into the project's embedding sets first, made when missing (:func:`.recipe.resolve_recipe`).
+    Returns the model id.
     """
     joint = joint or JointSpec()
+    recipe: dict = {}
+    if dist.is_main and not (isinstance(resume, int) and not isinstance(resume, bool)):
+        # before looking for a model to resume: a stored model holds the sets it was given
+        spec, joint, recipe = yield from resolve_recipe(store, spec, joint, cancel=cancel)
     model_id = _model_to_resume(store, spec, joint, resume, dist)
+    if model_id is None and not dist.is_main:  # rank 0 has made what was missing by now
+        spec, joint, recipe = yield from resolve_recipe(store, spec, joint, make=False, cancel=cancel)
     spec, joint, run, vocab, codes, tokens, table = yield from _sid_table(store, spec, joint, model_id)
     encoder = encoder_name(store, joint)
     data = yield from search_data(store, joint, vocab.n_items, encoder=encoder, cancel=cancel)
@@ -335,6 +347,8 @@ def train_joint(
             record["tokens"] = tokens
         if content_info is not None:
             record["content"] = content_info
+        if recipe:
+            record["recipe"] = recipe
         model_id = store.create_model(
             name=name or f"joint-{joint.task}-{joint.query_encoder}-{preset or 'custom'}-seed{spec.seed}"
                          + (f"-{tokens['strategy']}" if tokens else ""),
@@ -348,5 +362,6 @@ def train_joint(
     else:
         history = resume_trainer(store, model_id, trainer)
         yield Message(f"resuming joint model #{model_id} at step {trainer.state.step}")
-    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel, max_call_steps)
+    yield from leased_loop(store, model_id, trainer, history, max_minutes, checkpoint_s, cancel, max_call_steps,
+                           fit_schedule)
     return model_id

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QS
 from ....core.errors import SemidError
 from ....core.generative import joint as gen_joint
 from ....core.generative import spec as gen_spec
+from ....core.generative.schedule import schedule_steps
 from ....core.search import queries as core_queries
 from ...context import ProjectContext
 from ...generative import ModelInfo, list_generative_models
@@ -43,7 +44,7 @@ class GenerativeForm(QWidget):
 
         self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
         self.resume_combo.currentIndexChanged.connect(self._update_spec)
-        self.task_combo.currentIndexChanged.connect(self._update_spec)
+        self.task_combo.currentIndexChanged.connect(self._on_preset_changed)  # a joint model's recipe has its own schedule
         self.encoder_combo.currentIndexChanged.connect(self._update_spec)
         self.reader_combo.currentIndexChanged.connect(self._update_spec)
         self.vectors_combo.currentIndexChanged.connect(self._update_spec)
@@ -147,8 +148,16 @@ class GenerativeForm(QWidget):
 
     # -- widgets <-> spec
 
+    def _base(self) -> tuple[Any, Any]:
+        """(model spec, joint spec or None) of the preset alone, for the current task: a joint or
+        search model gets the preset's recipe (gen_joint.recipe)."""
+        preset = self.preset_combo.currentText()
+        if self.task_combo.currentData() == "rec":
+            return gen_spec.make_spec(preset), None
+        return gen_joint.joint_settings(preset, {"task": self.task_combo.currentData()})
+
     def _on_preset_changed(self, *_args) -> None:
-        base = gen_spec.make_spec(self.preset_combo.currentText())
+        base, _joint = self._base()
         for spin, value in ((self.steps_spin, base.max_steps), (self.eval_spin, base.eval_every)):
             spin.blockSignals(True)
             spin.setValue(value)
@@ -183,7 +192,7 @@ class GenerativeForm(QWidget):
             rec = self.context.store.get_model(self.resume_id)
             return gen_spec.spec_from_dict(rec.spec["spec"])
         preset = self.preset_combo.currentText()
-        base = gen_spec.make_spec(preset)
+        base, _joint = self._base()
         overrides, joint = self._overrides()
         if joint and self.task == "rec":
             raise SemidError(f"{', '.join(sorted(joint))}: joint-model settings; choose task joint or search")
@@ -197,7 +206,7 @@ class GenerativeForm(QWidget):
             if vectors > 0:
                 overrides["content_set"] = vectors
         if self.task != "rec":
-            return gen_joint.make_joint_model_spec(preset, overrides)
+            return gen_joint.joint_settings(preset, overrides)[0]
         return gen_spec.make_spec(preset, overrides)
 
     def joint_spec(self):
@@ -207,12 +216,20 @@ class GenerativeForm(QWidget):
             return gen_joint.JointSpec.from_dict(rec.spec["joint"])
         _gen, joint = self._overrides()
         values: dict[str, Any] = {"task": self.task, "query_encoder": self.encoder_combo.currentData()}
-        if self.reader_combo.currentData():
+        if self.reader_combo.currentData() is not None:  # None: the preset's (its recipe's) reader
             values["encoder_model"] = self.reader_combo.currentData()
+        if self.vectors_combo.currentData() is not None:  # item vectors chosen here, not by the recipe
+            values["item_vectors"] = ""
         if self.task == "joint":
             values["mix"] = round(self.mix_spin.value(), 4)
         values.update(joint)
-        return gen_joint.make_joint_spec(values)
+        return gen_joint.joint_settings(self.preset_combo.currentText(), values)[1]
+
+    def fits_schedule(self) -> bool:
+        """A time budget and the preset's own schedule: the run fits the schedule to the budget."""
+        base, _joint = self._base()
+        return bool(self.minutes_spin.value()) and self.resume_id is None \
+            and self.steps_spin.value() == base.max_steps and "max_steps" not in self._overrides()[0]
 
     @Slot()
     def _update_spec(self, *_args) -> None:
@@ -233,7 +250,8 @@ class GenerativeForm(QWidget):
             lead = ""
             if resuming:
                 info = next(m for m in [*self.models, *self.joint_models] if m.id == self.resume_id)
-                lead = (f"<b>Resuming model #{info.id} at step {info.step:,} of {spec.max_steps:,}</b> with its own "
+                steps = schedule_steps(self.context.store.get_model(info.id).spec)
+                lead = (f"<b>Resuming model #{info.id} at step {info.step:,} of {steps:,}</b> with its own "
                         "settings:<br>")
             self.spec_label.setText(f"{lead}<span style='color:#555'>{html.escape(fields)}</span>")
         self.plan_label.setText("" if problem else self._plan())
@@ -249,14 +267,19 @@ class GenerativeForm(QWidget):
         joint = self.joint_spec().to_dict() if self.task != "rec" else None
         kind = train.JOINT_KIND if joint is not None else train.MODEL_KIND
         pace = schedule.past_pace(self.context.store, kind, spec.to_dict(), joint)
+        recipe = ""
+        if joint is not None and self.resume_id is None:
+            recipe = gen_joint.describe_recipe(self.context.store, spec, self.joint_spec())
+            recipe = f"Recipe: {recipe}. " if recipe else ""
         if pace is None:
-            return ("The training pace is measured in its first seconds; the log then says which step the time "
-                    "budget reaches and how many validations run before it.")
+            return recipe + ("The training pace is measured in its first seconds; the log then says which step the "
+                             "time budget reaches and how many validations run before it.")
         start = 0 if self.resume_id is None else self.context.store.get_model(self.resume_id).step
         minutes = self.minutes_spin.value() or None
         text = schedule.plan_text(start, spec.max_steps, spec.eval_every, pace,
-                                  None if minutes is None else minutes * 60, resumed_from=start or None)
-        return text[0].upper() + text[1:] + "."
+                                  None if minutes is None else minutes * 60, resumed_from=start or None,
+                                  fitted=self.fits_schedule())
+        return recipe + text[0].upper() + text[1:] + "."
 
     def _problem(self) -> str | None:
         store = self.context.store
@@ -297,14 +320,16 @@ class GenerativeForm(QWidget):
         """The project's encoder, then every embedding set with a fine-tuned text encoder."""
         names = {"search": "search-tuned", "multitask": "multi-task"}
         sets = store.list_embedding_sets() if store is not None else []
-        refill_combo(self.reader_combo, [("the project's sentence encoder (frozen)", "")] + [
+        refill_combo(self.reader_combo, [("as the preset says (laptop: search-tuned, made first when missing)", None),
+                                         ("the project's sentence encoder (frozen)", "")] + [
             (f"the fine-tuned encoder of set #{emb.id} ({names[emb.strategy]})",
              f"{gen_joint.ENCODER_SET_PREFIX}{emb.id}") for emb in sets if emb.strategy in names])
 
     def _fill_vectors(self, store) -> None:
         """What the 'Item vectors' box offers: the preset's choice, none, the SIDs' own set, every set."""
         sets = store.list_embedding_sets() if store is not None else []
-        refill_combo(self.vectors_combo, [("as the preset says", None), ("none (SID codes and item ids only)", 0),
+        refill_combo(self.vectors_combo, [("as the preset says (joint, laptop: rec-tuned, made first when missing)",
+                                           None), ("none (SID codes and item ids only)", 0),
                                           ("the set the SIDs were quantised from", -1)] + [
             (f"set #{emb.id} {emb.name} ({emb.strategy}, {emb.dim}-d)", emb.id) for emb in sets])
 
@@ -320,15 +345,17 @@ class GenerativeForm(QWidget):
         name = self.name_edit.text().strip() or None
         minutes = self.minutes_spin.value() or None
         device = self.device_combo.currentData()
+        fit = self.fits_schedule()
 
         def body(store, cancel):
             if joint is not None:
                 return (yield from gen_joint.train_joint(store, spec, joint, resume=resume, name=name, preset=preset,
-                                                         device=device, max_minutes=minutes, cancel=cancel))
+                                                         device=device, max_minutes=minutes, cancel=cancel,
+                                                         fit_schedule=fit))
             from ....core.generative import train_model
 
             return (yield from train_model(store, spec, resume=resume, name=name, preset=preset, device=device,
-                                           max_minutes=minutes, cancel=cancel))
+                                           max_minutes=minutes, cancel=cancel, fit_schedule=fit))
 
         what = f"resuming model #{resume}" if resume else f"{preset} preset, {spec.max_steps:,} steps"
         kind = {"rec": "the generative recommender", "joint": "a joint search + rec model",
@@ -337,7 +364,7 @@ class GenerativeForm(QWidget):
 
     def outcome(self, model_id: int) -> tuple[str, float]:
         rec = self.context.store.get_model(model_id)
-        total = max(1, int(rec.spec.get("spec", {}).get("max_steps", rec.step or 1)))
+        total = max(1, schedule_steps(rec.spec) or rec.step or 1)
         if rec.status == "done":
             return f"Finished: {rec.step:,} steps.", 1.0
         # the time budget ran out (or patience): the model stays resumable
@@ -354,7 +381,7 @@ class GenerativeForm(QWidget):
             "search " + metric if joint else metric
         best = "no validation yet" if rec.best_metric is None else \
             f"best validation {what} {rec.best_metric:.4f} at step {rec.best_step:,} (the checkpoint kept)"
-        lines = [f"Model #{rec.id} “{rec.name}”: {rec.status} at step {rec.step:,} of {spec.get('max_steps', 0):,};",
+        lines = [f"Model #{rec.id} “{rec.name}”: {rec.status} at step {rec.step:,} of {schedule_steps(rec.spec):,};",
                  f"{best}.", ""]
         if rec.status in ("stopped", "interrupted"):
             lines += ["Choose it under Model → resume to continue training.", ""]
