@@ -59,6 +59,8 @@ BALANCED_CHOICES = ("none", "deep", "all")
 KMEANS_PP_TRIALS: int | None = None
 #: nearest centroids an item may be balanced onto (a sparse Sinkhorn kernel)
 BALANCE_CANDIDATES = 64
+#: rows per block of the passes over all items (bounds their temporaries: 1M x 384 float32 is 1.5 GB)
+ROW_BLOCK = 32768
 
 
 # --------------------------------------------------------------------------- specs
@@ -428,17 +430,25 @@ class FittedQuantizer:
 # --------------------------------------------------------------------------- shared pieces
 
 
-def prepare_vectors(vectors: np.ndarray, normalize: bool) -> np.ndarray:
-    """Float32 copy of the vectors, L2-normalised when asked (zero vectors stay zero)."""
-    x = np.array(vectors, dtype=np.float32, copy=True)
+def prepare_vectors(vectors: np.ndarray, normalize: bool, copy: bool = True) -> np.ndarray:
+    """Float32 copy of the vectors, L2-normalised when asked (zero vectors stay zero).
+
+    ``copy=False``: normalise the caller's float32 array in place (it hands the array over; a
+    million 384-d vectors are 1.5 GB). Checked and normalised in row blocks, so no temporary
+    is the size of the whole array.
+    """
+    x = np.array(vectors, dtype=np.float32, copy=True) if copy else np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2:
         raise SemidError(f"embeddings must be a 2-D array (items x dims), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-        raise SemidError(f"embedding of item idx {bad} contains NaN or infinite values; re-embed the catalogue")
-    if normalize:
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        np.divide(x, norms, out=x, where=norms > 0)
+    for start in range(0, len(x), ROW_BLOCK):
+        block = x[start : start + ROW_BLOCK]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            bad = start + int(np.flatnonzero(~finite)[0])
+            raise SemidError(f"embedding of item idx {bad} contains NaN or infinite values; re-embed the catalogue")
+        if normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+            np.divide(block, norms, out=block, where=norms > 0)
     return x
 
 
@@ -502,17 +512,24 @@ def principal_subspace(x: np.ndarray, dims: int) -> dict[str, np.ndarray]:
     from threadpoolctl import threadpool_limits
 
     mean = x.mean(axis=0, dtype=np.float64)
-    centred = x.astype(np.float64) - mean
+    scatter = np.zeros((x.shape[1], x.shape[1]))
+    for start in range(0, len(x), ROW_BLOCK):  # in row blocks: never a float64 copy of all of x
+        centred = x[start : start + ROW_BLOCK].astype(np.float64) - mean
+        scatter += centred.T @ centred
     with threadpool_limits(1):  # a dim x dim problem: threaded LAPACK only spin-waits (4 s vs 0.05 s)
-        values, vectors = np.linalg.eigh(centred.T @ centred)
+        values, vectors = np.linalg.eigh(scatter)
     axes = vectors[:, np.argsort(values)[::-1][:dims]]
     signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
     return {"coarse_mean": mean.astype(np.float32), "coarse_axes": (axes * signs).astype(np.float32)}
 
 
 def project(x: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
-    """Coordinates of ``x`` on the stored principal axes."""
-    return np.ascontiguousarray((x - state["coarse_mean"]) @ state["coarse_axes"], dtype=np.float32)
+    """Coordinates of ``x`` on the stored principal axes (in row blocks: no centred copy of ``x``)."""
+    axes = state["coarse_axes"]
+    out = np.empty((len(x), axes.shape[1]), dtype=np.float32)
+    for start in range(0, len(x), ROW_BLOCK):
+        out[start : start + ROW_BLOCK] = (x[start : start + ROW_BLOCK] - state["coarse_mean"]) @ axes
+    return out
 
 
 def residual_encode(x: np.ndarray, codebooks: list[np.ndarray],
@@ -569,13 +586,17 @@ def unique_last_codes(prefix: np.ndarray, residual: np.ndarray, codebook: np.nda
     ends = np.searchsorted(group_id, bad_groups, "right")
     k = len(codebook)
     before = codes.copy()
-    # one distance product for every item of every colliding group, sliced per group below
-    touched = np.concatenate([order[s:e] for s, e in zip(starts, ends)])
-    all_costs = sq_distances(residual[touched], codebook).astype(np.float64)
+    # one distance product per batch of colliding groups (about ROW_BLOCK items), sliced per
+    # group below: at a million items the colliding groups hold hundreds of thousands of items
     offsets = np.concatenate([[0], np.cumsum(ends - starts)])
+    batch_end, all_costs, base = 0, np.zeros((0, k)), 0
     for g, (s, e) in enumerate(zip(starts, ends)):
+        if g >= batch_end:
+            batch_end = max(g + 1, int(np.searchsorted(offsets, offsets[g] + ROW_BLOCK, "right")) - 1)
+            touched = np.concatenate([order[s2:e2] for s2, e2 in zip(starts[g:batch_end], ends[g:batch_end])])
+            all_costs, base = sq_distances(residual[touched], codebook).astype(np.float64), offsets[g]
         members = order[s:e]
-        cost = all_costs[offsets[g] : offsets[g + 1]]
+        cost = all_costs[offsets[g] - base : offsets[g + 1] - base]
         pending = np.arange(len(members))
         while len(pending):
             rows, cols = linear_sum_assignment(cost[pending])
@@ -647,7 +668,7 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
 
     n, k = len(x), len(centroids)
     m = min(k, candidates or BALANCE_CANDIDATES)
-    cand = np.empty((n, m), dtype=np.int64)
+    cand = np.empty((n, m), dtype=np.int32 if k < 2**31 and n * m < 2**31 else np.int64)
     gap = np.empty((n, m), dtype=np.float32)
     # in row blocks: bounds memory, and keeps each GIL-holding numpy call short so a GUI
     # thread beside this one stays responsive on big catalogues
@@ -659,9 +680,13 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
         cand[start : start + len(d)] = c
         gap[start : start + len(d)] = g
     eps = eps_rel * max(float(gap.mean()), 1e-12)
-    weights = np.exp(-gap.astype(np.float64) / eps)
-    kernel = sparse.csr_matrix((weights.ravel(), cand.ravel(), np.arange(0, n * m + 1, m)), shape=(n, k))
-    kernel_t = kernel.T.tocsr()
+    weights = gap.astype(np.float64)  # the only float64 (n, m) array: exp() in place
+    del gap
+    weights *= -1.0 / eps
+    np.exp(weights, out=weights)
+    kernel = sparse.csr_matrix((weights.ravel(), cand.ravel(), np.arange(0, n * m + 1, m, dtype=cand.dtype)),
+                               shape=(n, k))
+    kernel_t = kernel.T  # a CSC view of the same arrays (a CSR copy would double the kernel)
     u = np.ones(n)
     v = np.ones(k)
     for step in range(n_iter):
@@ -670,26 +695,39 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
         if step % 10 == 9 and np.abs(v * (kernel_t @ u) * (k / n) - 1.0).max() < 1e-3:
             break  # cluster masses within 0.1% of equal: the plan has converged
     # the row scale u does not change which cluster a row prefers
-    best = np.argmax(weights * v[cand], axis=1)
-    return cand[np.arange(n), best].astype(np.int64)
+    out = np.empty(n, dtype=np.int64)
+    for start in range(0, n, ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        best = np.argmax(weights[rows] * v[cand[rows]], axis=1)
+        out[rows] = cand[rows][np.arange(len(best)), best]
+    return out
 
 
 def _cluster_means(x: np.ndarray, labels: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Mean of each cluster's members (empty clusters keep their previous centroid)."""
+    from scipy import sparse
+
     k = len(previous)
     counts = np.bincount(labels, minlength=k)
-    order = np.argsort(labels, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # sums per cluster as (one-hot clusters x items) @ x: no sorted copy of x (1.5 GB at 1M items)
+    onehot = sparse.csr_matrix((np.ones(len(labels), dtype=x.dtype), labels, np.arange(len(labels) + 1)),
+                               shape=(len(labels), k))
+    sums = np.asarray(onehot.T @ x)
     means = previous.copy()
     used = counts > 0
-    means[used] = np.add.reduceat(x[order], starts[used], axis=0) / counts[used, None]
+    means[used] = sums[used] / counts[used, None]
     return means
 
 
-def fit_rq_kmeans(vectors: np.ndarray, spec: RQKMeansSpec, cancel: CancelToken = NEVER) -> TaskGenerator[FittedQuantizer]:
-    """Fit residual k-means; yields Progress per level, returns a :class:`FittedQuantizer`."""
+def fit_rq_kmeans(vectors: np.ndarray, spec: RQKMeansSpec, cancel: CancelToken = NEVER,
+                  inplace: bool = False) -> TaskGenerator[FittedQuantizer]:
+    """Fit residual k-means; yields Progress per level, returns a :class:`FittedQuantizer`.
+
+    ``inplace``: the caller hands ``vectors`` (float32) over, and they are normalised in place
+    and become the result's ``inputs`` instead of being copied.
+    """
     started = time.perf_counter()
-    x = prepare_vectors(vectors, spec.normalize)
+    x = prepare_vectors(vectors, spec.normalize, copy=not inplace)
     _check_size(len(x), spec)
     residual = x.copy()
     codes = np.empty((len(x), spec.levels), dtype=np.int64)
@@ -728,10 +766,12 @@ def fit_rq_kmeans(vectors: np.ndarray, spec: RQKMeansSpec, cancel: CancelToken =
             info["last_level_reassigned"] = moved
         codes[:, level] = labels
         books.append(centroids.astype(np.float32))
-        residual -= centroids[labels]
+        for start in range(0, len(x), ROW_BLOCK):  # no (n, dim) temporary of codewords
+            residual[start : start + ROW_BLOCK] -= centroids[labels[start : start + ROW_BLOCK]]
         yield Progress(stage, level + 1, spec.levels, f"level {level + 1} done")
     info["fit_seconds"] = round(time.perf_counter() - started, 3)
-    return FittedQuantizer("rq-kmeans", spec, codes, books, x, x - residual, model_state, info)
+    reconstructions = np.subtract(x, residual, out=residual)  # the residuals are not needed any more
+    return FittedQuantizer("rq-kmeans", spec, codes, books, x, reconstructions, model_state, info)
 
 
 def _unmatched_collisions(codes: np.ndarray) -> dict:
@@ -847,12 +887,14 @@ def _rqvae_encode(model, x_t, codebooks: list[np.ndarray]) -> tuple[np.ndarray, 
     return z, codes
 
 
-def fit_rq_vae(vectors: np.ndarray, spec: RQVAESpec, cancel: CancelToken = NEVER) -> TaskGenerator[FittedQuantizer]:
-    """Train an RQ-VAE; yields Progress and loss Metrics per epoch, returns a :class:`FittedQuantizer`."""
+def fit_rq_vae(vectors: np.ndarray, spec: RQVAESpec, cancel: CancelToken = NEVER,
+               inplace: bool = False) -> TaskGenerator[FittedQuantizer]:
+    """Train an RQ-VAE; yields Progress and loss Metrics per epoch, returns a :class:`FittedQuantizer`
+    (``inplace`` as for :func:`fit_rq_kmeans`)."""
     import torch
 
     started = time.perf_counter()
-    x = prepare_vectors(vectors, spec.normalize)
+    x = prepare_vectors(vectors, spec.normalize, copy=not inplace)
     _check_size(len(x), spec)
     device = _torch_device(spec)
     torch.manual_seed(spec.seed)
@@ -953,15 +995,17 @@ def _kmeans_init(model, x_t, spec: RQVAESpec, generator) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
-def fit_quantizer(vectors: np.ndarray, spec: Spec, cancel: CancelToken = NEVER) -> TaskGenerator[FittedQuantizer]:
-    """Fit the quantiser the spec's type names (RQ-KMeans or RQ-VAE) on ``vectors``."""
+def fit_quantizer(vectors: np.ndarray, spec: Spec, cancel: CancelToken = NEVER,
+                  inplace: bool = False) -> TaskGenerator[FittedQuantizer]:
+    """Fit the quantiser the spec's type names (RQ-KMeans or RQ-VAE) on ``vectors``
+    (``inplace``: normalise the caller's float32 array instead of a copy; see :func:`fit_rq_kmeans`)."""
     if not isinstance(spec, (RQKMeansSpec, RQVAESpec)):
         raise TypeError(f"not a quantiser spec: {type(spec).__name__}")
     is_vae = isinstance(spec, RQVAESpec)
     with thread_limit(spec.threads, torch_too=is_vae):
         if is_vae:
-            return (yield from fit_rq_vae(vectors, spec, cancel))
-        return (yield from fit_rq_kmeans(vectors, spec, cancel))
+            return (yield from fit_rq_vae(vectors, spec, cancel, inplace))
+        return (yield from fit_rq_kmeans(vectors, spec, cancel, inplace))
 
 
 def method_of(spec: Spec) -> str:
@@ -1049,7 +1093,9 @@ def quantize_project(
         labels = sids.store_label_values(store, label_field)
     yield Message(f"fitting {method} ({spec.levels} x {spec.codebook_size}, seed {spec.seed}) on embedding set "
                   f"{emb.describe()}")
-    fitted = yield from fit_quantizer(emb.vectors, spec, cancel)
+    vectors, emb.vectors = emb.vectors, None  # read for this fit alone: normalised in place, not copied
+    fitted = yield from fit_quantizer(vectors, spec, cancel, inplace=True)
+    del vectors
     cancel.raise_if_cancelled()
     codes = sids.add_dedup_level(fitted.codes)
     metrics = sids.code_health(codes, spec.levels, spec.codebook_size, fitted.inputs, fitted.reconstructions,
