@@ -9,8 +9,9 @@ For each size N the script writes a synthetic, seeded catalogue under ``--work``
 it is there):
 
 - ``items.parquet``: N items with a title (brand, adjective and nouns drawn from the item's
-  category), a brand, a price and a three-level category path (20 departments x 10 sub-
-  departments x N/500 leaves);
+  category, and a made-up model word from a vocabulary of N/20 words drawn Zipf-like, so that
+  the titles' vocabulary grows with the catalogue as a real one does), a brand, a price and a
+  three-level category path (20 departments x 10 sub-departments x N/500 leaves);
 - ``vectors.npy`` + ``vectors_ids.csv``: clustered 384-d unit vectors (department + sub-
   department + leaf centre + noise, so quantisation meets realistic structure), rows in a
   shuffled order (the importer puts them back in the project's order);
@@ -75,6 +76,8 @@ _DEPTS = ["Beauty", "Books", "Garden", "Kitchen", "Toys", "Sports", "Music", "Of
           "Health", "Pets", "Shoes", "Jewelry", "Auto", "Games", "Grocery", "Outdoor", "Crafts", "Home"]
 _ADJ = ["classic", "compact", "deluxe", "eco", "fresh", "gentle", "heavy", "light", "mini", "modern",
         "natural", "organic", "pro", "quick", "rich", "smart", "soft", "strong", "ultra", "vintage"]
+_SYLLABLES = ["ba", "ce", "di", "do", "el", "fa", "gu", "hi", "in", "jo", "ka", "lo", "mi", "ne", "os", "pe",
+              "qu", "ru", "sa", "ta", "te", "um", "vo", "wu", "xe", "ya", "zi", "zo", "ar", "ix"]
 _NOUNS = ["bag", "balm", "bottle", "box", "brush", "cable", "candle", "case", "chair", "clip", "cream",
           "cup", "desk", "drill", "gel", "glove", "hat", "jar", "kit", "lamp", "lotion", "mask", "mat",
           "mug", "oil", "pad", "pan", "pen", "pillow", "plate", "rack", "rope", "scarf", "serum", "shirt",
@@ -100,7 +103,9 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = folder / "done.json"
     if stamp.exists():
-        return json.loads(stamp.read_text())
+        info = json.loads(stamp.read_text())
+        if "title_words" in info:  # else: written before titles had a growing vocabulary
+            return info
     rng = np.random.default_rng(SEED)
     n_sub = 200
     n_leaf = max(n_sub, n // 500)
@@ -116,6 +121,13 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
     brand = "Brand" + pd.Series((leaf % 97).astype(str))
     title = (brand + " " + pick(_ADJ, leaf * 7 + rng.integers(0, 3, n)) + " " + pick(_NOUNS, leaf * 3)
              + " " + pick(_NOUNS, leaf + rng.integers(0, 40, n)) + " no. " + pd.Series(np.arange(n).astype(str)))
+    # a model word from a vocabulary that grows with the catalogue (its own seed: the rest of
+    # the data is drawn exactly as before)
+    words_rng = np.random.default_rng(SEED + 1)
+    n_words = max(500, n // 20)
+    digits = np.arange(n_words)[:, None] // (len(_SYLLABLES) ** np.arange(4))[None, :] % len(_SYLLABLES)
+    vocabulary = ["".join(_SYLLABLES[d] for d in row).capitalize() for row in digits]
+    title = title + " " + pick(vocabulary, words_rng.choice(n_words, size=n, p=_power_law(n_words, 1.0, 5.0, words_rng)))
     path_values = np.empty(3 * n, dtype=object)
     path_values[0::3] = np.asarray(_DEPTS, dtype=object)[dept]
     path_values[1::3] = (pick(_ADJ, sub // len(_DEPTS)).str.capitalize() + " " + pick(_DEPTS, dept).str.lower()).to_numpy()
@@ -163,6 +175,7 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
                           "item_id": ids.to_numpy()[item_idx[sl]], "timestamp": ts[sl]}
                          ).to_csv(fh, header=False, index=False)
     info = {"items": n, "interactions": int(m), "users": int(len(np.unique(users))), "leaves": int(n_leaf),
+            "title_words": n_words,
             "bytes": {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}}
     stamp.write_text(json.dumps(info))
     return info
@@ -173,6 +186,7 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
 
 def run_step(argv: list[str], log: Path) -> dict:
     """Run a command; its wall time, peak RSS (its own, from wait4) and the RESULT line it printed."""
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log, "ab") as fh:
         fh.write(("\n$ " + " ".join(argv) + "\n").encode())
@@ -184,7 +198,7 @@ def run_step(argv: list[str], log: Path) -> dict:
         fh.write(out)
     wall = time.perf_counter() - started
     result: dict = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "rc": proc.returncode,
-                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
+                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "load": round(load, 1)}
     for line in out.decode(errors="replace").splitlines():
         if line.startswith("RESULT "):
             result.update(json.loads(line[len("RESULT "):]))
@@ -220,13 +234,17 @@ def inner_tree(project: Path) -> None:
 
     from semid_studio.core.analysis import load_inspection
     from semid_studio.core.store import ProjectStore
+    from semid_studio.gui.app import settle_memory
+    from semid_studio.gui.context import freeze_long_lived
     from semid_studio.gui.models.sid_tree import SidTreeModel
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    settle_memory()  # as the app does after start-up
     store = ProjectStore.open(project)
     t = time.perf_counter()
     insp = load_inspection(store)
     load_s = time.perf_counter() - t
+    freeze_long_lived()  # as the app does when an inspection arrives (context._on_inspection)
     model = SidTreeModel()
     t = time.perf_counter()
     model.set_index(insp.index, insp.run.codes, titles=insp.titles, item_ids=insp.item_ids, labels=insp.labels,
@@ -248,24 +266,28 @@ def inner_tree(project: Path) -> None:
                 raise TimeoutError("the tree did not load")
             app.processEvents()
 
-    def expand(index) -> float:
-        start = time.perf_counter()
+    cpu_ms: dict[str, list[float]] = {"l1": [], "l2": []}
+
+    def expand(index, kind: str = "") -> float:
+        start, cpu = time.perf_counter(), time.thread_time()
         view.expand(index)
         pump(lambda: model.rowCount(index) > 0 or not model.hasChildren(index))
         view.viewport().repaint()  # paint the new rows: labels, purity and words are computed here
         took = time.perf_counter() - start
+        if kind:
+            cpu_ms[kind].append(1000 * (time.thread_time() - cpu))
         view.collapse(index)
         return 1000 * took
 
     level1 = [model.index(r, 0) for r in range(model.rowCount())]
     picked = level1[:: max(1, len(level1) // 64)]
-    times1 = [expand(i) for i in picked]
+    times1 = [expand(i, "l1") for i in picked]
     largest = max(level1, key=lambda i: model.node_at(i).count)
     view.expand(largest)
     pump(lambda: model.rowCount(largest) > 0)
     level2 = sorted((model.index(r, 0, largest) for r in range(model.rowCount(largest))),
                     key=lambda i: -model.node_at(i).count)[:20]
-    times2 = [expand(i) for i in level2]
+    times2 = [expand(i, "l2") for i in level2]
     view.collapse(largest)
     prefixes, counts = insp.index.prefix_counts(model.n_levels)
     deepest = model.index_for_prefix(tuple(int(c) for c in prefixes[int(np.argmax(counts))]))
@@ -288,6 +310,8 @@ def inner_tree(project: Path) -> None:
             expand_l1_median_ms=round(statistics.median(times1), 1), expand_l1_max_ms=round(max(times1), 1),
             expand_l1_nodes=len(times1), expand_l2_median_ms=round(statistics.median(times2), 1),
             expand_l2_max_ms=round(max(times2), 1), expand_deepest_ms=round(deep_ms, 1),
+            expand_cpu_median_ms=round(statistics.median(cpu_ms["l1"] + cpu_ms["l2"]), 1),
+            expand_cpu_max_ms=round(max(cpu_ms["l1"] + cpu_ms["l2"]), 1),
             deepest_items=int(counts.max()), reveal_ms=round(reveal_ms, 1),
             level1_nodes=len(level1), unique_share=health.get("unique_share"),
             codes_used=[lvl["used"] for lvl in health.get("per_level", [])],
@@ -316,13 +340,14 @@ def inner_catalogue(project: Path) -> None:
     open_ms = 1000 * (time.perf_counter() - t)
     n = model.rowCount()
     rng = np.random.default_rng(1)
-    pages = []
+    pages, page_cpu = [], []
     for row in rng.integers(0, n, size=30):
         model._pages.clear()  # a page never seen: read from the project, not the cache
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         view.scrollTo(model.index(int(row), 0))
         view.viewport().repaint()
         pages.append(1000 * (time.perf_counter() - start))
+        page_cpu.append(1000 * (time.thread_time() - cpu))
     fetch = []
     for row in rng.integers(0, n, size=30):
         model._pages.clear()
@@ -343,7 +368,8 @@ def inner_catalogue(project: Path) -> None:
     view.viewport().repaint()
     sorted_page_ms = 1000 * (time.perf_counter() - start)
     _result(open_ms=round(open_ms, 1), page_scroll_median_ms=round(statistics.median(pages), 1),
-            page_scroll_max_ms=round(max(pages), 1), page_fetch_median_ms=round(statistics.median(fetch), 1),
+            page_scroll_max_ms=round(max(pages), 1), page_cpu_median_ms=round(statistics.median(page_cpu), 1),
+            page_cpu_max_ms=round(max(page_cpu), 1), page_fetch_median_ms=round(statistics.median(fetch), 1),
             page_fetch_max_ms=round(max(fetch), 1), sorted_page_ms=round(sorted_page_ms, 1),
             sort_by_sid_s=round(sort_sid_s, 2), search_s=round(search_s, 2), search_hits=int(len(found)))
     store.close()
@@ -407,11 +433,12 @@ def inner_decode(project: Path, threads: int = 1) -> None:
                                             [int(r) for r in rows])]
     histories = [np.asarray(store.user_history(u), dtype=np.int64) for u in users]
     beam_search(lm.model, lm.trie, histories[:2], beam=20, k=10)  # warm-up (first-call allocations)
-    single = []
+    single, single_cpu = [], []
     for h in histories[:30]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         dec = beam_search(lm.model, lm.trie, [h], beam=20, k=10)
         single.append(1000 * (time.perf_counter() - start))
+        single_cpu.append(1000 * (time.thread_time() - cpu))
         assert (dec.items >= 0).all()
     batch = histories[:64]
     start = time.perf_counter()
@@ -419,7 +446,8 @@ def inner_decode(project: Path, threads: int = 1) -> None:
     batch_s = time.perf_counter() - start
     _result(model_build_s=round(build_s, 2), checkpoint_save_s=round(save_s, 2), load_model_s=round(load_s, 2),
             parameters=int(n_params), latency_median_ms=round(statistics.median(single), 1),
-            latency_p90_ms=round(float(np.percentile(single, 90)), 1), batch64_s=round(batch_s, 2),
+            latency_p90_ms=round(float(np.percentile(single, 90)), 1),
+            latency_cpu_median_ms=round(statistics.median(single_cpu), 1), batch64_s=round(batch_s, 2),
             batch64_per_user_ms=round(1000 * batch_s / len(batch), 1), torch_threads=threads)
     store.close()
 
@@ -442,20 +470,20 @@ _KEY_FIGURES = {
 
 def print_table(results: dict[int, dict]) -> None:
     sizes = sorted(results)
-    print("\n| step | " + " | ".join(f"{n:,} items: s / peak MB" for n in sizes) + " |")
+    print("\n| step | " + " | ".join(f"{n:,} items: wall s / CPU s / peak MB" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for step in STEPS:
         cells = []
         for n in sizes:
             r = results[n].get(step)
-            cells.append("" if r is None else (f"{r['wall_s']:.1f} / {r['peak_rss_mb']:,}"
+            cells.append("" if r is None else (f"{r['wall_s']:.1f} / {r['cpu_s']:.1f} / {r['peak_rss_mb']:,}"
                                               + ("" if r.get("rc", 0) == 0 else f" (rc {r['rc']})")))
         print(f"| {step} | " + " | ".join(cells) + " |")
     print()
     for step in STEPS:
         for n in sizes:
             r = results[n].get(step) or {}
-            extra = {k: v for k, v in r.items() if k not in ("wall_s", "peak_rss_mb", "rc", "cpu_s")}
+            extra = {k: v for k, v in r.items() if k not in ("wall_s", "peak_rss_mb", "rc", "cpu_s", "load")}
             if extra:
                 print(f"{step} @ {n:,}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
 
@@ -507,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["interactions"] = info["interactions"]
             results[n][step] = r
             print(f"{step:<15} {r['wall_s']:>8.1f} s  peak {r['peak_rss_mb']:>6,} MB  cpu {r['cpu_s']:>7.1f} s"
+                  f"  (load {r['load']:.1f})"
                   + ("" if r["rc"] == 0 else f"  FAILED rc {r['rc']} (see {log})"), flush=True)
             if r["rc"] != 0 and step in ("import", "embeddings", "quantize"):
                 break
