@@ -2,7 +2,7 @@
 
     QT_QPA_PLATFORM=offscreen nice .venv/bin/python benchmarks/bench_million.py \\
         [--sizes 10000,100000,1000000] [--interactions-per-item 10] [--work out/million] \\
-        [--steps import,embeddings,quantize,tree,catalogue,trie,decode,export_csv,export_parquet,export_json] \\
+        [--steps import,embeddings,quantize,tree,catalogue,trie,model,decode,export_csv,export_parquet,export_json] \\
         [--json out/bench_million.json]
 
 For each size N the script writes a synthetic, seeded catalogue under ``--work`` (reused when
@@ -20,7 +20,9 @@ it is there):
   a few best sellers, a long tail), in time order per user.
 
 and then runs the pipeline on a fresh project, **every step in its own process** (the real
-CLI where there is one), so that the peak RSS of each step is its own (``os.wait4``):
+CLI where there is one), so that the peak RSS of each step is its own (``os.wait4``; Linux
+starts a child's peak at its parent's, so this script itself stays small: even the data are
+written by a child process):
 
 ``import``      ``semid import P --items items.parquet --interactions interactions.csv``
 ``embeddings``  ``semid import P --embeddings vectors.npy --embedding-ids vectors_ids.csv``
@@ -34,12 +36,12 @@ CLI where there is one), so that the peak RSS of each step is its own (``os.wait
                 (with SIDs) at random places of the catalogue, scrolled to and painted; and the
                 catalogue's SQL filter / sort (``analysis.filter_items``) for reference
 ``trie``        ``SidTrie.build`` over the active SID table
-``decode``      a generative model of the ``laptop`` preset (untrained: latency does not depend
-                on what it learnt) saved as a checkpoint and loaded the way ``semid recommend``
-                and the playground load it (``evaluate.load_model``: checkpoint, catalogue
-                codes, content vectors, trie, node maps); then top-10 constrained beam search
-                (beam 20) for single users (latency) and batches of 64 users (throughput),
-                torch on one thread
+``model``       a generative model of the ``laptop`` preset (untrained: latency does not depend
+                on what it learnt) built and saved as a checkpoint
+``decode``      that model loaded the way ``semid recommend`` and the playground load it
+                (``evaluate.load_model``: checkpoint, catalogue codes, content vectors, trie,
+                node maps); then top-10 constrained beam search (beam 20) for single users
+                (latency, wall and CPU) and batches of 64 users (throughput), torch on one thread
 ``export_*``    ``semid export P sids.csv`` / ``.parquet`` / ``.json``
 
 It prints one table per size and the whole table at the end (``--json`` also writes every
@@ -65,7 +67,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-STEPS = ("import", "embeddings", "quantize", "tree", "catalogue", "trie", "decode",
+STEPS = ("import", "embeddings", "quantize", "tree", "catalogue", "trie", "model", "decode",
          "export_csv", "export_parquet", "export_json")
 DIM = 384
 #: per-dimension noise around an item's leaf centre (the centres' scales are 1, 0.7 and 0.5)
@@ -279,6 +281,8 @@ def inner_tree(project: Path) -> None:
         view.collapse(index)
         return 1000 * took
 
+    model.load_children(all=True)  # every level-1 node (a view loads them as it scrolls), to sample from
+    app.processEvents()
     level1 = [model.index(r, 0) for r in range(model.rowCount())]
     picked = level1[:: max(1, len(level1) // 64)]
     times1 = [expand(i, "l1") for i in picked]
@@ -392,17 +396,19 @@ def inner_trie(project: Path) -> None:
     store.close()
 
 
-def inner_decode(project: Path, threads: int = 1) -> None:
+BENCH_MODEL = "bench_million untrained"
+
+
+def inner_model(project: Path) -> None:
+    """An untrained ``laptop`` model of the catalogue, saved as a checkpoint (what a training
+    run's first checkpoint costs), in a process of its own so that ``decode`` measures loading."""
     import torch
 
-    from semid_studio.core.generative.decode import beam_search
-    from semid_studio.core.generative.evaluate import load_model
     from semid_studio.core.generative.model import TigerModel
     from semid_studio.core.generative.spec import make_spec
     from semid_studio.core.generative.train import MODEL_KIND, make_vocab, training_content
     from semid_studio.core.store import ProjectStore
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     store = ProjectStore.open(project)
     t = time.perf_counter()
@@ -416,14 +422,28 @@ def inner_decode(project: Path, threads: int = 1) -> None:
     del model, content
     build_s = time.perf_counter() - t
     t = time.perf_counter()
-    model_id = store.create_model(name="bench_million untrained", kind=MODEL_KIND, quantizer_run_id=run.id,
+    model_id = store.create_model(name=BENCH_MODEL, kind=MODEL_KIND, quantizer_run_id=run.id,
                                   spec={"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": "laptop",
                                         "n_parameters": n_params, "content": content_info})
     store.save_checkpoint(model_id, "best", 0, weights)
     save_s = time.perf_counter() - t
     del weights
+    _result(model_build_s=round(build_s, 2), checkpoint_save_s=round(save_s, 2), parameters=int(n_params))
+    store.close()
+
+
+def inner_decode(project: Path, threads: int = 1) -> None:
+    import torch
+
+    from semid_studio.core.generative.decode import beam_search
+    from semid_studio.core.generative.evaluate import load_model
+    from semid_studio.core.store import ProjectStore
+
+    torch.set_num_threads(threads)
+    store = ProjectStore.open(project)
+    model_id = max(m.id for m in store.list_models() if m.name == BENCH_MODEL)  # from the 'model' step
     t = time.perf_counter()
-    lm = load_model(store, model_id, device="cpu")
+    lm = load_model(store, model_id, device="cpu")  # as semid recommend and the playground load it
     load_s = time.perf_counter() - t
     rng = np.random.default_rng(2)
     n_inter = store.interaction_count()
@@ -432,9 +452,10 @@ def inner_decode(project: Path, threads: int = 1) -> None:
     users = [u for (u,) in store.db.execute(f"SELECT DISTINCT user_id FROM interactions WHERE id IN ({marks})",
                                             [int(r) for r in rows])]
     histories = [np.asarray(store.user_history(u), dtype=np.int64) for u in users]
-    beam_search(lm.model, lm.trie, histories[:2], beam=20, k=10)  # warm-up (first-call allocations)
+    for h in histories[:10]:  # warm-up (first-call allocations, the tables' pages)
+        beam_search(lm.model, lm.trie, [h], beam=20, k=10)
     single, single_cpu = [], []
-    for h in histories[:30]:
+    for h in histories[:100]:
         start, cpu = time.perf_counter(), time.thread_time()
         dec = beam_search(lm.model, lm.trie, [h], beam=20, k=10)
         single.append(1000 * (time.perf_counter() - start))
@@ -444,15 +465,16 @@ def inner_decode(project: Path, threads: int = 1) -> None:
     start = time.perf_counter()
     beam_search(lm.model, lm.trie, batch, beam=20, k=10)
     batch_s = time.perf_counter() - start
-    _result(model_build_s=round(build_s, 2), checkpoint_save_s=round(save_s, 2), load_model_s=round(load_s, 2),
-            parameters=int(n_params), latency_median_ms=round(statistics.median(single), 1),
+    _result(load_model_s=round(load_s, 2), parameters=int(lm.model.n_parameters()),
+            decoder_steps=int(lm.model.n_steps), users=len(single), latency_median_ms=round(statistics.median(single), 1),
             latency_p90_ms=round(float(np.percentile(single, 90)), 1),
             latency_cpu_median_ms=round(statistics.median(single_cpu), 1), batch64_s=round(batch_s, 2),
             batch64_per_user_ms=round(1000 * batch_s / len(batch), 1), torch_threads=threads)
     store.close()
 
 
-INNER = {"tree": inner_tree, "catalogue": inner_catalogue, "trie": inner_trie, "decode": inner_decode}
+INNER = {"tree": inner_tree, "catalogue": inner_catalogue, "trie": inner_trie, "model": inner_model,
+         "decode": inner_decode}
 
 
 # --------------------------------------------------------------------------- report
@@ -497,11 +519,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="reuse an existing project (skip import steps)")
     parser.add_argument("--inner", choices=sorted(INNER), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         INNER[args.inner](args.project)
+        return 0
+    if args.generate:
+        generate(args.generate, args.work / f"n{args.generate}" / "data", args.interactions_per_item)
         return 0
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -515,7 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.work / f"n{n}"
         data = folder / "data"
         t = time.perf_counter()
-        info = generate(n, data, args.interactions_per_item)
+        # in a process of its own: a child's peak RSS (wait4) starts from this process's peak
+        # (Linux carries it over fork and exec), so this one must never grow
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate", str(n), "--work", str(args.work),
+                        "--interactions-per-item", str(args.interactions_per_item)], check=True, cwd=REPO)
+        info = json.loads((data / "done.json").read_text())
         print(f"\n== {n:,} items, {info['interactions']:,} interactions, {info['users']:,} users "
               f"(data ready in {time.perf_counter() - t:.0f} s)")
         out = folder / "export"
