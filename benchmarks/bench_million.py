@@ -2,15 +2,16 @@
 
     QT_QPA_PLATFORM=offscreen nice .venv/bin/python benchmarks/bench_million.py \\
         [--sizes 10000,100000,1000000] [--interactions-per-item 10] [--work out/million] \\
-        [--steps import,embeddings,quantize,tree,catalogue,trie,decode,export_csv,export_parquet,export_json] \\
+        [--steps import,embeddings,quantize,tree,catalogue,trie,model,decode,export_csv,export_parquet,export_json] \\
         [--json out/bench_million.json]
 
 For each size N the script writes a synthetic, seeded catalogue under ``--work`` (reused when
 it is there):
 
 - ``items.parquet``: N items with a title (brand, adjective and nouns drawn from the item's
-  category), a brand, a price and a three-level category path (20 departments x 10 sub-
-  departments x N/500 leaves);
+  category, and a made-up model word from a vocabulary of N/20 words drawn Zipf-like, so that
+  the titles' vocabulary grows with the catalogue as a real one does), a brand, a price and a
+  three-level category path (20 departments x 10 sub-departments x N/500 leaves);
 - ``vectors.npy`` + ``vectors_ids.csv``: clustered 384-d unit vectors (department + sub-
   department + leaf centre + noise, so quantisation meets realistic structure), rows in a
   shuffled order (the importer puts them back in the project's order);
@@ -19,7 +20,9 @@ it is there):
   a few best sellers, a long tail), in time order per user.
 
 and then runs the pipeline on a fresh project, **every step in its own process** (the real
-CLI where there is one), so that the peak RSS of each step is its own (``os.wait4``):
+CLI where there is one), so that the peak RSS of each step is its own (``os.wait4``; Linux
+starts a child's peak at its parent's, so this script itself stays small: even the data are
+written by a child process):
 
 ``import``      ``semid import P --items items.parquet --interactions interactions.csv``
 ``embeddings``  ``semid import P --embeddings vectors.npy --embedding-ids vectors_ids.csv``
@@ -33,12 +36,12 @@ CLI where there is one), so that the peak RSS of each step is its own (``os.wait
                 (with SIDs) at random places of the catalogue, scrolled to and painted; and the
                 catalogue's SQL filter / sort (``analysis.items.filter_items``) for reference
 ``trie``        ``SidTrie.build`` over the active SID table
-``decode``      a generative model of the ``laptop`` preset (untrained: latency does not depend
-                on what it learnt) saved as a checkpoint and loaded the way ``semid recommend``
-                and the playground load it (``evaluate.load_model``: checkpoint, catalogue
-                codes, content vectors, trie, node maps); then top-10 constrained beam search
-                (beam 20) for single users (latency) and batches of 64 users (throughput),
-                torch on one thread
+``model``       a generative model of the ``laptop`` preset (untrained: latency does not depend
+                on what it learnt) built and saved as a checkpoint
+``decode``      that model loaded the way ``semid recommend`` and the playground load it
+                (``evaluate.load_model``: checkpoint, catalogue codes, content vectors, trie,
+                node maps); then top-10 constrained beam search (beam 20) for single users
+                (latency, wall and CPU) and batches of 64 users (throughput), torch on one thread
 ``export_*``    ``semid export P sids.csv`` / ``.parquet`` / ``.json``
 
 It prints one table per size and the whole table at the end (``--json`` also writes every
@@ -64,7 +67,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-STEPS = ("import", "embeddings", "quantize", "tree", "catalogue", "trie", "decode",
+STEPS = ("import", "embeddings", "quantize", "tree", "catalogue", "trie", "model", "decode",
          "export_csv", "export_parquet", "export_json")
 DIM = 384
 #: per-dimension noise around an item's leaf centre (the centres' scales are 1, 0.7 and 0.5)
@@ -75,6 +78,8 @@ _DEPTS = ["Beauty", "Books", "Garden", "Kitchen", "Toys", "Sports", "Music", "Of
           "Health", "Pets", "Shoes", "Jewelry", "Auto", "Games", "Grocery", "Outdoor", "Crafts", "Home"]
 _ADJ = ["classic", "compact", "deluxe", "eco", "fresh", "gentle", "heavy", "light", "mini", "modern",
         "natural", "organic", "pro", "quick", "rich", "smart", "soft", "strong", "ultra", "vintage"]
+_SYLLABLES = ["ba", "ce", "di", "do", "el", "fa", "gu", "hi", "in", "jo", "ka", "lo", "mi", "ne", "os", "pe",
+              "qu", "ru", "sa", "ta", "te", "um", "vo", "wu", "xe", "ya", "zi", "zo", "ar", "ix"]
 _NOUNS = ["bag", "balm", "bottle", "box", "brush", "cable", "candle", "case", "chair", "clip", "cream",
           "cup", "desk", "drill", "gel", "glove", "hat", "jar", "kit", "lamp", "lotion", "mask", "mat",
           "mug", "oil", "pad", "pan", "pen", "pillow", "plate", "rack", "rope", "scarf", "serum", "shirt",
@@ -100,7 +105,9 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = folder / "done.json"
     if stamp.exists():
-        return json.loads(stamp.read_text())
+        info = json.loads(stamp.read_text())
+        if "title_words" in info:  # else: written before titles had a growing vocabulary
+            return info
     rng = np.random.default_rng(SEED)
     n_sub = 200
     n_leaf = max(n_sub, n // 500)
@@ -116,6 +123,13 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
     brand = "Brand" + pd.Series((leaf % 97).astype(str))
     title = (brand + " " + pick(_ADJ, leaf * 7 + rng.integers(0, 3, n)) + " " + pick(_NOUNS, leaf * 3)
              + " " + pick(_NOUNS, leaf + rng.integers(0, 40, n)) + " no. " + pd.Series(np.arange(n).astype(str)))
+    # a model word from a vocabulary that grows with the catalogue (its own seed: the rest of
+    # the data is drawn exactly as before)
+    words_rng = np.random.default_rng(SEED + 1)
+    n_words = max(500, n // 20)
+    digits = np.arange(n_words)[:, None] // (len(_SYLLABLES) ** np.arange(4))[None, :] % len(_SYLLABLES)
+    vocabulary = ["".join(_SYLLABLES[d] for d in row).capitalize() for row in digits]
+    title = title + " " + pick(vocabulary, words_rng.choice(n_words, size=n, p=_power_law(n_words, 1.0, 5.0, words_rng)))
     path_values = np.empty(3 * n, dtype=object)
     path_values[0::3] = np.asarray(_DEPTS, dtype=object)[dept]
     path_values[1::3] = (pick(_ADJ, sub // len(_DEPTS)).str.capitalize() + " " + pick(_DEPTS, dept).str.lower()).to_numpy()
@@ -163,6 +177,7 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
                           "item_id": ids.to_numpy()[item_idx[sl]], "timestamp": ts[sl]}
                          ).to_csv(fh, header=False, index=False)
     info = {"items": n, "interactions": int(m), "users": int(len(np.unique(users))), "leaves": int(n_leaf),
+            "title_words": n_words,
             "bytes": {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}}
     stamp.write_text(json.dumps(info))
     return info
@@ -173,6 +188,7 @@ def generate(n: int, folder: Path, per_item: int) -> dict:
 
 def run_step(argv: list[str], log: Path) -> dict:
     """Run a command; its wall time, peak RSS (its own, from wait4) and the RESULT line it printed."""
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log, "ab") as fh:
         fh.write(("\n$ " + " ".join(argv) + "\n").encode())
@@ -184,7 +200,7 @@ def run_step(argv: list[str], log: Path) -> dict:
         fh.write(out)
     wall = time.perf_counter() - started
     result: dict = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "rc": proc.returncode,
-                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
+                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "load": round(load, 1)}
     for line in out.decode(errors="replace").splitlines():
         if line.startswith("RESULT "):
             result.update(json.loads(line[len("RESULT "):]))
@@ -220,13 +236,17 @@ def inner_tree(project: Path) -> None:
 
     from semid_studio.core.analysis.inspection import load_inspection
     from semid_studio.core.store import ProjectStore
+    from semid_studio.gui.app import settle_memory
+    from semid_studio.gui.context import freeze_long_lived
     from semid_studio.gui.models.sid_tree import SidTreeModel
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    settle_memory()  # as the app does after start-up
     store = ProjectStore.open(project)
     t = time.perf_counter()
     insp = load_inspection(store)
     load_s = time.perf_counter() - t
+    freeze_long_lived()  # as the app does when an inspection arrives (context._on_inspection)
     model = SidTreeModel()
     t = time.perf_counter()
     model.set_index(insp.index, insp.run.codes, titles=insp.titles, item_ids=insp.item_ids, labels=insp.labels,
@@ -248,24 +268,30 @@ def inner_tree(project: Path) -> None:
                 raise TimeoutError("the tree did not load")
             app.processEvents()
 
-    def expand(index) -> float:
-        start = time.perf_counter()
+    cpu_ms: dict[str, list[float]] = {"l1": [], "l2": []}
+
+    def expand(index, kind: str = "") -> float:
+        start, cpu = time.perf_counter(), time.thread_time()
         view.expand(index)
         pump(lambda: model.rowCount(index) > 0 or not model.hasChildren(index))
         view.viewport().repaint()  # paint the new rows: labels, purity and words are computed here
         took = time.perf_counter() - start
+        if kind:
+            cpu_ms[kind].append(1000 * (time.thread_time() - cpu))
         view.collapse(index)
         return 1000 * took
 
+    model.load_children(all=True)  # every level-1 node (a view loads them as it scrolls), to sample from
+    app.processEvents()
     level1 = [model.index(r, 0) for r in range(model.rowCount())]
     picked = level1[:: max(1, len(level1) // 64)]
-    times1 = [expand(i) for i in picked]
+    times1 = [expand(i, "l1") for i in picked]
     largest = max(level1, key=lambda i: model.node_at(i).count)
     view.expand(largest)
     pump(lambda: model.rowCount(largest) > 0)
     level2 = sorted((model.index(r, 0, largest) for r in range(model.rowCount(largest))),
                     key=lambda i: -model.node_at(i).count)[:20]
-    times2 = [expand(i) for i in level2]
+    times2 = [expand(i, "l2") for i in level2]
     view.collapse(largest)
     prefixes, counts = insp.index.prefix_counts(model.n_levels)
     deepest = model.index_for_prefix(tuple(int(c) for c in prefixes[int(np.argmax(counts))]))
@@ -288,6 +314,8 @@ def inner_tree(project: Path) -> None:
             expand_l1_median_ms=round(statistics.median(times1), 1), expand_l1_max_ms=round(max(times1), 1),
             expand_l1_nodes=len(times1), expand_l2_median_ms=round(statistics.median(times2), 1),
             expand_l2_max_ms=round(max(times2), 1), expand_deepest_ms=round(deep_ms, 1),
+            expand_cpu_median_ms=round(statistics.median(cpu_ms["l1"] + cpu_ms["l2"]), 1),
+            expand_cpu_max_ms=round(max(cpu_ms["l1"] + cpu_ms["l2"]), 1),
             deepest_items=int(counts.max()), reveal_ms=round(reveal_ms, 1),
             level1_nodes=len(level1), unique_share=health.get("unique_share"),
             codes_used=[lvl["used"] for lvl in health.get("per_level", [])],
@@ -316,13 +344,14 @@ def inner_catalogue(project: Path) -> None:
     open_ms = 1000 * (time.perf_counter() - t)
     n = model.rowCount()
     rng = np.random.default_rng(1)
-    pages = []
+    pages, page_cpu = [], []
     for row in rng.integers(0, n, size=30):
         model._pages.clear()  # a page never seen: read from the project, not the cache
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         view.scrollTo(model.index(int(row), 0))
         view.viewport().repaint()
         pages.append(1000 * (time.perf_counter() - start))
+        page_cpu.append(1000 * (time.thread_time() - cpu))
     fetch = []
     for row in rng.integers(0, n, size=30):
         model._pages.clear()
@@ -343,7 +372,8 @@ def inner_catalogue(project: Path) -> None:
     view.viewport().repaint()
     sorted_page_ms = 1000 * (time.perf_counter() - start)
     _result(open_ms=round(open_ms, 1), page_scroll_median_ms=round(statistics.median(pages), 1),
-            page_scroll_max_ms=round(max(pages), 1), page_fetch_median_ms=round(statistics.median(fetch), 1),
+            page_scroll_max_ms=round(max(pages), 1), page_cpu_median_ms=round(statistics.median(page_cpu), 1),
+            page_cpu_max_ms=round(max(page_cpu), 1), page_fetch_median_ms=round(statistics.median(fetch), 1),
             page_fetch_max_ms=round(max(fetch), 1), sorted_page_ms=round(sorted_page_ms, 1),
             sort_by_sid_s=round(sort_sid_s, 2), search_s=round(search_s, 2), search_hits=int(len(found)))
     store.close()
@@ -366,17 +396,19 @@ def inner_trie(project: Path) -> None:
     store.close()
 
 
-def inner_decode(project: Path, threads: int = 1) -> None:
+BENCH_MODEL = "bench_million untrained"
+
+
+def inner_model(project: Path) -> None:
+    """An untrained ``laptop`` model of the catalogue, saved as a checkpoint (what a training
+    run's first checkpoint costs), in a process of its own so that ``decode`` measures loading."""
     import torch
 
-    from semid_studio.core.generative.decode import beam_search
-    from semid_studio.core.generative.evaluate import load_model
     from semid_studio.core.generative.model import TigerModel
     from semid_studio.core.generative.spec import make_spec
     from semid_studio.core.generative.train import MODEL_KIND, make_vocab, training_content
     from semid_studio.core.store import ProjectStore
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     store = ProjectStore.open(project)
     t = time.perf_counter()
@@ -390,14 +422,28 @@ def inner_decode(project: Path, threads: int = 1) -> None:
     del model, content
     build_s = time.perf_counter() - t
     t = time.perf_counter()
-    model_id = store.create_model(name="bench_million untrained", kind=MODEL_KIND, quantizer_run_id=run.id,
+    model_id = store.create_model(name=BENCH_MODEL, kind=MODEL_KIND, quantizer_run_id=run.id,
                                   spec={"spec": spec.to_dict(), "vocab": vocab.to_dict(), "preset": "laptop",
                                         "n_parameters": n_params, "content": content_info})
     store.save_checkpoint(model_id, "best", 0, weights)
     save_s = time.perf_counter() - t
     del weights
+    _result(model_build_s=round(build_s, 2), checkpoint_save_s=round(save_s, 2), parameters=int(n_params))
+    store.close()
+
+
+def inner_decode(project: Path, threads: int = 1) -> None:
+    import torch
+
+    from semid_studio.core.generative.decode import beam_search
+    from semid_studio.core.generative.evaluate import load_model
+    from semid_studio.core.store import ProjectStore
+
+    torch.set_num_threads(threads)
+    store = ProjectStore.open(project)
+    model_id = max(m.id for m in store.list_models() if m.name == BENCH_MODEL)  # from the 'model' step
     t = time.perf_counter()
-    lm = load_model(store, model_id, device="cpu")
+    lm = load_model(store, model_id, device="cpu")  # as semid recommend and the playground load it
     load_s = time.perf_counter() - t
     rng = np.random.default_rng(2)
     n_inter = store.interaction_count()
@@ -406,25 +452,29 @@ def inner_decode(project: Path, threads: int = 1) -> None:
     users = [u for (u,) in store.db.execute(f"SELECT DISTINCT user_id FROM interactions WHERE id IN ({marks})",
                                             [int(r) for r in rows])]
     histories = [np.asarray(store.user_history(u), dtype=np.int64) for u in users]
-    beam_search(lm.model, lm.trie, histories[:2], beam=20, k=10)  # warm-up (first-call allocations)
-    single = []
-    for h in histories[:30]:
-        start = time.perf_counter()
+    for h in histories[:10]:  # warm-up (first-call allocations, the tables' pages)
+        beam_search(lm.model, lm.trie, [h], beam=20, k=10)
+    single, single_cpu = [], []
+    for h in histories[:100]:
+        start, cpu = time.perf_counter(), time.thread_time()
         dec = beam_search(lm.model, lm.trie, [h], beam=20, k=10)
         single.append(1000 * (time.perf_counter() - start))
+        single_cpu.append(1000 * (time.thread_time() - cpu))
         assert (dec.items >= 0).all()
     batch = histories[:64]
     start = time.perf_counter()
     beam_search(lm.model, lm.trie, batch, beam=20, k=10)
     batch_s = time.perf_counter() - start
-    _result(model_build_s=round(build_s, 2), checkpoint_save_s=round(save_s, 2), load_model_s=round(load_s, 2),
-            parameters=int(n_params), latency_median_ms=round(statistics.median(single), 1),
-            latency_p90_ms=round(float(np.percentile(single, 90)), 1), batch64_s=round(batch_s, 2),
+    _result(load_model_s=round(load_s, 2), parameters=int(lm.model.n_parameters()),
+            decoder_steps=int(lm.model.n_steps), users=len(single), latency_median_ms=round(statistics.median(single), 1),
+            latency_p90_ms=round(float(np.percentile(single, 90)), 1),
+            latency_cpu_median_ms=round(statistics.median(single_cpu), 1), batch64_s=round(batch_s, 2),
             batch64_per_user_ms=round(1000 * batch_s / len(batch), 1), torch_threads=threads)
     store.close()
 
 
-INNER = {"tree": inner_tree, "catalogue": inner_catalogue, "trie": inner_trie, "decode": inner_decode}
+INNER = {"tree": inner_tree, "catalogue": inner_catalogue, "trie": inner_trie, "model": inner_model,
+         "decode": inner_decode}
 
 
 # --------------------------------------------------------------------------- report
@@ -442,20 +492,20 @@ _KEY_FIGURES = {
 
 def print_table(results: dict[int, dict]) -> None:
     sizes = sorted(results)
-    print("\n| step | " + " | ".join(f"{n:,} items: s / peak MB" for n in sizes) + " |")
+    print("\n| step | " + " | ".join(f"{n:,} items: wall s / CPU s / peak MB" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for step in STEPS:
         cells = []
         for n in sizes:
             r = results[n].get(step)
-            cells.append("" if r is None else (f"{r['wall_s']:.1f} / {r['peak_rss_mb']:,}"
+            cells.append("" if r is None else (f"{r['wall_s']:.1f} / {r['cpu_s']:.1f} / {r['peak_rss_mb']:,}"
                                               + ("" if r.get("rc", 0) == 0 else f" (rc {r['rc']})")))
         print(f"| {step} | " + " | ".join(cells) + " |")
     print()
     for step in STEPS:
         for n in sizes:
             r = results[n].get(step) or {}
-            extra = {k: v for k, v in r.items() if k not in ("wall_s", "peak_rss_mb", "rc", "cpu_s")}
+            extra = {k: v for k, v in r.items() if k not in ("wall_s", "peak_rss_mb", "rc", "cpu_s", "load")}
             if extra:
                 print(f"{step} @ {n:,}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
 
@@ -469,11 +519,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="reuse an existing project (skip import steps)")
     parser.add_argument("--inner", choices=sorted(INNER), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         INNER[args.inner](args.project)
+        return 0
+    if args.generate:
+        generate(args.generate, args.work / f"n{args.generate}" / "data", args.interactions_per_item)
         return 0
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -487,7 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.work / f"n{n}"
         data = folder / "data"
         t = time.perf_counter()
-        info = generate(n, data, args.interactions_per_item)
+        # in a process of its own: a child's peak RSS (wait4) starts from this process's peak
+        # (Linux carries it over fork and exec), so this one must never grow
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate", str(n), "--work", str(args.work),
+                        "--interactions-per-item", str(args.interactions_per_item)], check=True, cwd=REPO)
+        info = json.loads((data / "done.json").read_text())
         print(f"\n== {n:,} items, {info['interactions']:,} interactions, {info['users']:,} users "
               f"(data ready in {time.perf_counter() - t:.0f} s)")
         out = folder / "export"
@@ -507,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["interactions"] = info["interactions"]
             results[n][step] = r
             print(f"{step:<15} {r['wall_s']:>8.1f} s  peak {r['peak_rss_mb']:>6,} MB  cpu {r['cpu_s']:>7.1f} s"
+                  f"  (load {r['load']:.1f})"
                   + ("" if r["rc"] == 0 else f"  FAILED rc {r['rc']} (see {log})"), flush=True)
             if r["rc"] != 0 and step in ("import", "embeddings", "quantize"):
                 break

@@ -96,3 +96,26 @@ def test_bad_process_counts_and_devices_say_so(sample_project, capsys):
         assert "no CUDA GPU" in capsys.readouterr().err
     assert main(["train", str(sample_project), "--nproc", "2", "--device", "cuda:0"]) != 0
     assert "pins one GPU" in capsys.readouterr().err
+
+
+def test_joint_model_under_two_processes(sample_project, tmp_path, capsys):
+    """The joint search + rec model (search pairs and rec targets split between the ranks) trains
+    under DDP as one process trains it, and rank 0's checkpoint answers a search."""
+    from semid_studio.cli import main
+
+    two = tmp_path / "two.semid"
+    shutil.copyfile(sample_project, two)
+    args = ["--task", "joint", "--preset", "tiny", "--query-encoder", "wordpiece", *SETS, "--device", "cpu", "--json"]
+    assert main(["train", str(sample_project), *args]) == 0
+    one = json.loads(capsys.readouterr().out)
+    report = json.loads(_semid("train", str(two), *args, torchrun=True).stdout)
+    assert report["status"] == "done" and report["step"] == OVERRIDES["max_steps"] == one["step"]
+    one_losses = [h["train_loss"] for h in one["history"]]
+    two_losses = [h["train_loss"] for h in report["history"]]
+    assert len(two_losses) == len(one_losses) == 2
+    np.testing.assert_allclose(two_losses, one_losses, rtol=1e-4)
+    with ProjectStore.open(two) as store:
+        assert [m.id for m in store.list_models()] == [report["model_id"]]  # the other rank wrote nothing
+    assert main(["search", str(two), "trekking poles", "-k", "5", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits["method"] == "joint" and len(hits["hits"]) == 5

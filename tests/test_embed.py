@@ -75,3 +75,29 @@ def test_bad_inputs_get_clear_errors(tmp_path, store):
     with pytest.raises(SemidError, match="catalogue is empty"):
         collect(embed_items(empty))
     empty.close()
+
+
+def test_multi_process_pool_gives_the_one_process_vectors(tmp_path):
+    """Two CPU workers of sentence-transformers' pool encode the catalogue as one process does
+    (the same cache key: the set is the same embedding), and bad counts are one line."""
+    from semid_studio.core.embed import pool_devices
+
+    items = [{"item_id": f"p{k}", "title": f"{word} {k}"} for k, word in
+             enumerate(["hiking boots", "face cream", "camping tent", "trail shoes", "lip balm"] * 8)]
+    one = ProjectStore.create(tmp_path / "one.semid")
+    two = ProjectStore.create(tmp_path / "two.semid")
+    for s in (one, two):
+        s.add_items(items)
+    single = one.load_embedding_set(collect(embed_items(one, template="{title}"))[0])
+    set_id, events = collect(embed_items(two, template="{title}", processes=2, batch_size=4))
+    pooled = two.load_embedding_set(set_id)
+    assert any("encoding with 2 processes (cpu, cpu)" in e.text for e in events if isinstance(e, Message))
+    assert pooled.params["device"] == "cpu,cpu" and pooled.cache_key == single.cache_key
+    np.testing.assert_allclose(pooled.vectors, single.vectors, atol=1e-5)
+    one.close()
+    two.close()
+    with pytest.raises(SemidError, match="more processes than cores"):
+        pool_devices("cpu", 10_000)
+    with pytest.raises(SemidError, match="at least 1"):
+        pool_devices(None, 0)
+    assert pool_devices("cpu", 1) is None

@@ -116,3 +116,111 @@ def test_empty_catalogue(tmp_path):
     with ProjectStore.create(tmp_path / "empty.semid") as empty:
         with pytest.raises(ProjectError, match="catalogue is empty"):
             import_embeddings(empty, tmp_path / "whatever.npy")
+
+
+# --------------------------------------------------------------------------- streamed import
+
+
+def big_catalogue(tmp_path, n):
+    s = ProjectStore.create(tmp_path / "big.semid")
+    s.add_items([{"item_id": f"it{k:05d}"} for k in range(n)])
+    return s
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Blocks of 500 rows and 1 MB chunks, so that a 20 MB matrix crosses many of both."""
+    from semid_studio.core.store import encoding as store_module
+    from semid_studio.core.importing import embeddings as emb_module
+
+    monkeypatch.setattr(emb_module, "ROWS_PER_BLOCK", 500)
+    monkeypatch.setattr(store_module, "BLOB_CHUNK_BYTES", 1 << 20)
+
+
+def _peak_while(fn):
+    """(result, peak bytes Python and numpy allocated while fn ran; Arrow's own pool is measured too)."""
+    import tracemalloc
+
+    import pyarrow as pa
+
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(previous)
+    return result, peak, pool.max_memory()
+
+
+@pytest.mark.parametrize("shuffled", [True, False], ids=["shuffled", "in-order"])
+def test_npy_is_streamed_in_blocks(tmp_path, small_pieces, shuffled):
+    """A 20 MB matrix lands row for row in idx order (through the scratch file when shuffled,
+    straight through when already in order) with memory well under the matrix's size."""
+    n, dim = 20_000, 256
+    store = big_catalogue(tmp_path, n)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)  # row k belongs to item it{k}
+    order = rng.permutation(n) if shuffled else np.arange(n)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "v.npy", vectors[order])
+    (data / "v_ids.txt").write_text("\n".join(f"it{k:05d}" for k in order) + "\n")
+    set_id, peak, _ = _peak_while(lambda: import_embeddings(store, data / "v.npy"))
+    assert peak < vectors.nbytes / 2, f"peak {peak:,} bytes for a {vectors.nbytes:,}-byte matrix"
+    chunks = store.db.execute("SELECT count(*) FROM blob_chunks WHERE owner = 'embedding_sets'").fetchone()[0]
+    assert chunks == 20  # 20 MB in 1 MB pieces
+    np.testing.assert_array_equal(store.load_embedding_set(set_id).vectors, vectors)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".semid-vectors")] == []  # scratch removed
+    store.close()
+
+
+def test_parquet_is_streamed_in_batches(tmp_path, small_pieces):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, dim = 20_000, 256
+    store = big_catalogue(tmp_path, n)
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    order = rng.permutation(n)
+    flat = pa.array(vectors[order].reshape(-1))
+    table = pa.table({"item_id": [f"it{k:05d}" for k in order],
+                      "embedding": pa.FixedSizeListArray.from_arrays(flat, dim)})
+    pq.write_table(table, tmp_path / "v.parquet", row_group_size=1000)
+    del table, flat
+    set_id, peak, arrow_peak = _peak_while(lambda: import_embeddings(store, tmp_path / "v.parquet"))
+    assert peak < vectors.nbytes / 2 and arrow_peak < vectors.nbytes / 2, (peak, arrow_peak)
+    np.testing.assert_array_equal(store.load_embedding_set(set_id).vectors, vectors)
+    store.close()
+
+
+@pytest.mark.parametrize("shuffled", [True, False], ids=["shuffled", "in-order"])
+def test_bad_rows_late_in_a_stream_store_nothing(tmp_path, small_pieces, shuffled):
+    """NaN rows found blocks after the first: one line naming the first row and the count, no
+    embedding set, no chunks, no scratch file; a file cut short is one line too."""
+    n, dim = 3_000, 8
+    store = big_catalogue(tmp_path, n)
+    vectors = np.ones((n, dim), dtype=np.float32)
+    vectors[2_600, 3] = np.inf
+    vectors[2_900, 0] = np.nan
+    order = np.arange(n)[::-1] if shuffled else np.arange(n)
+    np.save(tmp_path / "v.npy", vectors[order])
+    (tmp_path / "v_ids.txt").write_text("\n".join(f"it{k:05d}" for k in order) + "\n")
+    first = min(int(np.flatnonzero(order == 2_600)[0]), int(np.flatnonzero(order == 2_900)[0])) + 1
+    with pytest.raises(InputError, match=rf"vector of row {first} has NaN or infinite values \(2 rows like this\)"):
+        import_embeddings(store, tmp_path / "v.npy")
+    assert store.list_embedding_sets() == []
+    assert store.db.execute("SELECT count(*) FROM blob_chunks").fetchone()[0] == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".semid-vectors")]
+    raw = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[: len(raw) - 1000])
+    (tmp_path / "cut_ids.txt").write_text((tmp_path / "v_ids.txt").read_text())
+    with pytest.raises(InputError, match="cut.npy") as info:
+        import_embeddings(store, tmp_path / "cut.npy")
+    assert "\n" not in str(info.value)
+    assert store.list_embedding_sets() == []
+    store.close()

@@ -156,7 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     # rank 0 then saves the last completed step before it goes
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return _train(args, dist)
+        code = _train(args, dist)
+        if code == 0:
+            dist.barrier()  # every rank done (rank 0 writes last) before any closes its connections
+        return code
     finally:
         distributed.stop()
 

@@ -54,8 +54,11 @@ def _register_sids(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("project")
     p.add_argument("--model", help="model name or local path (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--template", help="text template, e.g. 'Title: {title}; Categories: {categories}'")
-    p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--device", help=DEVICE_HELP + "; a list such as cuda:0,cuda:1 encodes with one process per GPU")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--processes", type=int, default=1,
+                   help="encode with N processes (sentence-transformers' multi-process pool): N CPU workers "
+                        "sharing the cores, or one per GPU (cuda:0 .. cuda:N-1) with --device cuda")
     # task-aware embeddings (core/search/strategies.py); the same as 'semid embed-strategy'
     p.add_argument("--strategy", default="auto",
                    choices=["auto", "content", "search", "rec", "multitask", "fused-concat", "fused-svd"],
@@ -198,11 +201,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if args.template:
             raise SemidError("--template applies to the content strategy only; the others read the project's "
                              "text template")
+        if args.processes != 1:
+            raise SemidError("--processes applies to the content strategy (the sentence encoder) only")
         return cmd_embed_strategy(args)
     embed = embed_catalogue if args.strategy == "auto" else embed_items
     with open_store(args.project) as store:
         set_id = run_task(embed(store, model=args.model, template=args.template, device=args.device,
-                                batch_size=args.batch_size), quiet=args.json)
+                                batch_size=args.batch_size, processes=args.processes), quiet=args.json)
         emb = store.load_embedding_set(set_id)
     if args.json:
         print_json({"id": emb.id, "name": emb.name, "strategy": emb.strategy, "n_items": emb.n_items,

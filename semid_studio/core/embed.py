@@ -7,15 +7,22 @@ offline default; any local folder or hub name can be given instead.
 
 Results are cached in the project by (model, template, strategy): the same combination is
 never computed twice, and when the catalogue has grown only the new items are encoded.
+
+Several processes (``processes=N``, ``semid embed --processes N``, or a device list such as
+``cuda:0,cuda:1``) encode through sentence-transformers' multi-process pool
+(``start_multi_process_pool`` / ``encode(..., pool=...)``): one worker per GPU, or N CPU workers
+sharing the cores. The cache, the length-sorted chunks, progress and cancel work the same way.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import contextlib
 import html
 import json
 import math
+import os
 import re
 import string
 from pathlib import Path
@@ -167,11 +174,14 @@ def encode_texts(
     batch_size: int = 64,
     cancel: CancelToken = NEVER,
     stage: str = "embedding",
+    pool: dict | None = None,
 ) -> TaskGenerator[np.ndarray]:
     """Encode texts in length-sorted chunks, yielding progress; returns float32 (n, dim).
 
     Sorting all texts by length first (not only inside each call) keeps padding low.
     Texts longer than the encoder's window are counted and reported, not silently cut.
+    ``pool``: a sentence-transformers multi-process pool (:func:`encoder_pool`) that encodes
+    each chunk, split between its workers.
     """
     n = len(texts)
     dim = _embedding_dim(encoder)
@@ -193,15 +203,86 @@ def encode_texts(
         lengths = np.array([len(t) for t in texts])
     order = np.argsort(-lengths, kind="stable")
     chunk = max(batch_size * 8, 256)
+    extra: dict = {}
+    if pool is not None:  # a chunk per call gives every worker a few pieces of batch_size x 4 texts
+        workers = len(pool["processes"])
+        chunk = max(chunk, batch_size * 16 * workers)
+        extra = {"pool": pool, "chunk_size": batch_size * 4}
     yield Progress(stage, 0, n)
     for start in range(0, n, chunk):
         cancel.raise_if_cancelled()
         idx = order[start : start + chunk]
         vecs = encoder.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
-                              show_progress_bar=False)
-        out[idx] = vecs
+                              show_progress_bar=False, **extra)
+        out[idx] = np.asarray(vecs, dtype=np.float32).reshape(len(idx), dim)
         yield Progress(stage, min(start + chunk, n), n)
     return out
+
+
+def pool_devices(device: str | None, processes: int = 1) -> list[str] | None:
+    """The devices of a multi-process pool, or None for encoding in this process.
+
+    ``device`` may list devices (``cuda:0,cuda:1``: one worker each); otherwise ``processes``
+    workers on the resolved device (``cpu``: N CPU workers, at most one per core; ``cuda``:
+    ``cuda:0`` .. ``cuda:N-1``).
+    """
+    from .devices import DEVICE_HELP, resolve_device
+
+    if processes < 1:
+        raise SemidError(f"--processes must be at least 1, got {processes}")
+    listed = [d.strip() for d in (device or "").split(",") if d.strip()]
+    if len(listed) > 1:
+        if processes not in (1, len(listed)):
+            raise SemidError(f"--processes {processes} and {len(listed)} devices ({device}): give one or the other")
+        return [str(resolve_device(d)) for d in listed]
+    if processes == 1:
+        return None
+    chosen = resolve_device(device)
+    if chosen.type == "cpu":
+        cores = os.cpu_count() or 1
+        if processes > cores:
+            raise SemidError(f"--processes {processes} on the CPU, which has {cores} cores: more processes than "
+                             "cores only wait for each other")
+        return ["cpu"] * processes
+    if chosen.index is not None:
+        raise SemidError(f"--processes {processes} with device '{device}' (one GPU): name the GPUs instead, "
+                         f"e.g. --device cuda:0,cuda:1 ({DEVICE_HELP})")
+    import torch
+
+    count = torch.cuda.device_count()
+    if processes > count:
+        raise SemidError(f"--processes {processes}: torch sees {count} CUDA GPU(s); one process per GPU")
+    return [f"cuda:{i}" for i in range(processes)]
+
+
+@contextlib.contextmanager
+def encoder_pool(encoder, devices: list[str] | None):
+    """sentence-transformers' multi-process pool on ``devices`` (None: no pool), stopped on exit.
+
+    CPU workers get an equal share of the cores each (``OMP_NUM_THREADS`` while they start), so
+    that N workers do not run N x cores threads. The encoder goes back to its device after.
+    """
+    if not devices:
+        yield None
+        return
+    device = encoder.device
+    saved = os.environ.get("OMP_NUM_THREADS")
+    n_cpu = sum(d == "cpu" for d in devices)
+    if n_cpu:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_cpu))
+    try:
+        pool = encoder.start_multi_process_pool(list(devices))
+    finally:
+        if n_cpu:
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
+    try:
+        yield pool
+    finally:
+        encoder.stop_multi_process_pool(pool)
+        encoder.to(device)  # the pool moved the (cached) encoder to the CPU to share it
 
 
 def embed_items(
@@ -211,14 +292,17 @@ def embed_items(
     template: str | None = None,
     device: str | None = None,
     batch_size: int = 64,
+    processes: int = 1,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[int]:
     """Embed the catalogue with ``model`` and ``template``; return the embedding set id.
 
     The template defaults to the project's (``meta.template``), else one built from the
     catalogue's fields. A cached set is reused; a set made before items were added is
-    extended with the new items only.
+    extended with the new items only. ``processes`` > 1 (or a device list such as
+    ``cuda:0,cuda:1``) encodes with a multi-process pool (:func:`pool_devices`).
     """
+    devices = pool_devices(device, processes)  # a bad count or device fails before any work
     n_items = store.item_count()
     if n_items == 0:
         raise SemidError(f"{store.path}: the catalogue is empty; import items first")
@@ -248,8 +332,12 @@ def embed_items(
         start = cached.n_items
         yield Message(f"reusing {start} cached embeddings; encoding {n_items - start} new items")
     yield Message(f"loading embedding model {stored_name}")
-    encoder = load_encoder(model, device)
-    new_vectors = yield from encode_texts(encoder, texts[start:], batch_size=batch_size, cancel=cancel)
+    encoder = load_encoder(model, "cpu" if devices else device)  # a pool places its own copies
+    if devices:
+        yield Message(f"encoding with {len(devices)} processes ({', '.join(devices)})")
+    with encoder_pool(encoder, devices) as pool:
+        new_vectors = yield from encode_texts(encoder, texts[start:], batch_size=batch_size, cancel=cancel,
+                                              pool=pool)
     vectors = new_vectors if previous is None else np.vstack([previous, new_vectors])
     cancel.raise_if_cancelled()
     with store.atomic():
@@ -260,7 +348,8 @@ def embed_items(
             strategy="content",
             cache_key=key,
             vectors=vectors,
-            params={"device": str(encoder.device), "normalized": _is_normalized(vectors),
+            params={"device": ",".join(devices) if devices else str(encoder.device),
+                    "normalized": _is_normalized(vectors),
                     "max_seq_length": getattr(encoder, "max_seq_length", None)},
         )
         store.set_meta("template", template)

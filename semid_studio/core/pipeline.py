@@ -44,6 +44,7 @@ def embed_catalogue(
     template: str | None = None,
     device: str | None = None,
     batch_size: int = 64,
+    processes: int = 1,
     cancel: CancelToken = NEVER,
 ) -> TaskGenerator[int]:
     """The default embedding of a catalogue: its text when it has some, else its interactions.
@@ -59,7 +60,7 @@ def embed_catalogue(
     share, template_used = catalogue_text_share(store, template)
     if share >= MIN_DISTINCT_TEXT_SHARE:
         return (yield from embed_items(store, model=model, template=template, device=device,
-                                       batch_size=batch_size, cancel=cancel))
+                                       batch_size=batch_size, processes=processes, cancel=cancel))
     n_items = store.item_count()
     why = (f"the {n_items:,} items have no text" if share == 0
            else f"only {share:.0%} of the {n_items:,} items have a text of their own under '{template_used}'")

@@ -233,18 +233,37 @@ def label_values(items_frame: pd.DataFrame, field_spec: str, kinds: Mapping[str,
         values = _first_varying_level(raw, is_list)
     else:
         values = [_as_label(v) for v in raw]
+    canonical: dict = {}  # one object per distinct label: a million items share a few thousand
     out = np.empty(len(values), dtype=object)
-    out[:] = values  # element-wise: tuples stay tuples
+    out[:] = [v if v is None else canonical.setdefault(v, v) for v in values]  # element-wise: tuples stay tuples
     if not any(v is not None for v in values):
         raise InputError(f"label field {field_spec!r} has no value for any item", field=name)
     return out
 
 
 def store_label_values(store, field_spec: str) -> np.ndarray:
-    """:func:`label_values` over a project's catalogue, with the kinds stored for its list fields."""
+    """:func:`label_values` over a project's catalogue, with the kinds stored for its list fields.
+
+    Only the field itself is read (``json_extract`` row by row): a whole ``items_frame`` of a
+    million items costs over a gigabyte, and most of it stays held by the allocator after.
+    """
+    import json
+
     from .field_kinds import stored_field_kinds
 
-    return label_values(store.items_frame(), field_spec, stored_field_kinds(store))
+    match = _LABEL_RE.match(field_spec or "")
+    name = match.group(1) if match else None
+    if name is None or name in ("item_id", "title") or name not in store.item_fields():
+        # a malformed spec, a column, or a field that is rare or absent: the whole frame, as always
+        return label_values(store.items_frame(), field_spec, stored_field_kinds(store))
+    path = '$."' + name.replace('"', '\\"') + '"'
+    constants = {"true": True, "false": False}
+    values = [json.loads(value) if kind in ("array", "object") else constants.get(kind, value)
+              for value, kind in store.db.execute(
+                  "SELECT json_extract(attrs, ?), json_type(attrs, ?) FROM items ORDER BY idx", [path, path])]
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object)})
+    del values
+    return label_values(frame, field_spec, stored_field_kinds(store))
 
 
 def _as_set(values) -> tuple[str, ...] | None:
@@ -304,6 +323,10 @@ def _prefix_purity(codes: np.ndarray, labels: np.ndarray) -> float:
     best = np.zeros(int(prefix_id.max()) + 1, dtype=np.int64)
     np.maximum.at(best, pairs[:, 0], pair_counts)
     return float(best.sum() / has.sum())
+
+
+#: rows per block of the reconstruction-error pass
+_HEALTH_BLOCK = 32768
 
 
 def code_health(
@@ -378,9 +401,13 @@ def code_health(
         "all_sids_unique": bool(len(np.unique(codes, axis=0)) == n) if n else True,
     }
     if vectors is not None and reconstructions is not None:
-        x = np.asarray(vectors, dtype=np.float64)
-        err = ((x - np.asarray(reconstructions, dtype=np.float64)) ** 2).sum()
-        metrics["relative_reconstruction_error"] = float(err / max((x**2).sum(), 1e-30))
+        err = total = 0.0
+        for start in range(0, len(vectors), _HEALTH_BLOCK):  # float64 in row blocks, never of the whole array
+            x = np.asarray(vectors[start : start + _HEALTH_BLOCK], dtype=np.float64)
+            d = x - np.asarray(reconstructions[start : start + _HEALTH_BLOCK], dtype=np.float64)
+            err += float(np.einsum("ij,ij->", d, d))
+            total += float(np.einsum("ij,ij->", x, x))
+        metrics["relative_reconstruction_error"] = float(err / max(total, 1e-30))
     if labels is not None:
         labels = np.asarray(labels, dtype=object)
         if labels.shape[0] != n:

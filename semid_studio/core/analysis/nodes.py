@@ -100,6 +100,26 @@ def default_label_field(fields: Iterable[str]) -> str | None:
     return next((f for f in LABEL_FIELD_CANDIDATES if f in present), None)
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, largest first, ties by index: what
+    ``np.argsort(-scores, kind="stable")[:k]`` gives, without sorting every score. A node
+    summary asks this of every label and title word of the catalogue (tens of thousands of
+    words in a real catalogue, for each row the tree paints), and nearly all of them are 0
+    for one node, which also sends ``np.partition`` down its slow path (5 ms at 50k words)."""
+    n = len(scores)
+    if n <= 4 * k + 64:
+        return np.argsort(-scores, kind="stable")[:k]
+    positive = np.flatnonzero(scores > 0)  # in index order, so ties stay in index order
+    if len(positive) < k:
+        return np.argsort(-scores, kind="stable")[:k]
+    candidates = positive
+    if len(candidates) > 4 * k + 64:
+        values = scores[candidates]
+        kth = np.partition(values, len(values) - k)[len(values) - k]  # the k-th largest value
+        candidates = candidates[values >= kth]  # every tie of it too
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+
+
 @dataclass(frozen=True)
 class NodeSummary:
     """What the SID tree shows for one node (a SID prefix)."""
@@ -148,7 +168,7 @@ def summarize_node(
             sizes = ends - starts
             offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
             counts = np.bincount(labels.members[offsets], minlength=len(labels.names))
-            order = np.argsort(-counts, kind="stable")[:top]
+            order = top_k(counts, top)
             top_labels = [(labels.names[c], int(counts[c])) for c in order if counts[c] > 0]
             best = top_labels[0][1]
             label = " / ".join(name for name, n in top_labels[:3] if n == best)
@@ -158,7 +178,7 @@ def summarize_node(
         node_codes = node_codes[node_codes >= 0]
         if len(node_codes):
             counts = np.bincount(node_codes, minlength=len(labels.names))
-            order = np.argsort(-counts, kind="stable")[:top]
+            order = top_k(counts, top)
             top_labels = [(labels.names[c], int(counts[c])) for c in order if counts[c] > 0]
             label = top_labels[0][0]
             purity = top_labels[0][1] / len(node_codes)
@@ -262,5 +282,5 @@ class TermIndex:
         score = np.where(counts >= min_count, counts / len(idxs) * self._idf, 0.0)
         if len(idxs) == self.n_docs:  # the whole catalogue has no "distinctive" words, only common ones
             score = counts
-        best = np.argsort(-score, kind="stable")[:k]
+        best = top_k(score, k)
         return [str(self.words[w]) for w in best if score[w] > 0]

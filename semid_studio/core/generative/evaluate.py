@@ -145,6 +145,8 @@ def model_content(store: ProjectStore, rec: ModelRecord, n_rows: int) -> np.ndar
     # partial: when no set covers the newer items, only the trained ones have vectors (the newer
     # ones have no SID either)
     vectors = catalogue_vectors(store, int(info["embedding_set_id"]), n_rows, partial=True)
+    if vectors.shape == (n_rows, int(info["dim"])) and vectors.dtype == np.float32:
+        return vectors  # the usual case: no second copy (1.5 GB at a million items)
     out = np.zeros((n_rows, int(info["dim"])), dtype=np.float32)
     n = min(len(vectors), n_rows)
     out[:n] = vectors[:n]
@@ -162,19 +164,23 @@ def load_model(store: ProjectStore, model_id: int | None = None, *, tag: str = "
         raise ProjectError(f"model #{rec.id} has no '{tag}' checkpoint yet (it has not reached a validation run)")
     codes, warnings, skipped = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     dev = resolve_device(device)
-    content = model_content(store, rec, len(codes))
-    model = TigerModel(spec, vocab, content_dim=0 if content is None else content.shape[1]).to(dev)
+    info = rec.spec.get("content")
+    model = TigerModel(spec, vocab, content_dim=int(info["dim"]) if info else 0).to(dev)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
+    step = ckpt.step
+    del ckpt  # copied into the model: at a million items each copy of the weights is ~1.5 GB
     model.eval()
     ok = (codes >= 0).all(axis=1)
     # rows without an SID get a harmless placeholder in the model's table and stay out of the trie
     safe = np.where(ok[:, None], codes, 0)
+    content = model_content(store, rec, len(codes))  # read after the checkpoint is gone (memory)
     model.set_catalogue(safe, content)
+    del content
     trie = build_trie(safe, vocab, ok)
     if spec.node_output:
         # per-node output embeddings exist for the training catalogue's prefixes only
         model.set_node_maps(trie.node_map(SidTrie.build(codes[: vocab.n_items], vocab.level_sizes)))
-    return LoadedModel(rec, spec, vocab, model, trie.to(dev), codes, ckpt.step,
+    return LoadedModel(rec, spec, vocab, model, trie.to(dev), codes, step,
                        int(ok[vocab.n_items:].sum()), skipped)
 
 

@@ -17,15 +17,17 @@ from .rq_vae import _build_rqvae, _rqvae_encode, fit_rq_vae
 from .spec import RQKMeansSpec, RQVAESpec, Spec, _check_method, sized_spec, spec_from_dict, spec_to_dict
 
 
-def fit_quantizer(vectors: np.ndarray, spec: Spec, cancel: CancelToken = NEVER) -> TaskGenerator[FittedQuantizer]:
-    """Fit the quantiser the spec's type names (RQ-KMeans or RQ-VAE) on ``vectors``."""
+def fit_quantizer(vectors: np.ndarray, spec: Spec, cancel: CancelToken = NEVER,
+                  inplace: bool = False) -> TaskGenerator[FittedQuantizer]:
+    """Fit the quantiser the spec's type names (RQ-KMeans or RQ-VAE) on ``vectors``
+    (``inplace``: normalise the caller's float32 array instead of a copy; see :func:`fit_rq_kmeans`)."""
     if not isinstance(spec, (RQKMeansSpec, RQVAESpec)):
         raise TypeError(f"not a quantiser spec: {type(spec).__name__}")
     is_vae = isinstance(spec, RQVAESpec)
     with thread_limit(spec.threads, torch_too=is_vae):
         if is_vae:
-            return (yield from fit_rq_vae(vectors, spec, cancel))
-        return (yield from fit_rq_kmeans(vectors, spec, cancel))
+            return (yield from fit_rq_vae(vectors, spec, cancel, inplace))
+        return (yield from fit_rq_kmeans(vectors, spec, cancel, inplace))
 
 
 def method_of(spec: Spec) -> str:
@@ -113,7 +115,9 @@ def quantize_project(
         labels = sids.store_label_values(store, label_field)
     yield Message(f"fitting {method} ({spec.levels} x {spec.codebook_size}, seed {spec.seed}) on embedding set "
                   f"{emb.describe()}")
-    fitted = yield from fit_quantizer(emb.vectors, spec, cancel)
+    vectors, emb.vectors = emb.vectors, None  # read for this fit alone: normalised in place, not copied
+    fitted = yield from fit_quantizer(vectors, spec, cancel, inplace=True)
+    del vectors
     cancel.raise_if_cancelled()
     codes = sids.add_dedup_level(fitted.codes)
     metrics = sids.code_health(codes, spec.levels, spec.codebook_size, fitted.inputs, fitted.reconstructions,

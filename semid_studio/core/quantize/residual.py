@@ -15,6 +15,10 @@ from ..errors import SemidError
 from .spec import Spec
 
 
+#: rows per block of the passes over all items (bounds their temporaries: 1M x 384 float32 is 1.5 GB)
+ROW_BLOCK = 32768
+
+
 @dataclass
 class FittedQuantizer:
     """What a fit produces.
@@ -51,17 +55,25 @@ class FittedQuantizer:
         return {f"level_{j + 1}": np.ascontiguousarray(b, dtype=np.float32) for j, b in enumerate(self.codebooks)}
 
 
-def prepare_vectors(vectors: np.ndarray, normalize: bool) -> np.ndarray:
-    """Float32 copy of the vectors, L2-normalised when asked (zero vectors stay zero)."""
-    x = np.array(vectors, dtype=np.float32, copy=True)
+def prepare_vectors(vectors: np.ndarray, normalize: bool, copy: bool = True) -> np.ndarray:
+    """Float32 copy of the vectors, L2-normalised when asked (zero vectors stay zero).
+
+    ``copy=False``: normalise the caller's float32 array in place (it hands the array over; a
+    million 384-d vectors are 1.5 GB). Checked and normalised in row blocks, so no temporary
+    is the size of the whole array.
+    """
+    x = np.array(vectors, dtype=np.float32, copy=True) if copy else np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2:
         raise SemidError(f"embeddings must be a 2-D array (items x dims), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-        raise SemidError(f"embedding of item idx {bad} contains NaN or infinite values; re-embed the catalogue")
-    if normalize:
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        np.divide(x, norms, out=x, where=norms > 0)
+    for start in range(0, len(x), ROW_BLOCK):
+        block = x[start : start + ROW_BLOCK]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            bad = start + int(np.flatnonzero(~finite)[0])
+            raise SemidError(f"embedding of item idx {bad} contains NaN or infinite values; re-embed the catalogue")
+        if normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+            np.divide(block, norms, out=block, where=norms > 0)
     return x
 
 
@@ -125,17 +137,24 @@ def principal_subspace(x: np.ndarray, dims: int) -> dict[str, np.ndarray]:
     from threadpoolctl import threadpool_limits
 
     mean = x.mean(axis=0, dtype=np.float64)
-    centred = x.astype(np.float64) - mean
+    scatter = np.zeros((x.shape[1], x.shape[1]))
+    for start in range(0, len(x), ROW_BLOCK):  # in row blocks: never a float64 copy of all of x
+        centred = x[start : start + ROW_BLOCK].astype(np.float64) - mean
+        scatter += centred.T @ centred
     with threadpool_limits(1):  # a dim x dim problem: threaded LAPACK only spin-waits (4 s vs 0.05 s)
-        values, vectors = np.linalg.eigh(centred.T @ centred)
+        values, vectors = np.linalg.eigh(scatter)
     axes = vectors[:, np.argsort(values)[::-1][:dims]]
     signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
     return {"coarse_mean": mean.astype(np.float32), "coarse_axes": (axes * signs).astype(np.float32)}
 
 
 def project(x: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
-    """Coordinates of ``x`` on the stored principal axes."""
-    return np.ascontiguousarray((x - state["coarse_mean"]) @ state["coarse_axes"], dtype=np.float32)
+    """Coordinates of ``x`` on the stored principal axes (in row blocks: no centred copy of ``x``)."""
+    axes = state["coarse_axes"]
+    out = np.empty((len(x), axes.shape[1]), dtype=np.float32)
+    for start in range(0, len(x), ROW_BLOCK):
+        out[start : start + ROW_BLOCK] = (x[start : start + ROW_BLOCK] - state["coarse_mean"]) @ axes
+    return out
 
 
 def residual_encode(x: np.ndarray, codebooks: list[np.ndarray],
@@ -192,13 +211,17 @@ def unique_last_codes(prefix: np.ndarray, residual: np.ndarray, codebook: np.nda
     ends = np.searchsorted(group_id, bad_groups, "right")
     k = len(codebook)
     before = codes.copy()
-    # one distance product for every item of every colliding group, sliced per group below
-    touched = np.concatenate([order[s:e] for s, e in zip(starts, ends)])
-    all_costs = sq_distances(residual[touched], codebook).astype(np.float64)
+    # one distance product per batch of colliding groups (about ROW_BLOCK items), sliced per
+    # group below: at a million items the colliding groups hold hundreds of thousands of items
     offsets = np.concatenate([[0], np.cumsum(ends - starts)])
+    batch_end, all_costs, base = 0, np.zeros((0, k)), 0
     for g, (s, e) in enumerate(zip(starts, ends)):
+        if g >= batch_end:
+            batch_end = max(g + 1, int(np.searchsorted(offsets, offsets[g] + ROW_BLOCK, "right")) - 1)
+            touched = np.concatenate([order[s2:e2] for s2, e2 in zip(starts[g:batch_end], ends[g:batch_end])])
+            all_costs, base = sq_distances(residual[touched], codebook).astype(np.float64), offsets[g]
         members = order[s:e]
-        cost = all_costs[offsets[g] : offsets[g + 1]]
+        cost = all_costs[offsets[g] - base : offsets[g + 1] - base]
         pending = np.arange(len(members))
         while len(pending):
             rows, cols = linear_sum_assignment(cost[pending])

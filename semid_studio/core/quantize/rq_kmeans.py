@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from ..events import NEVER, CancelToken, Progress, TaskGenerator
-from .residual import (FittedQuantizer, _check_size, nearest_codes, prepare_vectors, principal_subspace, project,
-                       sq_distances, unique_last_codes)
+from .residual import (ROW_BLOCK, FittedQuantizer, _check_size, nearest_codes, prepare_vectors, principal_subspace,
+                       project, sq_distances, unique_last_codes)
 from .spec import RQKMeansSpec
 
 
@@ -79,7 +79,7 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
 
     n, k = len(x), len(centroids)
     m = min(k, candidates or BALANCE_CANDIDATES)
-    cand = np.empty((n, m), dtype=np.int64)
+    cand = np.empty((n, m), dtype=np.int32 if k < 2**31 and n * m < 2**31 else np.int64)
     gap = np.empty((n, m), dtype=np.float32)
     # in row blocks: bounds memory, and keeps each GIL-holding numpy call short so a GUI
     # thread beside this one stays responsive on big catalogues
@@ -91,9 +91,13 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
         cand[start : start + len(d)] = c
         gap[start : start + len(d)] = g
     eps = eps_rel * max(float(gap.mean()), 1e-12)
-    weights = np.exp(-gap.astype(np.float64) / eps)
-    kernel = sparse.csr_matrix((weights.ravel(), cand.ravel(), np.arange(0, n * m + 1, m)), shape=(n, k))
-    kernel_t = kernel.T.tocsr()
+    weights = gap.astype(np.float64)  # the only float64 (n, m) array: exp() in place
+    del gap
+    weights *= -1.0 / eps
+    np.exp(weights, out=weights)
+    kernel = sparse.csr_matrix((weights.ravel(), cand.ravel(), np.arange(0, n * m + 1, m, dtype=cand.dtype)),
+                               shape=(n, k))
+    kernel_t = kernel.T  # a CSC view of the same arrays (a CSR copy would double the kernel)
     u = np.ones(n)
     v = np.ones(k)
     for step in range(n_iter):
@@ -102,26 +106,39 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, eps_rel: float = 0.05,
         if step % 10 == 9 and np.abs(v * (kernel_t @ u) * (k / n) - 1.0).max() < 1e-3:
             break  # cluster masses within 0.1% of equal: the plan has converged
     # the row scale u does not change which cluster a row prefers
-    best = np.argmax(weights * v[cand], axis=1)
-    return cand[np.arange(n), best].astype(np.int64)
+    out = np.empty(n, dtype=np.int64)
+    for start in range(0, n, ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        best = np.argmax(weights[rows] * v[cand[rows]], axis=1)
+        out[rows] = cand[rows][np.arange(len(best)), best]
+    return out
 
 
 def _cluster_means(x: np.ndarray, labels: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Mean of each cluster's members (empty clusters keep their previous centroid)."""
+    from scipy import sparse
+
     k = len(previous)
     counts = np.bincount(labels, minlength=k)
-    order = np.argsort(labels, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # sums per cluster as (one-hot clusters x items) @ x: no sorted copy of x (1.5 GB at 1M items)
+    onehot = sparse.csr_matrix((np.ones(len(labels), dtype=x.dtype), labels, np.arange(len(labels) + 1)),
+                               shape=(len(labels), k))
+    sums = np.asarray(onehot.T @ x)
     means = previous.copy()
     used = counts > 0
-    means[used] = np.add.reduceat(x[order], starts[used], axis=0) / counts[used, None]
+    means[used] = sums[used] / counts[used, None]
     return means
 
 
-def fit_rq_kmeans(vectors: np.ndarray, spec: RQKMeansSpec, cancel: CancelToken = NEVER) -> TaskGenerator[FittedQuantizer]:
-    """Fit residual k-means; yields Progress per level, returns a :class:`FittedQuantizer`."""
+def fit_rq_kmeans(vectors: np.ndarray, spec: RQKMeansSpec, cancel: CancelToken = NEVER,
+                  inplace: bool = False) -> TaskGenerator[FittedQuantizer]:
+    """Fit residual k-means; yields Progress per level, returns a :class:`FittedQuantizer`.
+
+    ``inplace``: the caller hands ``vectors`` (float32) over, and they are normalised in place
+    and become the result's ``inputs`` instead of being copied.
+    """
     started = time.perf_counter()
-    x = prepare_vectors(vectors, spec.normalize)
+    x = prepare_vectors(vectors, spec.normalize, copy=not inplace)
     _check_size(len(x), spec)
     residual = x.copy()
     codes = np.empty((len(x), spec.levels), dtype=np.int64)
@@ -160,10 +177,12 @@ def fit_rq_kmeans(vectors: np.ndarray, spec: RQKMeansSpec, cancel: CancelToken =
             info["last_level_reassigned"] = moved
         codes[:, level] = labels
         books.append(centroids.astype(np.float32))
-        residual -= centroids[labels]
+        for start in range(0, len(x), ROW_BLOCK):  # no (n, dim) temporary of codewords
+            residual[start : start + ROW_BLOCK] -= centroids[labels[start : start + ROW_BLOCK]]
         yield Progress(stage, level + 1, spec.levels, f"level {level + 1} done")
     info["fit_seconds"] = round(time.perf_counter() - started, 3)
-    return FittedQuantizer("rq-kmeans", spec, codes, books, x, x - residual, model_state, info)
+    reconstructions = np.subtract(x, residual, out=residual)  # the residuals are not needed any more
+    return FittedQuantizer("rq-kmeans", spec, codes, books, x, reconstructions, model_state, info)
 
 
 def _unmatched_collisions(codes: np.ndarray) -> dict:

@@ -118,12 +118,14 @@ def _rqvae_encode(model, x_t, codebooks: list[np.ndarray]) -> tuple[np.ndarray, 
     return z, codes
 
 
-def fit_rq_vae(vectors: np.ndarray, spec: RQVAESpec, cancel: CancelToken = NEVER) -> TaskGenerator[FittedQuantizer]:
-    """Train an RQ-VAE; yields Progress and loss Metrics per epoch, returns a :class:`FittedQuantizer`."""
+def fit_rq_vae(vectors: np.ndarray, spec: RQVAESpec, cancel: CancelToken = NEVER,
+               inplace: bool = False) -> TaskGenerator[FittedQuantizer]:
+    """Train an RQ-VAE; yields Progress and loss Metrics per epoch, returns a :class:`FittedQuantizer`
+    (``inplace`` as for :func:`fit_rq_kmeans`)."""
     import torch
 
     started = time.perf_counter()
-    x = prepare_vectors(vectors, spec.normalize)
+    x = prepare_vectors(vectors, spec.normalize, copy=not inplace)
     _check_size(len(x), spec)
     device = _torch_device(spec)
     torch.manual_seed(spec.seed)

@@ -33,10 +33,15 @@ class ArtifactTables:
         vectors: np.ndarray,
         params: dict | None = None,
     ) -> int:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2:
+        """Store an embedding set; ``vectors`` may be a ``streamed.StreamedArray`` (read block by
+        block inside this transaction, never whole in memory)."""
+        if hasattr(vectors, "stream_payload"):
+            payload = vectors.stream_payload("vectors")
+        else:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            payload = _payload({"vectors": vectors})
+        if len(vectors.shape) != 2:
             raise ValueError("vectors must be 2-D")
-        payload = _payload({"vectors": vectors})
         with self.atomic():
             cur = self.db.execute(
                 "INSERT INTO embedding_sets(name, model, template, strategy, cache_key, n_items, dim, "
