@@ -217,7 +217,7 @@ def test_strategies_view_empty_state_embedding_strategy_and_two_sid_spaces(qtbot
     # -- the generative form offers fine-tuned text encoders for the joint model's text side: none yet
     # (collaborative vectors have no text encoder); a search-tuned set's appears once there is one
     gform = panel.generative_form
-    assert [gform.reader_combo.itemData(i) for i in range(gform.reader_combo.count())] == [""]
+    assert [gform.reader_combo.itemData(i) for i in range(gform.reader_combo.count())] == [None, ""]
     with ProjectStore.open(win.context.path) as store:
         content = store.load_embedding_set(sets[0].id)
         tuned_id = store.save_embedding_set(name="search-tuned (test)", model=content.model, template=content.template,
@@ -225,6 +225,14 @@ def test_strategies_view_empty_state_embedding_strategy_and_two_sid_spaces(qtbot
     win.context.contentChanged.emit()
     panel.show_form(gform)
     gform.task_combo.setCurrentIndex(gform.task_combo.findData("joint"))
+    # -- by default a joint model of the laptop preset is the measured recipe, and the form says what it
+    # will use and make: this search-tuned set was not fine-tuned on the project's queries, so a new one is
+    gform.preset_combo.setCurrentText("laptop")
+    assert gform.steps_spin.value() == 1000 and gform.eval_spin.value() == 100
+    joint = gform.joint_spec()
+    assert (joint.encoder_model, joint.item_vectors, joint.rec_targets) == ("search", "rec", 2048)
+    assert "a search-tuned text encoder fine-tuned first" in gform.plan_label.text()
+    assert f"history items read as the rec-tuned vectors of set #{sets[1].id}" in gform.plan_label.text()
     reader = gform.reader_combo.findData(f"set:{tuned_id}")
     assert reader > 0 and "search-tuned" in gform.reader_combo.itemText(reader)
     gform.reader_combo.setCurrentIndex(reader)
