@@ -224,7 +224,7 @@ def hold_write_lock(path: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_a_writer_waits_for_another_process_naming_it_or_refuses_cleanly(project):
-    holder = hold_write_lock(project, 4)
+    holder = hold_write_lock(project, 10)  # long enough for the CLI to start (torch imports) on a loaded machine
     try:
         with ProjectStore.open(project, lock_wait_s=0.5) as impatient:
             with pytest.raises(ProjectError, match=rf"pid {holder.pid} \(holder-test\) has been writing"):

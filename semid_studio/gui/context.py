@@ -25,7 +25,7 @@ from ..core.analysis.maps import Projection, project_2d
 from ..core.analysis.reading import read_vectors
 from ..core.errors import SemidError
 from ..core.events import CancelToken, Message
-from ..core.store import ProjectStore, local_commits
+from ..core.store import ProjectStore, local_commits, local_writes_open
 from .tasks import Job, TaskRunner
 
 
@@ -140,7 +140,7 @@ class ProjectContext(QObject):
         self.loading = False
         #: bumped at every open: a worker's answer about an older project is dropped by comparing it
         self.generation = 0
-        self._seen = (0, 0)  # (data_version, local_commits) at the last look
+        self._seen = (0, 0, 0)  # (data_version, local_commits, local_writes_open) at the last look
         self.watch = QTimer(self)
         self.watch.setInterval(self.WATCH_MS)
         self.watch.timeout.connect(self.check_external_changes)
@@ -168,7 +168,7 @@ class ProjectContext(QObject):
         if store.recovered:
             self.message.emit("warning", f"{path.name} was not closed cleanly (a crash or kill); its last "
                                          "commits were recovered from the -wal file")
-        self._seen = (store.data_version(), local_commits())
+        self._seen = (store.data_version(), local_commits(), local_writes_open())
         self.watch.start()
         self.load_run()
         return True
@@ -181,8 +181,10 @@ class ProjectContext(QObject):
         """
         if self.store is None:
             return False
-        seen = (self.store.data_version(), local_commits())
-        changed = seen[0] != self._seen[0] and seen[1] == self._seen[1]
+        seen = (self.store.data_version(), local_commits(), local_writes_open())
+        # another process's commit: the data moved while this process began no write and had
+        # none open (a write of ours open at either look may be what moved it)
+        changed = seen[0] != self._seen[0] and seen[1] == self._seen[1] and seen[2] == 0 and self._seen[2] == 0
         self._seen = seen
         if not changed:
             return False

@@ -41,7 +41,7 @@ other public names work from this package.
 
 from .encoding import CHUNK_MARK, DamagedArrays, arrays_from_buffer, decode_arrays, encode_arrays, is_chunked, now_iso
 from .faults import process_alive, write_fault
-from .project import ProjectStore, local_commits
+from .project import ProjectStore, local_commits, local_writes_open
 from .records import Checkpoint, EmbeddingSet, ModelRecord, QuantizerRun
 from .schema import APPLICATION_ID, SUFFIX, migrations
 
@@ -49,5 +49,5 @@ from .schema import APPLICATION_ID, SUFFIX, migrations
 __all__ = [
     "APPLICATION_ID", "SUFFIX", "migrations", "now_iso", "encode_arrays", "decode_arrays", "DamagedArrays",
     "CHUNK_MARK", "is_chunked", "arrays_from_buffer", "process_alive", "write_fault", "EmbeddingSet", "QuantizerRun",
-    "ModelRecord", "Checkpoint", "ProjectStore", "local_commits",
+    "ModelRecord", "Checkpoint", "ProjectStore", "local_commits", "local_writes_open",
 ]

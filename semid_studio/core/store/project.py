@@ -14,6 +14,7 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -36,14 +37,24 @@ LOCK_WAIT_S = 600.0
 CLIENT = " ".join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])[:200]
 
 
-_commits = 0  # outermost commits by any store of this process (see local_commits)
+_commits = 0  # outermost write transactions begun by any store of this process (see local_commits)
+_open_writes = 0  # of those, how many have not yet committed or rolled back
+_count_lock = threading.Lock()  # worker threads write too
 
 
 def local_commits() -> int:
-    """How many write transactions stores in this process have committed. With ``PRAGMA
+    """How many write transactions stores in this process have begun. With ``PRAGMA
     data_version`` (which counts every other connection's commits, this process's worker
-    threads included) it tells the app's own writes from another process's."""
+    threads included) it tells the app's own writes from another process's.
+
+    Counted when the write lock is taken, not after the commit: a look between a worker's
+    COMMIT and the count would otherwise take the app's own write for another process's."""
     return _commits
+
+
+def local_writes_open() -> int:
+    """Write transactions of this process begun and not yet finished (see :func:`local_commits`)."""
+    return _open_writes
 
 
 #: appends of at least this many rows rebuild the table's indexes afterwards (see bulk_load)
@@ -186,6 +197,9 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
             return
         try:
             if not self.read_only:
+                global _commits
+                with _count_lock:  # the checkpoint moves other connections' data_version, as a commit does
+                    _commits += 1
                 self.db.execute("PRAGMA busy_timeout = 1000")  # a busy project: the last to close folds it
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.db.execute("PRAGMA journal_mode = DELETE")
@@ -227,6 +241,10 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
                 yield self
             return
         self._begin()
+        global _commits, _open_writes
+        with _count_lock:
+            _commits += 1
+            _open_writes += 1
         try:
             yield self
             conn.execute("COMMIT")
@@ -239,9 +257,9 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
                 raise
             raise fault from None
         finally:
+            with _count_lock:
+                _open_writes -= 1
             self._clear_writer_note()
-        global _commits
-        _commits += 1
         # copy the commit into the main file now (never waits): after a crash the .semid file
         # alone is then up to date, even for a user who copies only it
         with contextlib.suppress(sqlite3.Error):
