@@ -78,7 +78,7 @@ def test_models_stored_before_the_cap_keep_their_fixed_groups():
 
 def test_the_laptop_preset_of_a_joint_model_is_the_measured_recipe():
     spec, joint = joint_settings("laptop", {"seed": "2"})
-    assert (spec.batch_targets, spec.max_steps, spec.eval_every, spec.seed) == (512, 1000, 100, 2)
+    assert (spec.batch_targets, spec.max_steps, spec.eval_every, spec.seed) == (512, 750, 100, 2)
     assert (spec.decoder_context, spec.seen_bias, spec.content_input) == ("cross", True, True)
     assert (joint.rec_targets, joint.index_share, joint.encoder_model, joint.item_vectors) == (2048, 0.5, "search", "rec")
     assert joint.max_query_tokens == 2048 and joint.max_query_states == 64

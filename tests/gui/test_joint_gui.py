@@ -228,7 +228,7 @@ def test_strategies_view_empty_state_embedding_strategy_and_two_sid_spaces(qtbot
     # -- by default a joint model of the laptop preset is the measured recipe, and the form says what it
     # will use and make: this search-tuned set was not fine-tuned on the project's queries, so a new one is
     gform.preset_combo.setCurrentText("laptop")
-    assert gform.steps_spin.value() == 1000 and gform.eval_spin.value() == 100
+    assert gform.steps_spin.value() == 750 and gform.eval_spin.value() == 100
     joint = gform.joint_spec()
     assert (joint.encoder_model, joint.item_vectors, joint.rec_targets) == ("search", "rec", 2048)
     assert "a search-tuned text encoder fine-tuned first" in gform.plan_label.text()
