@@ -203,3 +203,29 @@ def test_interactions_keep_file_order_for_equal_times(tmp_path):
     assert store.user_history("u") == [1, 2, 0]
     assert store.interactions_frame()["item_idx"].tolist() == [1, 2, 0]
     store.close()
+
+
+def test_this_process_writes_and_closes_are_told_from_another_process_s(tmp_path):
+    """The app reloads when ``data_version`` moves and this process began no write: a worker's
+    write and a worker store's closing checkpoint (both move the app's data_version) count as ours."""
+    from semid_studio.core.store import local_commits, local_writes_open
+
+    path = tmp_path / "p.semid"
+    ProjectStore.create(path).close()
+    with ProjectStore.open(path) as app:
+        seen = (app.data_version(), local_commits())
+        worker = ProjectStore.open(path)
+        with worker.atomic():
+            worker.set_meta("k", 1)
+            assert local_writes_open() == 1 and local_commits() == seen[1] + 1  # counted when the lock is taken
+        assert local_writes_open() == 0 and app.data_version() != seen[0]
+        seen = (app.data_version(), local_commits())
+        worker.close()
+        assert app.data_version() != seen[0] and local_commits() != seen[1]  # the checkpoint is ours too
+        # another process's commit moves data_version alone
+        seen = (app.data_version(), local_commits())
+        conn = sqlite3.connect(path)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('x', '1')")
+        conn.commit()
+        conn.close()
+        assert app.data_version() != seen[0] and local_commits() == seen[1]
