@@ -57,6 +57,13 @@ def local_writes_open() -> int:
     return _open_writes
 
 
+def _count_local_write(begun: int, opened: int) -> None:
+    global _commits, _open_writes
+    with _count_lock:
+        _commits += begun
+        _open_writes += opened
+
+
 #: appends of at least this many rows rebuild the table's indexes afterwards (see bulk_load)
 BULK_INDEX_ROWS = 200_000
 #: SQLite page cache during a bulk append (KiB)
@@ -197,9 +204,7 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
             return
         try:
             if not self.read_only:
-                global _commits
-                with _count_lock:  # the checkpoint moves other connections' data_version, as a commit does
-                    _commits += 1
+                _count_local_write(1, 0)  # the checkpoint moves other connections' data_version, as a commit does
                 self.db.execute("PRAGMA busy_timeout = 1000")  # a busy project: the last to close folds it
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.db.execute("PRAGMA journal_mode = DELETE")
@@ -241,10 +246,7 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
                 yield self
             return
         self._begin()
-        global _commits, _open_writes
-        with _count_lock:
-            _commits += 1
-            _open_writes += 1
+        _count_local_write(1, 1)
         try:
             yield self
             conn.execute("COMMIT")
@@ -257,8 +259,7 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
                 raise
             raise fault from None
         finally:
-            with _count_lock:
-                _open_writes -= 1
+            _count_local_write(0, -1)
             self._clear_writer_note()
         # copy the commit into the main file now (never waits): after a crash the .semid file
         # alone is then up to date, even for a user who copies only it
