@@ -17,7 +17,7 @@ import torch
 from semid_studio.core.errors import SemidError
 from semid_studio.core.events import CancelToken, Cancelled, Metric, PartialResult, collect, drive
 from semid_studio.core.generative import evaluate_model, load_model, make_spec, recommend, train_model
-from semid_studio.core.generative.baselines import Markov, Popularity
+from semid_studio.core.generative.baselines import Markov, Popularity, SASRecSpec
 from semid_studio.core.generative.data import Probes, Sequences, make_split, training_windows
 from semid_studio.core.generative.decode import beam_search, exact_scores, sample
 from semid_studio.core.generative.metrics import ranking_metrics
@@ -553,3 +553,68 @@ def test_sasrec_learns_the_sample_and_keeps_the_best_validation_epoch(project_ma
     assert ours["recall@10"] > 2 * pop["recall@10"], (ours, pop)
     filtered = model.recommend(sp.test, 10, exclude_history=True)
     assert not any(set(row.tolist()) & set(sp.test.history(i).tolist()) for i, row in enumerate(filtered))
+
+
+def test_sampled_softmax_sasrec_learns_the_sample(project_master):
+    """SASRec with sampled softmax (the 'sasrec-ss' baseline): 64 uniform negatives are enough
+    to learn the sample well past popularity; a drawn negative equal to the target is masked."""
+    from semid_studio.core.generative.baselines import SASREC_VARIANTS, SASRec, SASRecNet, sasrec_loss
+
+    seqs, sp, codes = _split(project_master)
+    assert SASREC_VARIANTS["sasrec-ss"].negatives == 256 and SASREC_VARIANTS["sasrec"].negatives == 0
+    spec = SASRecSpec(d_model=32, dropout=0.2, lr=3e-3, max_epochs=8, eval_every_epochs=2, patience=4, negatives=64)
+    model = drive(SASRec(len(codes), spec).fit(sp))
+    ours = ranking_metrics(model.recommend(sp.test, 10), sp.test.targets, (10,))
+    pop = ranking_metrics(Popularity(len(codes)).fit(sp.train).recommend(sp.test, 10), sp.test.targets, (10,))
+    assert ours["recall@10"] > 2 * pop["recall@10"], (ours, pop)
+    # with a one-item catalogue every draw is the target: only the target's own logit is left
+    net = SASRecNet(1, spec)
+    h = torch.randn(3, 32)
+    assert sasrec_loss(net, h, torch.zeros(3, dtype=torch.long), 8).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
+    """item_head: the encoder state also scores every item; ranking takes the beam's items and
+    the head's top items and orders them by SID log-probability + item_blend x the head's
+    log-probability. The merged scores are exactly that sum (checked against exact scoring and
+    the head's own softmax); the list holds distinct real items and honours excluded items; the
+    model learns the sample past popularity."""
+    import torch.nn.functional as F
+
+    path = tmp_path / "head.semid"
+    shutil.copyfile(project_master, path)
+    spec = make_spec("tiny", {**TINY, "item_head": "1", "item_blend": "0.5"})
+    with ProjectStore.open(path) as store:
+        model_id = drive(train_model(store, spec, preset="tiny"))
+        _, sp = load_split(store, "loo")
+        lm = load_model(store, model_id)
+    model, trie = lm.model, lm.trie
+    hists = [sp.test.history(i) for i in range(40)]
+    dec = beam_search(model, trie, hists, beam=20, k=10)
+    for row, h in enumerate(hists[:5]):
+        items = dec.items[row]
+        assert (items >= 0).all() and len(set(items.tolist())) == 10
+        sid = exact_scores(model, trie, h)
+        with torch.no_grad():
+            from semid_studio.core.generative.decode import _prepare
+
+            memory, lengths = _prepare(model, [h], None)
+            head = F.log_softmax(model.item_logits(memory[0, lengths[0] - 1][None])[0], -1).numpy()
+        expected = sid[items] + 0.5 * head[items]
+        assert np.allclose(dec.scores[row], expected, atol=1e-4)
+        assert (np.diff(dec.scores[row]) <= 1e-6).all()
+        # nothing outside the list scores above its last entry among the head's own top items
+        best_of_head = np.argsort(-head)[:20]
+        outside = [i for i in best_of_head if i not in set(items.tolist())]
+        assert all(sid[i] + 0.5 * head[i] <= dec.scores[row][-1] + 1e-4 for i in outside)
+    # excluded items stay out of the merged list
+    excl = [np.asarray(dec.items[r][:3]) for r in range(len(hists))]
+    again = beam_search(model, trie, hists, beam=20, k=10, exclude=excl)
+    assert not any(set(again.items[r].tolist()) & set(excl[r].tolist()) for r in range(len(hists)))
+    ranked = np.concatenate([beam_search(model, trie, [sp.test.history(i) for i in range(s, min(len(sp.test), s + 256))],
+                                         beam=20, k=10).items for s in range(0, len(sp.test), 256)])
+    ours = ranking_metrics(ranked, sp.test.targets, (10,))
+    pop = ranking_metrics(Popularity(model.n_catalogue).fit(sp.train).recommend(sp.test, 10), sp.test.targets, (10,))
+    assert ours["recall@10"] > 2 * pop["recall@10"], (ours, pop)
+    with pytest.raises(SemidError, match="item_head"):
+        make_spec("tiny", {"item_head": "-1"})

@@ -105,7 +105,8 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                    help="model(s) to evaluate (default: the newest and its other seeds)")
     p.add_argument("--beam", type=int, help="beam width (default max(20, K))")
     p.add_argument("--baselines", default="popularity,markov",
-                   help="comma list of popularity, markov, sasrec ('' for none)")
+                   help="comma list of popularity, markov, sasrec (full softmax), sasrec-ss (sampled softmax, "
+                        "256 negatives) ('' for none)")
     p.add_argument("--sasrec-minutes", type=float, help="time budget for each SASRec fit")
     p.add_argument("--exclude-history", action="store_true",
                    help="seen-item filter: leave each user's history items out of every method's list "

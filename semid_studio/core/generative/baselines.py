@@ -125,6 +125,9 @@ class SASRecSpec:
     max_epochs: int = 200
     eval_every_epochs: int = 2
     patience: int = 3  # evaluations without improvement before stopping
+    # 0: softmax over the whole catalogue; N: sampled softmax over the target and N items drawn
+    # uniformly, shared by the batch (gSASRec / eSASRec's 'SS' loss; 256 in their papers)
+    negatives: int = 0
     seed: int = 0
 
 
@@ -157,6 +160,22 @@ class SASRecNet(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.item.weight[: self.n_items].T
+
+
+def sasrec_loss(net: SASRecNet, h: torch.Tensor, targets: torch.Tensor, negatives: int) -> torch.Tensor:
+    """Full softmax cross-entropy (``negatives`` 0), or sampled softmax: the target against
+    ``negatives`` uniformly drawn items (a drawn item equal to a row's target is masked)."""
+    if negatives <= 0:
+        return F.cross_entropy(net.logits(h), targets)
+    table = net.item.weight
+    drawn = torch.randint(0, net.n_items, (negatives,), device=targets.device)
+    positive = (h * table[targets]).sum(-1, keepdim=True)
+    sampled = (h @ table[drawn].T).masked_fill(drawn[None, :] == targets[:, None], float("-inf"))
+    return F.cross_entropy(torch.cat([positive, sampled], dim=1), torch.zeros_like(targets))
+
+
+#: the baselines ``semid evaluate`` knows by name: SASRec with full softmax, and with sampled softmax
+SASREC_VARIANTS = {"sasrec": SASRecSpec(), "sasrec-ss": SASRecSpec(negatives=256)}
 
 
 class SASRec:
@@ -194,7 +213,7 @@ class SASRec:
                 tgt = torch.from_numpy(batch.targets).to(self.device)
                 h = net(inp)
                 mask = tgt >= 0
-                loss = F.cross_entropy(net.logits(h[mask]), tgt[mask])
+                loss = sasrec_loss(net, h[mask], tgt[mask], spec.negatives)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -175,6 +175,9 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
             model.reorder(state, rows)
             model.feed(state, new_codes.reshape(-1), level)  # the next step reads this level's code
     final = keys if sample else scores
+    if model.spec.item_head > 0 and constrained and not sample and encoded is None and temperature in (None, 1.0):
+        beam_items = torch.where(nodes >= 0, trie.leaf_item.to(device)[nodes.clamp_min(0)], torch.full_like(nodes, -1))
+        return merge_item_head(model, trie, memory, lengths, beam_items, k=k, exclude=exclude, seen=seen)
     order = torch.argsort(final, dim=1, descending=True)[:, :k]
     out_scores = torch.gather(final, 1, order)
     out_codes = torch.gather(codes, 1, order[:, :, None].expand(-1, -1, L1)).cpu().numpy()
@@ -187,6 +190,68 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
     out_scores = out_scores.cpu().numpy()
     items = np.where(np.isfinite(out_scores), items, -1)
     return Decoded(items, out_scores, out_codes)
+
+
+def merge_item_head(model: TigerModel, trie: SidTrie, memory: torch.Tensor, lengths: torch.Tensor,
+                    beam_items: torch.Tensor, *, k: int, exclude: list[np.ndarray] | None = None,
+                    seen: HistoryShares | None = None) -> Decoded:
+    """Top-``k`` of an item-head model (``spec.item_head``): the beam's items and as many of
+    the head's own top items, each scored by its SID log-probability (exact, teacher-forced)
+    + ``item_blend`` x the head's log-probability over the trie's items."""
+    B, W = beam_items.shape
+    device = memory.device
+    states = memory[torch.arange(B, device=device), lengths - 1]
+    in_trie = torch.full((model.n_catalogue,), float("-inf"), device=device)
+    in_trie[torch.from_numpy(trie.items).to(device)] = 0.0
+    head = F.log_softmax(model.item_logits(states).float() + in_trie, dim=-1)
+    if exclude is not None:
+        for row, items in enumerate(exclude):
+            if len(items):
+                head[row, torch.as_tensor(np.asarray(items), device=device)] = float("-inf")
+    head_top = torch.topk(head, min(W, head.shape[1]), dim=1).indices
+    cand = torch.cat([beam_items, head_top], dim=1)
+    missing = cand < 0
+    cand = cand.clamp_min(0)
+    total = sid_log_probs(model, trie, memory, lengths, cand, seen) + model.spec.item_blend * head.gather(1, cand)
+    total = total.masked_fill(missing, float("-inf"))
+    # an item may come from both lists: keep one copy
+    cand, order = torch.sort(cand, dim=1)
+    total = total.gather(1, order)
+    total[:, 1:] = total[:, 1:].masked_fill(cand[:, 1:] == cand[:, :-1], float("-inf"))
+    top_scores, top = torch.topk(total, min(k, total.shape[1]), dim=1)
+    items = cand.gather(1, top)
+    out_scores = top_scores.cpu().numpy()
+    items = np.where(np.isfinite(out_scores), items.cpu().numpy(), -1)
+    return Decoded(items, out_scores, model.codes[torch.from_numpy(items).clamp_min(0)].cpu().numpy())
+
+
+@torch.no_grad()
+def sid_log_probs(model: TigerModel, trie: SidTrie, memory: torch.Tensor, lengths: torch.Tensor,
+                  items: torch.Tensor, seen: HistoryShares | None = None) -> torch.Tensor:
+    """Log-likelihood of given items' SIDs ``(B, Q)`` after B encoded histories (``memory``,
+    ``lengths`` as for :meth:`TigerModel.decode_start`), teacher-forced, each level normalised
+    over the real children of the item's prefix: the quantity constrained beam search ranks by."""
+    B, Q = items.shape
+    device = memory.device
+    state = memory[torch.arange(B, device=device), lengths - 1][:, None, :].expand(B, Q, -1)
+    cross = model.spec.decoder_context == "cross"
+    mask = (torch.arange(memory.shape[1], device=device)[None] < lengths[:, None])[:, None, None, :] if cross else None
+    h = model.decode_full(state, model.codes[items], memory if cross else None, mask).reshape(B * Q, model.n_steps, -1)
+    paths = trie.item_path.to(device)[items.reshape(-1)]  # (B * Q, L1) node ids
+    owners = torch.arange(B, device=device).repeat_interleave(Q)
+    total = torch.zeros(B * Q, device=device)
+    for level in range(trie.n_levels):
+        parents = torch.zeros_like(owners) if level == 0 else paths[:, level - 1]
+        nodes, child_codes = trie.children(level, parents)
+        if level < model.n_steps:
+            shares = None if seen is None else seen.share(level, nodes, owners)
+            logits = model.child_logits(h[:, level], level, child_codes, nodes, trie, seen=shares).float()
+        else:  # unmodelled dedup level: uniform over the items of the tuple
+            logits = torch.zeros(nodes.shape, device=device)
+        logp = _masked_log_softmax(logits, nodes >= 0)
+        slot = paths[:, level] - trie.first[level].to(device)[parents]
+        total += logp.gather(1, slot[:, None])[:, 0]
+    return total.reshape(B, Q)
 
 
 def sample(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, k: int = 10,
@@ -213,33 +278,10 @@ def exact_scores(model: TigerModel, trie: SidTrie, history: np.ndarray, *, chunk
     model.eval()
     memory, lengths = _prepare(model, [np.asarray(history)], None)
     device = memory.device
-    state = memory[0, lengths[0] - 1][None, None, :]
-    L1 = trie.n_levels
-    cross = model.spec.decoder_context == "cross"
-    kv = model._cross_kv(memory) if cross else None
-    mask = (torch.arange(memory.shape[1], device=device) < lengths[0])[None, None, None, :] if cross else None
-    all_codes = torch.from_numpy(trie.codes).to(device)
     items = torch.from_numpy(trie.items).to(device)
-    paths = trie.item_path.to(device)[items]  # (n_rows, L1) node ids
     seen = HistoryShares(trie, [np.asarray(history)], model.n_steps, device) if model.seen_bias is not None else None
     out = torch.full((int(trie.items.max()) + 1,), float("-inf"), device=device)
     for start in range(0, len(items), chunk):
-        sl = slice(start, min(len(items), start + chunk))
-        c = all_codes[sl]
-        N = c.shape[0]
-        h = model.decode_full(state.expand(1, N, -1), c[None], memory if cross else None, mask, kv=kv)[0]
-        total = torch.zeros(N, device=device)
-        for level in range(L1):
-            parents = torch.zeros(N, dtype=torch.long, device=device) if level == 0 else paths[sl, level - 1]
-            nodes, child_codes = trie.children(level, parents)
-            if level < model.n_steps:
-                one_history = torch.zeros(N, dtype=torch.long, device=device)
-                shares = None if seen is None else seen.share(level, nodes, one_history)
-                logits = model.child_logits(h[:, level], level, child_codes, nodes, trie, seen=shares).float()
-            else:  # unmodelled dedup level: uniform over the items of the tuple
-                logits = torch.zeros(nodes.shape, device=device)
-            logp = _masked_log_softmax(logits, nodes >= 0)
-            slot = paths[sl, level] - trie.first[level].to(device)[parents]
-            total += logp.gather(1, slot[:, None])[:, 0]
-        out[items[sl]] = total
+        some = items[start : start + chunk]
+        out[some] = sid_log_probs(model, trie, memory, lengths, some[None], seen)[0]
     return out.cpu().numpy()

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch
 from ..errors import ProjectError, SemidError
 from ..events import NEVER, CancelToken, Message, Progress, TaskGenerator
 from ..store import ModelRecord, ProjectStore
-from .baselines import Markov, Popularity, SASRec, SASRecSpec
+from .baselines import SASREC_VARIANTS, Markov, Popularity, SASRec, SASRecSpec
 from .data import Probes, Split
 from .decode import Decoded, beam_search, sample
 from .metrics import DEFAULT_KS, category_entropy, ranking_metrics, summarise_runs
@@ -257,7 +257,8 @@ def evaluate_model(
     beam
         Beam width (default: max(20, max K)).
     baselines
-        Any of ``popularity``, ``markov``, ``sasrec``, fitted on the same training part.
+        Any of ``popularity``, ``markov``, ``sasrec`` (full softmax), ``sasrec-ss`` (sampled
+        softmax, 256 negatives), fitted on the same training part.
     exclude_history
         The seen-item filter: leave each test user's history items out of every method's list
         (the model's beams and the baselines' scores alike). Right where the next item is never
@@ -273,9 +274,10 @@ def evaluate_model(
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] <= 0:
         raise SemidError("--k needs positive cut-offs, e.g. 5,10,20")
-    unknown = set(baselines) - {"popularity", "markov", "sasrec"}
+    known = ("popularity", "markov", *SASREC_VARIANTS)
+    unknown = set(baselines) - set(known)
     if unknown:
-        raise SemidError(f"unknown baseline(s) {sorted(unknown)}; choose from popularity, markov, sasrec")
+        raise SemidError(f"unknown baseline(s) {sorted(unknown)}; choose from {', '.join(known)}")
     kmax = max(ks)
     beam = beam or max(20, kmax)
     if beam < kmax:
@@ -317,22 +319,22 @@ def evaluate_model(
     n_items = store.item_count()
     for name in baselines:
         cancel.raise_if_cancelled()
-        if name != "sasrec":
+        if name not in SASREC_VARIANTS:
             report["models"][name] = count_baseline(name, sp, n_items, ks, exclude_history=exclude_history)
             yield Message(f"{name}: " + _fmt(report["models"][name]["per_seed"][0], ks))
         else:
+            # one fit per seed of the models, chosen on validation NDCG@10 like the models
+            spec = (sasrec_spec if name == "sasrec" and sasrec_spec else SASREC_VARIANTS[name])
             runs = []
             for seed in seeds:
-                spec = sasrec_spec or SASRecSpec()
-                from dataclasses import replace
-
                 model = yield from SASRec(n_items, replace(spec, seed=seed), device=str(resolve_device(device))).fit(
                     sp, max_minutes=sasrec_minutes, cancel=cancel)
                 mm = ranking_metrics(model.recommend(sp.test, kmax, exclude_history=exclude_history),
                                      sp.test.targets, ks)
                 runs.append(mm)
-                yield Message(f"sasrec (seed {seed}): " + _fmt(mm, ks))
-            report["models"]["sasrec"] = {"per_seed": runs, "seeds": seeds, "summary": summarise_runs(runs)}
+                yield Message(f"{name} (seed {seed}): " + _fmt(mm, ks))
+            report["models"][name] = {"per_seed": runs, "seeds": seeds, "summary": summarise_runs(runs),
+                                      "spec": asdict(spec)}
     rec0 = records[0]
     report["settings"] = {
         "split": split, "split_info": sp.info, "ks": list(ks), "beam": beam, "constrained": True,

@@ -286,6 +286,12 @@ class TigerModel(nn.Module):
         # one offset per modelled level for items the user already has (created after every
         # other module: models without it are initialised exactly as before)
         self.seen_bias = nn.Parameter(torch.zeros(self.n_steps)) if spec.seen_bias else None
+        # the item-level head (created last, as above): the state is projected into the space
+        # of the items' input vectors, plus a learned per-item bias (popularity); items beyond
+        # the training vocabulary (cold start) get no bias of their own
+        if spec.item_head > 0:
+            self.item_query = nn.Linear(d, d)
+            self.item_bias = nn.Parameter(torch.zeros(vocab.n_items))
         # per decoding trie: each level's node vectors (mean of the node's items' content);
         # the projected tables are cached while the weights cannot change (eval mode)
         self._node_content: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -379,6 +385,34 @@ class TigerModel(nn.Module):
         for layer in self.encoder:
             x = layer(x, mask, causal)
         return self.enc_norm(x)
+
+    # -- item-level head
+
+    def item_vectors(self) -> torch.Tensor:
+        """Every catalogue item's input vector (its SID codes + item id + content, without
+        position or dropout): ``(n_catalogue, d)``, what the item head scores states against."""
+        feats = self.item_feats[:-1]
+        if not self.spec.item_embedding:
+            feats = feats[:, :-1]
+        x = self.tokens(feats).sum(dim=1)
+        if self.spec.content_input:
+            x = x + self.content_in(self.content[:-1])
+        return x
+
+    def item_logits(self, states: torch.Tensor, items: torch.Tensor | None = None,
+                    vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Item-head logits of encoder ``states`` ``(N, d)``: over every catalogue item
+        ``(N, n_catalogue)``, or over given ``items`` ``(N, C)`` / ``(C,)``. ``vectors``: the
+        result of :meth:`item_vectors` when several calls share one."""
+        table = self.item_vectors() if vectors is None else vectors
+        known = min(self.vocab.n_items, table.shape[0])
+        bias = F.pad(self.item_bias[:known], (0, table.shape[0] - known))  # cold-start items: 0
+        q = self.item_query(states)
+        if items is None:
+            return q @ table.T + bias
+        if items.dim() == 1:
+            return q @ table[items].T + bias[items]
+        return (table[items] @ q.unsqueeze(-1)).squeeze(-1) + bias[items]
 
     # -- text encoder (joint search)
 
@@ -518,11 +552,12 @@ class TigerModel(nn.Module):
         return out
 
     def forward_train(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
-                      *, last_only: bool = False):
+                      *, last_only: bool = False, with_states: bool = False):
         """Logits for a training batch.
 
         Returns ``(decoder states (N, n_steps, d), target item idx (N,))`` for the N target
-        slots that have a target.
+        slots that have a target; ``with_states`` adds the encoder states they start from
+        ``(N, d)`` (the item head's input).
         """
         causal = not last_only
         memory = self.encode(inputs, users, causal=causal)
@@ -552,9 +587,9 @@ class TigerModel(nn.Module):
         if self.spec.decoder_context != "cross":
             # without cross-attention each target is independent: decode only real targets
             h = self.decode_full(states[keep][None], codes[keep][None], None, None)[0]
-            return h, tgt[keep]
-        h = self.decode_full(states, codes, memory, cross_mask)
-        return h[keep], tgt[keep]
+        else:
+            h = self.decode_full(states, codes, memory, cross_mask)[keep]
+        return (h, tgt[keep], states[keep]) if with_states else (h, tgt[keep])
 
     # -- decoder (incremental, for beam search)
 

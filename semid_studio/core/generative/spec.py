@@ -57,6 +57,17 @@ class GenerativeSpec:
     # gets b[level] x (share of its node's items in the user's whole history so far), so the
     # model can learn that people do not come back to an item (or that they do); see seen.py
     seen_bias: bool = False
+    # an item-level head beside the SID decoder (docs/generative.md, "Past the Beauty record"):
+    # the encoder state that starts the decoder also scores every item directly, against each
+    # item's own input vector (its SID codes + item id + content, the same sum the history
+    # reads), trained with softmax cross-entropy at this weight beside the SID loss (0 = off).
+    # Ranking then merges the two: the beam's items and the head's top items, each scored by
+    # its SID log-probability + item_blend x the head's log-probability
+    item_head: float = 0.0
+    item_blend: float = 1.0
+    # softmax over every item (0), or over the target and this many items drawn uniformly
+    # (sampled softmax with the log-Q correction: for catalogues too large for a full softmax)
+    item_negatives: int = 0
     # -- training
     split: str = "loo"
     train_targets: str = "all"  # "all": every history position is a target; "last": TIGER's one per window
@@ -105,7 +116,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # average of the weights on a 2,500-step cosine (validation peaks by ~2,000 steps, so the
     # learning rate is low by then and the average smooths the last steps): test R@10
     # 0.0729 -> 0.0775 and NDCG@10 0.0443 -> 0.0471 over 3 seeds (docs/generative.md,
-    # "A weight average on a shorter schedule").
+    # "A weight average on a shorter schedule"). Since stop 30 an item-level head beside the
+    # decoder (item_head; ranking merges the beam with the head's top items, item_blend 2
+    # chosen on validation) on a 1,250-step schedule (validation peaks at ~1,000 steps with
+    # the head): docs/generative.md, "Past the Beauty record".
     "laptop": {
         "n_heads": 2,
         "head_dim": 64,
@@ -117,9 +131,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decoder_context": "state",
         "node_output": True,
         "content_input": True,
-        # ~1.5 steps per second of one thread on Beauty (validation included): the schedule
-        # ends after ~28 minutes
-        "max_steps": 2500,
+        "item_head": 1.0,
+        "item_blend": 2.0,
+        # ~0.9 steps per second of one thread on Beauty (validation included): the schedule
+        # ends after ~25 minutes
+        "max_steps": 1250,
         "ema_decay": 0.998,
         "eval_every": 250,
     },
@@ -234,5 +250,8 @@ def validate_spec(spec: GenerativeSpec) -> None:
         raise SemidError("spec field 'content_set' only matters with content_input or content_output")
     if spec.lr <= 0:
         raise SemidError("spec field 'lr' must be positive")
+    for name in ("item_head", "item_blend", "item_negatives"):
+        if getattr(spec, name) < 0:
+            raise SemidError(f"spec field '{name}' must be >= 0, got {getattr(spec, name)}")
     if not spec.select_metric.startswith(("ndcg@", "recall@")):
         raise SemidError("spec field 'select_metric' must be ndcg@K or recall@K")

@@ -77,6 +77,23 @@ def sid_loss(model: TigerModel, trie: SidTrie, h: torch.Tensor, targets: torch.T
     return total
 
 
+def item_loss(model: TigerModel, states: torch.Tensor, targets: torch.Tensor, negatives: int = 0) -> torch.Tensor:
+    """The item head's mean cross-entropy: softmax over every training item (``negatives`` 0),
+    or over the target and ``negatives`` items drawn uniformly and shared by the batch (a
+    uniform draw needs no log-Q correction: it shifts every logit alike); a drawn item that is
+    a row's own target is masked out of that row."""
+    if negatives <= 0:
+        logits = model.item_logits(states)[:, : model.vocab.n_items]
+        return F.cross_entropy(logits.float(), targets)
+    drawn = torch.randint(0, model.vocab.n_items, (negatives,), device=targets.device)
+    vectors = model.item_vectors()
+    positive = model.item_logits(states, targets[:, None], vectors)  # (N, 1)
+    sampled = model.item_logits(states, drawn, vectors)  # (N, negatives)
+    sampled = sampled.masked_fill(drawn[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([positive, sampled], dim=1).float()
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
 def _nll(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     logp = F.log_softmax(logits, dim=-1)
     nll = -logp.gather(1, target[:, None])[:, 0]
@@ -264,9 +281,12 @@ class Trainer:
         users = None
         if spec.user_bins > 0 and self.user_tokens is not None:
             users = torch.from_numpy(self.user_tokens[batch.users]).to(self.device)
-        h, tgt = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last")
+        h, tgt, states = self.model.forward_train(inputs, targets, users, last_only=spec.train_targets == "last",
+                                                  with_states=True)
         loss = sid_loss(self.model, self.trie, h, tgt, constrained=spec.constrained_loss,
                         label_smoothing=spec.label_smoothing, seen=self.seen_shares(batch))
+        if spec.item_head > 0:
+            loss = loss + spec.item_head * item_loss(self.model, states, tgt, spec.item_negatives)
         return loss if weight == 1.0 else loss * weight
 
     def my_rows(self, n: int) -> tuple[np.ndarray, bool]:

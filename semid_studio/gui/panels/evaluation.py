@@ -65,7 +65,7 @@ def run_row(run) -> tuple:
 
 #: the model in a strong blue, the baselines in quieter colours (the same in every evaluation)
 METHOD_COLORS = {"tiger": (52, 101, 164), "popularity": (170, 170, 170), "markov": (230, 145, 56),
-                 "sasrec": (115, 170, 90)}
+                 "sasrec": (115, 170, 90), "sasrec-ss": (60, 140, 60)}
 
 
 def evaluation_methods(evaluation: dict) -> list[tuple[str, dict[str, tuple[float, float | None]]]]:
@@ -93,7 +93,7 @@ def evaluation_methods(evaluation: dict) -> list[tuple[str, dict[str, tuple[floa
             out.append((method, values))
         # the model first, then the baselines from the simplest (the store keeps JSON keys sorted);
         # a query file's report names its joint models "joint #N" and its search baselines after the method
-        order = {"tiger": 0, "popularity": 1, "markov": 2, "sasrec": 3, "bm25": 4}
+        order = {"tiger": 0, "popularity": 1, "markov": 2, "sasrec": 3, "sasrec-ss": 4, "bm25": 5}
         return sorted(out, key=lambda mv: (0 if mv[0].startswith("joint") else order.get(mv[0], 9), mv[0]))
     flat = {k: (float(v), None) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
@@ -171,10 +171,14 @@ class EvaluationPanel(QWidget):
         self.ks_edit.setMaximumWidth(90)
         self.ks_edit.setToolTip("Cut-offs K for Recall@K and NDCG@K")
         self.baseline_checks = {name: QCheckBox(label) for name, label in
-                                (("popularity", "popularity"), ("markov", "Markov chain"), ("sasrec", "SASRec"))}
+                                (("popularity", "popularity"), ("markov", "Markov chain"), ("sasrec", "SASRec"),
+                                 ("sasrec-ss", "SASRec-SS"))}
         self.baseline_checks["popularity"].setChecked(True)
         self.baseline_checks["markov"].setChecked(True)
-        self.baseline_checks["sasrec"].setToolTip("Trains SASRec on the same split (minutes on a big catalogue)")
+        self.baseline_checks["sasrec"].setToolTip("Trains SASRec (softmax over every item) on the same split "
+                                                  "(minutes on a big catalogue)")
+        self.baseline_checks["sasrec-ss"].setToolTip("Trains SASRec with sampled softmax (256 negatives, as in "
+                                                     "gSASRec / eSASRec) on the same split")
         self.exclude_history_check = QCheckBox("Leave out history items")
         self.exclude_history_check.setToolTip(
             "The seen-item filter: each test user's own history items are left out of every method's list "

@@ -41,6 +41,9 @@ class JointTrainer(Trainer):
                  table=None, content: np.ndarray | None = None, dist: Dist = SINGLE) -> None:
         """``table``: a :class:`~semid_studio.core.search.token_strategies.JointTable` (Separate /
         Prefix-share; ``codes`` is then its virtual-row table), or None for one shared SID table."""
+        if spec.item_head > 0:
+            raise SemidError("spec field 'item_head' is for recommendation models (semid train --task rec); "
+                             "a joint model does not have one yet")
         self.joint, self.data = joint, data
         # search's share of the loss (and of the batch's targets unless rec_targets is set)
         self.search_weight = 1.0 if joint.task == "search" else joint.mix
