@@ -296,6 +296,7 @@ class TigerModel(nn.Module):
         # the projected tables are cached while the weights cannot change (eval mode)
         self._node_content: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._projected: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._item_table: torch.Tensor | None = None  # item_vectors() in eval mode
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -316,6 +317,7 @@ class TigerModel(nn.Module):
         (cold start) are encoded by their codes plus the 'unknown item' token. ``content``
         ``(n, content_dim)``: the items' content vectors, for models that read them."""
         feats = self.vocab.item_features(codes)
+        self._item_table = None  # the item head's table follows the catalogue
         device = self.tokens.weight.device
         self.item_feats = torch.from_numpy(feats).to(device)
         self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(device)
@@ -331,10 +333,12 @@ class TigerModel(nn.Module):
 
     def train(self, mode: bool = True):
         self._projected = weakref.WeakKeyDictionary()  # the weights may change from here on
+        self._item_table = None
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._projected = weakref.WeakKeyDictionary()
+        self._item_table = None
         return super()._load_from_state_dict(*args, **kwargs)
 
     @property
@@ -353,11 +357,7 @@ class TigerModel(nn.Module):
             ids = feats[..., -1]
             feats = feats.clone()
             feats[..., -1] = torch.where(drop & (ids != PAD), torch.full_like(ids, UNK_ITEM), ids)
-        if not self.spec.item_embedding:
-            feats = feats[..., :-1]
-        x = self.tokens(feats).sum(dim=2)
-        if self.spec.content_input:
-            x = x + self.content_in(self.content[items.masked_fill(items < 0, self.n_catalogue)])
+        x = self._item_input(feats, items.masked_fill(items < 0, self.n_catalogue))
         if users is not None and self.spec.user_bins > 0:
             x = torch.cat([self.tokens(users)[:, None, :], x], dim=1)
         if self.text is not None:  # joint model: the history is a recommendation request
@@ -388,16 +388,27 @@ class TigerModel(nn.Module):
 
     # -- item-level head
 
-    def item_vectors(self) -> torch.Tensor:
-        """Every catalogue item's input vector (its SID codes + item id + content, without
-        position or dropout): ``(n_catalogue, d)``, what the item head scores states against."""
-        feats = self.item_feats[:-1]
+    def _item_input(self, feats: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Items' input vectors from their token ids ``feats`` (..., L + 2) and catalogue rows
+        (...,): the sum of their code (and item-id) embeddings plus their projected content."""
         if not self.spec.item_embedding:
-            feats = feats[:, :-1]
-        x = self.tokens(feats).sum(dim=1)
+            feats = feats[..., :-1]
+        x = self.tokens(feats).sum(dim=-2)
         if self.spec.content_input:
-            x = x + self.content_in(self.content[:-1])
+            x = x + self.content_in(self.content[rows])
         return x
+
+    def item_vectors(self) -> torch.Tensor:
+        """Every catalogue item's input vector (as a history position reads it, without
+        position or dropout): ``(n_catalogue, d)``, what the item head scores states against.
+        Cached while the weights cannot change (eval), like the projected node content."""
+        if not self.training and self._item_table is not None:
+            return self._item_table
+        rows = torch.arange(self.n_catalogue, device=self.item_feats.device)
+        table = self._item_input(self.item_feats[:-1], rows)
+        if not self.training:
+            self._item_table = table
+        return table
 
     def item_logits(self, states: torch.Tensor, items: torch.Tensor | None = None,
                     vectors: torch.Tensor | None = None) -> torch.Tensor:

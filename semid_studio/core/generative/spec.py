@@ -66,7 +66,8 @@ class GenerativeSpec:
     item_head: float = 0.0
     item_blend: float = 1.0
     # softmax over every item (0), or over the target and this many items drawn uniformly
-    # (sampled softmax with the log-Q correction: for catalogues too large for a full softmax)
+    # (sampled softmax, for catalogues too large for a full softmax; a uniform draw needs no
+    # log-Q correction)
     item_negatives: int = 0
     # -- training
     split: str = "loo"
