@@ -575,20 +575,29 @@ def test_sampled_softmax_sasrec_learns_the_sample(project_master):
 
 def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
     """item_head: the encoder state also scores every item; ranking takes the beam's items and
-    the head's top items and orders them by SID log-probability + item_blend x the head's
-    log-probability. The merged scores are exactly that sum (checked against exact scoring and
-    the head's own softmax); the list holds distinct real items and honours excluded items; the
-    model learns the sample past popularity."""
+    the top items of the item-level score and orders them by SID log-probability + item_blend x
+    the head's log-probability + transition_weight x the transition prior. The merged scores are
+    exactly that sum (checked against exact scoring, the head's own softmax and transition
+    counts made here from the training part); the list holds distinct real items and honours
+    excluded items; the model learns the sample past popularity."""
     import torch.nn.functional as F
 
     path = tmp_path / "head.semid"
     shutil.copyfile(project_master, path)
-    spec = make_spec("tiny", {**TINY, "item_head": "1", "item_blend": "0.5"})
+    spec = make_spec("tiny", {**TINY, "item_head": "1", "item_blend": "0.5", "transition_weight": "0.7",
+                              "transition_smoothing": "2"})
     with ProjectStore.open(path) as store:
         model_id = drive(train_model(store, spec, preset="tiny"))
         _, sp = load_split(store, "loo")
-        lm = load_model(store, model_id)
+        lm = load_model(store, model_id)  # the stored transition table is loaded with the weights
     model, trie = lm.model, lm.trie
+    n = model.vocab.n_items
+    follows = np.zeros((n, n), np.float32)
+    for u in range(sp.train.n_users):
+        seq = sp.train.seq(u)
+        np.add.at(follows, (seq[:-1], seq[1:]), 1.0)
+    popularity = np.bincount(sp.train.items, minlength=n) + 1.0
+    popularity /= popularity.sum()
     hists = [sp.test.history(i) for i in range(40)]
     dec = beam_search(model, trie, hists, beam=20, k=10)
     for row, h in enumerate(hists[:5]):
@@ -600,13 +609,14 @@ def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
 
             memory, lengths = _prepare(model, [h], None)
             head = F.log_softmax(model.item_logits(memory[0, lengths[0] - 1][None])[0], -1).numpy()
-        expected = sid[items] + 0.5 * head[items]
+        prior = np.log((follows[h[-1]] + 2 * popularity) / (follows[h[-1]].sum() + 2))
+        item_level = 0.5 * head + 0.7 * prior
+        expected = sid[items] + item_level[items]
         assert np.allclose(dec.scores[row], expected, atol=1e-4)
         assert (np.diff(dec.scores[row]) <= 1e-6).all()
-        # nothing outside the list scores above its last entry among the head's own top items
-        best_of_head = np.argsort(-head)[:20]
-        outside = [i for i in best_of_head if i not in set(items.tolist())]
-        assert all(sid[i] + 0.5 * head[i] <= dec.scores[row][-1] + 1e-4 for i in outside)
+        # nothing outside the list scores above its last entry among the item level's top items
+        outside = [i for i in np.argsort(-item_level)[:20] if i not in set(items.tolist())]
+        assert all(sid[i] + item_level[i] <= dec.scores[row][-1] + 1e-4 for i in outside)
     # excluded items stay out of the merged list
     excl = [np.asarray(dec.items[r][:3]) for r in range(len(hists))]
     again = beam_search(model, trie, hists, beam=20, k=10, exclude=excl)
@@ -619,3 +629,5 @@ def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
     assert ours["recall@10"] > 2 * pop["recall@10"], (ours, pop)
     with pytest.raises(SemidError, match="item_head"):
         make_spec("tiny", {"item_head": "-1"})
+    with pytest.raises(SemidError, match="transition_weight.*item_head"):
+        make_spec("tiny", {"transition_weight": "1"})

@@ -177,7 +177,9 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
     final = keys if sample else scores
     if model.spec.item_head > 0 and constrained and not sample and encoded is None and temperature in (None, 1.0):
         beam_items = torch.where(nodes >= 0, trie.leaf_item.to(device)[nodes.clamp_min(0)], torch.full_like(nodes, -1))
-        return merge_item_head(model, trie, memory, lengths, beam_items, k=k, exclude=exclude, seen=seen)
+        last = torch.tensor([int(h[-1]) if len(h) else -1 for h in histories], device=device)
+        return merge_item_head(model, trie, memory, lengths, beam_items, k=k, exclude=exclude, seen=seen,
+                               last_items=last)
     order = torch.argsort(final, dim=1, descending=True)[:, :k]
     out_scores = torch.gather(final, 1, order)
     out_codes = torch.gather(codes, 1, order[:, :, None].expand(-1, -1, L1)).cpu().numpy()
@@ -194,25 +196,35 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
 
 def merge_item_head(model: TigerModel, trie: SidTrie, memory: torch.Tensor, lengths: torch.Tensor,
                     beam_items: torch.Tensor, *, k: int, exclude: list[np.ndarray] | None = None,
-                    seen: HistoryShares | None = None) -> Decoded:
-    """Top-``k`` of an item-head model (``spec.item_head``): the beam's items and as many of
-    the head's own top items, each scored by its SID log-probability (exact, teacher-forced)
-    + ``item_blend`` x the head's log-probability over the trie's items."""
+                    seen: HistoryShares | None = None, last_items: torch.Tensor | None = None) -> Decoded:
+    """Top-``k`` of an item-head model (``spec.item_head``): the beam's items and as many
+    top items of the item-level score, each scored by its SID log-probability (exact,
+    teacher-forced) + the item-level score. That score is ``item_blend`` x the head's
+    log-probability over the trie's items, plus ``transition_weight`` x the transition prior's
+    log-probability after the history's last item (``last_items`` (B,), -1 = none)."""
     B, W = beam_items.shape
     device = memory.device
+    spec = model.spec
     states = memory[torch.arange(B, device=device), lengths - 1]
     in_trie = torch.full((model.n_catalogue,), float("-inf"), device=device)
     in_trie[torch.from_numpy(trie.items).to(device)] = 0.0
     head = F.log_softmax(model.item_logits(states).float() + in_trie, dim=-1)
+    # (0 x -inf would be nan: without a blend the level is 0 on the trie's items, -inf elsewhere)
+    item_level = spec.item_blend * head if spec.item_blend > 0 else in_trie.expand(B, -1).clone()
+    if spec.transition_weight > 0:
+        last = torch.full((B,), -1, device=device) if last_items is None else last_items
+        item_level = item_level + spec.transition_weight * model.transition_log_probs(last)
     if exclude is not None:
         for row, items in enumerate(exclude):
             if len(items):
-                head[row, torch.as_tensor(np.asarray(items), device=device)] = float("-inf")
-    head_top = torch.topk(head, min(W, head.shape[1]), dim=1).indices
-    cand = torch.cat([beam_items, head_top], dim=1)
+                item_level[row, torch.as_tensor(np.asarray(items), device=device)] = float("-inf")
+    # item_blend 0 without a prior: the extra candidates still come from the head
+    pool = item_level if (spec.item_blend > 0 or spec.transition_weight > 0) else head + item_level
+    item_top = torch.topk(pool, min(W, pool.shape[1]), dim=1).indices
+    cand = torch.cat([beam_items, item_top], dim=1)
     missing = cand < 0
     cand = cand.clamp_min(0)
-    total = sid_log_probs(model, trie, memory, lengths, cand, seen) + model.spec.item_blend * head.gather(1, cand)
+    total = sid_log_probs(model, trie, memory, lengths, cand, seen) + item_level.gather(1, cand)
     total = total.masked_fill(missing, float("-inf"))
     # an item may come from both lists: keep one copy
     cand, order = torch.sort(cand, dim=1)

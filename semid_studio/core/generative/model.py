@@ -292,6 +292,14 @@ class TigerModel(nn.Module):
         if spec.item_head > 0:
             self.item_query = nn.Linear(d, d)
             self.item_bias = nn.Parameter(torch.zeros(vocab.n_items))
+        # the transition prior (spec.transition_weight): how often each item followed each
+        # other in the training part, as a sparse table (row = item, CSR) that travels with the
+        # weights; its size is only known once counted (set_transitions), or when loaded
+        if spec.transition_weight > 0:
+            self.register_buffer("transition_start", torch.zeros(vocab.n_items + 1, dtype=torch.long))
+            self.register_buffer("transition_next", torch.zeros(0, dtype=torch.long))
+            self.register_buffer("transition_count", torch.zeros(0))
+            self.register_buffer("item_count", torch.zeros(vocab.n_items))
         # per decoding trie: each level's node vectors (mean of the node's items' content);
         # the projected tables are cached while the weights cannot change (eval mode)
         self._node_content: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -336,10 +344,13 @@ class TigerModel(nn.Module):
         self._item_table = None
         return super().train(mode)
 
-    def _load_from_state_dict(self, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         self._projected = weakref.WeakKeyDictionary()
         self._item_table = None
-        return super()._load_from_state_dict(*args, **kwargs)
+        for name in ("transition_next", "transition_count"):  # sized by the stored table
+            if hasattr(self, name) and prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=self.item_count.device))
+        return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def n_catalogue(self) -> int:
@@ -424,6 +435,49 @@ class TigerModel(nn.Module):
         if items.dim() == 1:
             return q @ table[items].T + bias[items]
         return (table[items] @ q.unsqueeze(-1)).squeeze(-1) + bias[items]
+
+    # -- transition prior
+
+    def set_transitions(self, sequences) -> None:
+        """Count item -> next item in training ``sequences`` (:class:`.data.Sequences`) for the
+        transition prior, and each item's occurrences (the prior's fallback)."""
+        n = self.vocab.n_items
+        src, dst = [], []
+        for u in range(sequences.n_users):
+            s = sequences.seq(u)
+            src.append(s[:-1])
+            dst.append(s[1:])
+        pairs = np.concatenate(src) * n + np.concatenate(dst) if src else np.zeros(0, np.int64)
+        keys, counts = np.unique(pairs, return_counts=True)  # sorted by (item, next item)
+        device = self.tokens.weight.device
+        # registered here too, so that a model trained without the prior can be given one
+        tables = {"transition_start": np.searchsorted(keys, np.arange(n + 1) * n),
+                  "transition_next": keys % n,
+                  "transition_count": counts.astype(np.float32),
+                  "item_count": np.bincount(sequences.items, minlength=n)[:n].astype(np.float32)}
+        for name, table in tables.items():
+            self.register_buffer(name, torch.from_numpy(table).to(device))
+
+    def transition_log_probs(self, last: torch.Tensor) -> torch.Tensor:
+        """``log P(next item | last item)`` over the catalogue ``(B, n_catalogue)`` for the
+        histories' last items ``(B,)``: the training part's counts, smoothed towards item
+        popularity by ``spec.transition_smoothing`` pseudo-counts. Items the table does not
+        know (cold start, or -1) follow popularity alone."""
+        B, N, n = last.shape[0], self.n_catalogue, self.vocab.n_items
+        alpha = self.spec.transition_smoothing
+        popularity = F.pad(self.item_count[:N] + 1.0, (0, max(0, N - n)), value=1.0)
+        popularity = popularity / popularity.sum()
+        known = (last >= 0) & (last < n)
+        row = last.clamp(0, n - 1)
+        begin, end = self.transition_start[row], self.transition_start[row + 1]
+        size = torch.where(known, end - begin, torch.zeros_like(begin))
+        owner = torch.repeat_interleave(torch.arange(B, device=last.device), size)
+        at = torch.arange(int(size.sum()), device=last.device) - torch.repeat_interleave(size.cumsum(0) - size, size)
+        at = at + torch.repeat_interleave(begin, size)
+        counts = torch.zeros(B, N, device=last.device)
+        counts[owner, self.transition_next[at]] = self.transition_count[at]
+        total = torch.zeros(B, device=last.device).index_add_(0, owner, self.transition_count[at])
+        return torch.log((counts + alpha * popularity) / (total + alpha)[:, None])
 
     # -- text encoder (joint search)
 

@@ -191,6 +191,8 @@ class Trainer:
         # ``text``: a joint search + recommendation model (see .joint.JointTrainer)
         self.model = TigerModel(spec, vocab, text, content.shape[1] if reads_content else 0).to(self.device)
         self.model.set_catalogue(codes, content if reads_content else None)
+        if spec.transition_weight > 0:
+            self.model.set_transitions(split.train)
         self.trie = SidTrie.build(codes, vocab.level_sizes).to(self.device)
         self.user_tokens = user_tokens  # (n_users,) token per Sequences row, or None
         self.windows: Windows = training_windows(split.train, spec.max_history, last_only=spec.train_targets == "last")

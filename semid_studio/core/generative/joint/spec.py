@@ -74,9 +74,9 @@ class JointSpec:
 # movielens_tomt the movies already rated in the top 10 fall from 3.6-3.9 to 0.1 and rec R@10
 # (every movie ranked) rises from 0.073 to 0.11; a search-only model never reads a history, so
 # there it changes nothing. The rec-only presets were not re-measured with it and stay as they are.
-# The rec-only `laptop` preset's item-level head (item_head) is not part of a joint model (yet):
-# the joint recipe was measured without it.
-JOINT_MODEL_DEFAULTS = {"decoder_context": "cross", "seen_bias": True, "item_head": 0.0}
+# The rec-only `laptop` preset's item-level head (item_head) and transition prior are not part
+# of a joint model (yet): the joint recipe was measured without them.
+JOINT_MODEL_DEFAULTS = {"decoder_context": "cross", "seen_bias": True, "item_head": 0.0, "transition_weight": 0.0}
 
 
 def make_joint_model_spec(preset: str, overrides: Mapping[str, Any] | None = None) -> GenerativeSpec:
