@@ -629,5 +629,9 @@ def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
     assert ours["recall@10"] > 2 * pop["recall@10"], (ours, pop)
     with pytest.raises(SemidError, match="item_head"):
         make_spec("tiny", {"item_head": "-1"})
+    from semid_studio.core.generative.decode import score_meaning
+
+    assert score_meaning(model.spec) == ("SID log-probability + 0.5 x item-head log-probability"
+                                         " + 0.7 x transition log-probability")
     with pytest.raises(SemidError, match="transition_weight.*item_head"):
         make_spec("tiny", {"transition_weight": "1"})

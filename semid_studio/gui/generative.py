@@ -106,6 +106,7 @@ class Recommendation:
     rows: list[dict] = field(default_factory=list)
     invalid: int = 0  # returned SIDs that no item has (unconstrained decoding only)
     seconds: float = 0.0
+    score_meaning: str = "SID log-probability"  # what the beam's scores add up (decode.score_meaning)
 
     @property
     def items(self) -> list[int]:
@@ -128,7 +129,7 @@ def recommend_history(store: ProjectStore, request: RecommendRequest, cache: "Mo
 
     import torch
 
-    from ..core.generative.decode import beam_search
+    from ..core.generative.decode import beam_search, score_meaning
     from ..core.generative.tokens import sid_string
 
     t0 = time.perf_counter()
@@ -170,7 +171,10 @@ def recommend_history(store: ProjectStore, request: RecommendRequest, cache: "Mo
         rec = records.get(int(item))
         rows.append({"rank": len(rows) + 1, "idx": int(item), "item_id": rec["item_id"] if rec else "",
                      "title": rec.get("title") if rec else None, "sid": sid_string(sid), "score": float(score)})
-    return Recommendation(request, info, rows, sum(1 for r in rows if r["idx"] < 0), time.perf_counter() - t0)
+    # the item head's merge (and its prior) ranks constrained beams only
+    meaning = score_meaning(lm.model.spec) if request.constrained else "SID log-probability"
+    return Recommendation(request, info, rows, sum(1 for r in rows if r["idx"] < 0), time.perf_counter() - t0,
+                          meaning)
 
 
 # --------------------------------------------------------------------------- export

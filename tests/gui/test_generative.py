@@ -98,6 +98,7 @@ def test_train_a_tiny_model_then_read_evaluate_and_export_it(qtbot, qtmodelteste
     qtmodeltester.check(pg.recommendations)
     # their paths are highlighted in the SID tree
     assert set(pg.recommended_items) <= win.sid_tree.model._highlight_items
+    assert "(score: SID log-probability)" in pg.recommend_label.text()  # a model without an item head
     shot(win, tmp_path, "recommendations")
 
     # K; nobody in the sample buys an item twice, so the history is left out by default

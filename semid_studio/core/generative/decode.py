@@ -237,6 +237,16 @@ def merge_item_head(model: TigerModel, trie: SidTrie, memory: torch.Tensor, leng
     return Decoded(items, out_scores, model.codes[torch.from_numpy(items).clamp_min(0)].cpu().numpy())
 
 
+def score_meaning(spec) -> str:
+    """What a beam-search ranking's scores are, in words (the app's and the CLI's captions)."""
+    if spec.item_head <= 0:
+        return "SID log-probability"
+    words = f"SID log-probability + {spec.item_blend:g} x item-head log-probability"
+    if spec.transition_weight > 0:
+        words += f" + {spec.transition_weight:g} x transition log-probability"
+    return words
+
+
 @torch.no_grad()
 def sid_log_probs(model: TigerModel, trie: SidTrie, memory: torch.Tensor, lengths: torch.Tensor,
                   items: torch.Tensor, seen: HistoryShares | None = None) -> torch.Tensor:

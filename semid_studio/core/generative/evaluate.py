@@ -427,7 +427,9 @@ def recommend(
 
     ``temperature`` switches from beam search to sampling K distinct items with that
     temperature (deterministic for a ``seed``). Returns dicts with rank, item_id, title, sid
-    and score (the summed log-probability of the SID; sampling keys when sampling).
+    and score (the summed log-probability of the SID, plus the item head's and the transition
+    prior's parts for models with them: :func:`.decode.score_meaning`; sampling keys when
+    sampling).
     """
     if k <= 0:
         raise SemidError("k must be at least 1")

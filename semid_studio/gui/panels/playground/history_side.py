@@ -127,7 +127,7 @@ class HistorySide:
         self.recommendations.set_rows(rows, keys, tooltips=tips, marked=marked)
         req = rec.request
         how = (f"sampled at temperature {req.temperature:g} (score: sampling key)" if req.temperature is not None
-               else f"beam {max(req.beam, req.k)} (score: SID log-probability)")
+               else f"beam {max(req.beam, req.k)} (score: {rec.score_meaning})")
         parts = [f"Top {len(rows)} from model #{rec.model.id} (step {rec.model.best_step:,}), {how}",
                  "constrained to real items" if req.constrained else
                  f"unconstrained: {rec.invalid} of {len(rows)} SIDs are no item (red)"]
