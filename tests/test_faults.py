@@ -164,6 +164,8 @@ def test_kill_9_during_training_loses_at_most_the_checkpoint_interval_and_resume
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         (rec,) = store.list_models("tiger")
         killed_at = store.load_checkpoint(rec.id, "last").step
+        # the stored 'running' outlived its process: it is shown as what it is
+        assert rec.status == "interrupted"
     assert not wal.exists() or wal.stat().st_size == 0
     assert killed_at >= max(seen) and last_step(alone) == killed_at
     # the same command resumes the killed model (its stale lease is taken over), not a new one

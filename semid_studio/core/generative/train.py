@@ -26,6 +26,7 @@ from ..errors import ProjectError, SemidError
 from ..events import NEVER, CancelToken, Cancelled, Message, Metric, PartialResult, ProgressThrottle, TaskGenerator
 from ..sids import default_level_sizes
 from ..store import ProjectStore
+from ..store.models import model_lease
 from ..wording import hint
 from .data import Sequences, Split, make_split
 from .distributed import SINGLE, Dist
@@ -96,11 +97,6 @@ def _resumable(store: ProjectStore, spec: GenerativeSpec) -> int | None:
                 and store.lease_holder(model_lease(rec.id)) is None:
             return rec.id
     return None
-
-
-def model_lease(model_id: int) -> str:
-    """The lease a trainer holds on its model (two processes never train one model at once)."""
-    return f"model:{int(model_id)}"
 
 
 def same_spec(stored: dict | None, spec: GenerativeSpec) -> bool:
