@@ -74,15 +74,8 @@ class Markov:
         self.pop = np.zeros(n_items)
 
     def fit(self, train: Sequences) -> "Markov":
-        src, dst = [], []
-        for u in range(train.n_users):
-            s = train.seq(u)
-            if len(s) >= 2:
-                src.append(s[:-1])
-                dst.append(s[1:])
-        src_a = np.concatenate(src) if src else np.zeros(0, np.int64)
-        dst_a = np.concatenate(dst) if dst else np.zeros(0, np.int64)
-        self.trans = sp.csr_matrix((np.ones(len(src_a)), (src_a, dst_a)), shape=(self.n_items, self.n_items))
+        src, dst = train.next_pairs()
+        self.trans = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(self.n_items, self.n_items))
         self.trans.sum_duplicates()
         self.pop = np.bincount(train.items, minlength=self.n_items).astype(np.float64)
         return self

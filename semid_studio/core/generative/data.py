@@ -45,6 +45,13 @@ class Sequences:
     def seq(self, u: int) -> np.ndarray:
         return self.items[self.offsets[u] : self.offsets[u + 1]]
 
+    def next_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (item, the item the same user took next) pair: two aligned arrays."""
+        same_user = np.ones(max(0, len(self.items) - 1), dtype=bool)
+        ends = self.offsets[1:-1] - 1  # each user's last position (but the last user's)
+        same_user[ends[(ends >= 0) & (ends < len(same_user))]] = False
+        return self.items[:-1][same_user], self.items[1:][same_user]
+
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "Sequences":
         """From ``store.interactions_frame()`` (rows already sorted by user, time, file order)."""

@@ -442,13 +442,8 @@ class TigerModel(nn.Module):
         """Count item -> next item in training ``sequences`` (:class:`.data.Sequences`) for the
         transition prior, and each item's occurrences (the prior's fallback)."""
         n = self.vocab.n_items
-        src, dst = [], []
-        for u in range(sequences.n_users):
-            s = sequences.seq(u)
-            src.append(s[:-1])
-            dst.append(s[1:])
-        pairs = np.concatenate(src) * n + np.concatenate(dst) if src else np.zeros(0, np.int64)
-        keys, counts = np.unique(pairs, return_counts=True)  # sorted by (item, next item)
+        src, dst = sequences.next_pairs()
+        keys, counts = np.unique(src * n + dst, return_counts=True)  # sorted by (item, next item)
         device = self.tokens.weight.device
         # registered here too, so that a model trained without the prior can be given one
         tables = {"transition_start": np.searchsorted(keys, np.arange(n + 1) * n),

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import ProjectError
 from .encoding import _Payload, _json, _loads, _payload, encode_arrays, now_iso
-from .faults import process_alive
 from .records import Checkpoint, ModelRecord
 
 
@@ -22,7 +21,7 @@ class ModelTables:
     tag) and ``evaluations`` (every stored report, of any task).
 
     A part of :class:`~semid_studio.core.store.project.ProjectStore` (it uses the store's
-    ``db``, ``atomic`` and ``read_arrays``)."""
+    ``db``, ``atomic``, ``read_arrays`` and ``live_lease``)."""
 
     # -- generative models and checkpoints
 
@@ -39,16 +38,11 @@ class ModelTables:
 
     def _model_from_row(self, row: tuple) -> ModelRecord:
         (id_, name, kind, run, spec, status, step, best_step, best_metric, history, created, updated) = row
-        if status == "running" and not self._trainer_alive(id_):
+        if status == "running" and self.live_lease(model_lease(id_)) is None:
             # a trainer killed without a word (kill -9, a power cut) leaves 'running' behind
             status = "interrupted"
         return ModelRecord(id_, name, kind, run, _loads(spec, {}), status, step, best_step, best_metric,
                            _loads(history, []), created, updated)
-
-    def _trainer_alive(self, model_id: int) -> bool:
-        """Whether a live process (this one included) holds the model's training lease."""
-        row = self.db.execute("SELECT pid, host FROM leases WHERE resource = ?", [model_lease(model_id)]).fetchone()
-        return row is not None and process_alive(*row)
 
     def list_models(self, kind: str | None = None) -> list[ModelRecord]:
         sql = f"SELECT {self._MODEL_COLS} FROM models"

@@ -318,14 +318,20 @@ class ProjectStore(CatalogueTables, ArtifactTables, ModelTables):
 
     # -- leases: long jobs that must not run twice at once
 
-    def lease_holder(self, resource: str) -> str | None:
-        """Who holds ``resource`` (e.g. ``model:3``), in words, if a live process other than this one does."""
+    def live_lease(self, resource: str) -> tuple | None:
+        """``(pid, host, command, since)`` of the lease on ``resource`` if its process still runs
+        (this process included); a killed holder's lease is stale and reads as none."""
         row = self.db.execute("SELECT pid, host, command, since FROM leases WHERE resource = ?",
                               [resource]).fetchone()
+        return row if row is not None and process_alive(row[0], row[1]) else None
+
+    def lease_holder(self, resource: str) -> str | None:
+        """Who holds ``resource`` (e.g. ``model:3``), in words, if a live process other than this one does."""
+        row = self.live_lease(resource)
         if row is None:
             return None
         pid, host, command, since = row
-        if (pid == os.getpid() and host == socket.gethostname()) or not process_alive(pid, host):
+        if pid == os.getpid() and host == socket.gethostname():
             return None
         return f"pid {pid} ({command}, since {since})"
 
