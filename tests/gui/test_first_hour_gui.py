@@ -210,6 +210,8 @@ def test_a_p5_release_without_text_through_the_wizard_gets_unique_sids(qtbot, wi
     qtbot.waitUntil(lambda: run.created is not None or run.error is not None, timeout=300000)
     assert run.error is None and run.created == target
     assert "from the interactions" in run.log.toPlainText(), run.log.toPlainText()
+    # Finish turns on once the creating task has ended (an event after 'created')
+    qtbot.waitUntil(lambda: wizard.button(QWizard.FinishButton).isEnabled(), timeout=10000)
     keep(wizard, tmp_path, "wizard_p5_done")
     click(qtbot, wizard.button(QWizard.FinishButton))
     qtbot.waitUntil(lambda: window.context.inspection is not None, timeout=60000)
