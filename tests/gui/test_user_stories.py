@@ -83,6 +83,7 @@ def test_create_a_project_from_the_sample_files_through_the_wizard(qtbot, window
     qtbot.waitUntil(lambda: run.created is not None or run.error is not None, timeout=120000)
     assert run.error is None and run.created == target
     qtbot.waitUntil(lambda: run.isComplete() and wizard.button(QWizard.FinishButton).isEnabled(), timeout=5000)
+    assert "Press Finish" in run.stage.text()  # said only once the button is on
     shot(wizard, tmp_path, "wizard_done")
     click(qtbot, wizard.button(QWizard.FinishButton))
     qtbot.waitUntil(lambda: window.context.inspection is not None, timeout=60000)

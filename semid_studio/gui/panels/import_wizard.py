@@ -561,7 +561,7 @@ class RunPage(QWizardPage):
         self.created = Path(path)
         self.progress.setRange(0, 1000)
         self.progress.setValue(1000)
-        self.stage.setText(f"Created {path}. Press Finish to open it.")
+        self.stage.setText(f"Created {path}; finishing…")
 
     def _on_error(self, message: str) -> None:
         self.error = message
@@ -570,7 +570,9 @@ class RunPage(QWizardPage):
         self.log.appendPlainText(f"error: {message}")
 
     def _on_done(self) -> None:
-        if self.created is None and self.error is None:
+        if self.created is not None:  # Finish turns on now (completeChanged below), not before
+            self.stage.setText(f"Created {self.created}. Press Finish to open it.")
+        elif self.error is None:
             self.stage.setText("Cancelled; the new project file was removed.")
         self.job = None
         self.cancel_button.setEnabled(False)
