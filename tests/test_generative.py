@@ -635,3 +635,82 @@ def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
                                          " + 0.7 x transition log-probability")
     with pytest.raises(SemidError, match="transition_weight.*item_head"):
         make_spec("tiny", {"transition_weight": "1"})
+
+
+def test_an_ensemble_trains_its_members_and_ranks_them_as_one(project_master, tmp_path):
+    """members=2 (the laptop-pair preset's way): 'train' trains two ordinary models with seeds
+    2 x seed + i, one after another, then stores the ensemble as one model whose checkpoint holds
+    both; a budget-stopped run goes on where it stopped; the same command again reuses what is
+    done; ranking scores each candidate by the members' mean SID and head log-probabilities +
+    the prior, exactly; evaluate and export read the ensemble as one model id."""
+    import torch.nn.functional as F
+
+    from semid_studio.core.export import export_model
+    from semid_studio.core.generative.decode import _prepare, score_meaning
+
+    path = tmp_path / "pair.semid"
+    shutil.copyfile(project_master, path)
+    spec = make_spec("tiny", {"max_steps": 60, "eval_every": 30, "valid_users": 300, "item_head": "1",
+                              "item_blend": "2", "transition_weight": "0.5", "members": "2", "seed": "3"})
+    with ProjectStore.open(path) as store:
+        stopped = drive(train_model(store, spec, preset="tiny", max_call_steps=30))  # member 1 stops halfway
+        assert store.get_model(stopped).status == "stopped" and len(store.list_models()) == 1
+        pair_id, events = collect(train_model(store, spec, preset="tiny"))
+        records = {r.id: r for r in store.list_models()}
+        pair = records[pair_id]
+        members = [m["model_id"] for m in pair.spec["members"]]
+        assert members[0] == stopped and len(records) == 3  # the stopped member was resumed, not redone
+        assert [records[m].spec["spec"]["seed"] for m in members] == [6, 7]
+        assert all(records[m].status == "done" and records[m].step == 60 for m in members)
+        assert pair.status == "done" and pair.spec["spec"]["members"] == 2 and pair.best_metric > 0
+        assert any("ranking the 2 members together" in str(e) for e in events)
+        weights = store.load_checkpoint(pair_id, "best").weights
+        assert {k.split(".")[0] for k in weights} == {"member0", "member1"}
+        # the same command again: nothing new is trained or stored
+        assert drive(train_model(store, spec, preset="tiny")) == pair_id and len(store.list_models()) == 3
+
+        lm = load_model(store, pair_id)
+        alone = [load_model(store, m) for m in members]
+        _, sp = load_split(store, "loo")
+        report = drive(evaluate_model(store, baselines=(), save=False))
+        export_model(store, tmp_path / "pair.safetensors", pair_id)
+    assert len(lm.partners) == 1 and report["settings"]["model_ids"] == [pair_id]
+    assert "members" in json.loads((tmp_path / "pair.json").read_text())
+    assert score_meaning(lm.spec).startswith("2 models' mean SID log-probability + 2 x item-head")
+    n = lm.vocab.n_items
+    follows = np.zeros((n, n), np.float32)
+    for u in range(sp.train.n_users):
+        seq = sp.train.seq(u)
+        np.add.at(follows, (seq[:-1], seq[1:]), 1.0)
+    popularity = np.bincount(sp.train.items, minlength=n) + 1.0
+    popularity /= popularity.sum()
+    hists = [sp.test.history(i) for i in range(30)]
+    dec = beam_search(lm.model, lm.trie, hists, beam=20, k=10, partners=lm.partners)
+    single = beam_search(alone[0].model, alone[0].trie, hists, beam=20, k=10)
+    assert not np.array_equal(dec.items, single.items)  # the second member changes the ranking
+    for row, h in enumerate(hists[:5]):
+        items = dec.items[row]
+        assert (items >= 0).all() and len(set(items.tolist())) == 10
+        sid, head = 0.0, 0.0
+        for member in alone:
+            sid = sid + exact_scores(member.model, member.trie, h) / 2
+            with torch.no_grad():
+                memory, lengths = _prepare(member.model, [h], None)
+                head = head + F.log_softmax(member.model.item_logits(memory[0, lengths[0] - 1][None])[0], -1).numpy() / 2
+        prior = np.log((follows[h[-1]] + 5 * popularity) / (follows[h[-1]].sum() + 5))
+        expected = sid[items] + 2 * head[items] + 0.5 * prior[items]
+        assert np.allclose(dec.scores[row], expected, atol=1e-4)
+        outside = [i for i in np.argsort(-(2 * head + 0.5 * prior))[:40] if i not in set(items.tolist())]
+        assert all(sid[i] + 2 * head[i] + 0.5 * prior[i] <= dec.scores[row][-1] + 1e-4 for i in outside)
+
+
+def test_ensemble_settings_that_cannot_work_are_refused():
+    from semid_studio.core.generative.joint import joint_settings
+
+    with pytest.raises(SemidError, match="members.*item_head"):
+        make_spec("tiny", {"members": "2"})
+    with pytest.raises(SemidError, match="members.*at least 1"):
+        make_spec("laptop", {"members": "0"})
+    assert make_spec("laptop-pair").members == 2 and make_spec("laptop-pair").item_head > 0
+    with pytest.raises(SemidError, match="laptop-pair.*recommender"):
+        joint_settings("laptop-pair", {"task": "joint"})

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the generative recommender (TIGER) on the active SIDs")
     p.add_argument("project")
-    p.add_argument("--preset", default="laptop", help="paper, laptop (default) or tiny")
+    p.add_argument("--preset", default="laptop", help="paper, laptop (default), laptop-pair (two laptop models ranked as one: better, twice the time) or tiny")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a spec field, e.g. --set dropout=0.3 (repeatable)")
     p.add_argument("--split", choices=["loo", "temporal"], help="evaluation split (default: leave-one-out)")
@@ -219,7 +219,12 @@ def _train(args: argparse.Namespace, dist) -> int:
     model_id = rec.id
     if args.json:
         print_json({"model_id": model_id, "status": rec.status, "step": rec.step, "best_step": rec.best_step,
-                    "best_metric": rec.best_metric, "history": rec.history})
+                    "best_metric": rec.best_metric, "history": rec.history,
+                    "members": [m["model_id"] for m in rec.spec.get("members", [])]})
+    elif rec.spec.get("members"):
+        members = ", ".join(f"#{m['model_id']}" for m in rec.spec["members"])
+        print(f"model #{model_id}: an ensemble of models {members}, ranked as one; validation "
+              f"{rec.spec['spec']['select_metric']} {rec.best_metric:.4f}")
     else:
         best = "n/a" if rec.best_metric is None else f"{rec.best_metric:.4f} at step {rec.best_step}"
         print(f"model #{model_id}: {rec.status} at step {rec.step}; best validation "

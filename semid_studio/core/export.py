@@ -209,6 +209,10 @@ def export_model(store: ProjectStore, out_path: str | Path, model_id: int, *, ta
         "project": str(store.path.name),
         "history": rec.history,
     }
+    if rec.spec.get("members"):
+        # an ensemble: every member's weights, each under "member<i>.", ranked together
+        info["members"] = rec.spec["members"]
+        info["weights_layout"] = "one model per 'member<i>.' prefix; rank with the members' mean scores"
     written = [out, sidecar]
     if rec.spec.get("content"):
         # the model reads each item's content vector beside its SID: ship the vectors it was

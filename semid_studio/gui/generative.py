@@ -159,7 +159,7 @@ def recommend_history(store: ProjectStore, request: RecommendRequest, cache: "Mo
             generator = torch.Generator(device=lm.model.tokens.weight.device).manual_seed(request.seed)
         dec = beam_search(lm.model, lm.trie, [history], beam=beam, k=k, constrained=request.constrained,
                           temperature=request.temperature, sample=request.temperature is not None,
-                          generator=generator, exclude=exclude, users=users)
+                          generator=generator, exclude=exclude, users=users, partners=lm.partners)
     items, scores, codes = dec.items[0], dec.scores[0], dec.codes[0]
     keep = np.isfinite(scores)
     if request.exclude_history and not request.constrained:
@@ -172,7 +172,7 @@ def recommend_history(store: ProjectStore, request: RecommendRequest, cache: "Mo
         rows.append({"rank": len(rows) + 1, "idx": int(item), "item_id": rec["item_id"] if rec else "",
                      "title": rec.get("title") if rec else None, "sid": sid_string(sid), "score": float(score)})
     # the item head's merge (and its prior) ranks constrained beams only
-    meaning = score_meaning(lm.model.spec) if request.constrained else "SID log-probability"
+    meaning = score_meaning(lm.spec) if request.constrained else "SID log-probability"
     return Recommendation(request, info, rows, sum(1 for r in rows if r["idx"] < 0), time.perf_counter() - t0,
                           meaning)
 

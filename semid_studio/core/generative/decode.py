@@ -19,6 +19,7 @@ of each candidate node the user already has, from the whole history passed in (:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -81,7 +82,8 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
                 constrained: bool = True, temperature: float | None = None, sample: bool = False,
                 generator: torch.Generator | None = None, exclude: list[np.ndarray] | None = None,
                 users: np.ndarray | None = None,
-                encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> Decoded:
+                encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+                partners: Sequence[TigerModel] = ()) -> Decoded:
     """Top-``k`` items for each history by beam search of width ``beam`` (>= k).
 
     Parameters
@@ -104,9 +106,64 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
     encoded
         Already encoded inputs ``(memory, lengths)`` instead of histories (a joint model's
         queries, :meth:`TigerModel.encode_text`); ``histories`` is then ignored.
+    partners
+        The other members of an ensemble (``spec.members``, item-head models trained like
+        ``model`` with other seeds): each runs its own beam, and :func:`merge_item_head` ranks
+        the union of their candidates by the members' mean scores. Only the merged ranking
+        reads them (sampling and unconstrained decoding use ``model`` alone).
     """
     if beam < k:
         raise ValueError(f"beam width {beam} must be >= k {k}")
+    found = _search(model, trie, histories, beam=beam, constrained=constrained, temperature=temperature,
+                    sample=sample, generator=generator, exclude=exclude, users=users, encoded=encoded)
+    if model.spec.item_head > 0 and constrained and not sample and encoded is None and temperature in (None, 1.0):
+        members = [found]
+        for other in partners:
+            members.append(_search(other, trie, histories, beam=beam, constrained=True, exclude=exclude, users=users))
+        device = found.memory.device
+        last = torch.tensor([int(h[-1]) if len(h) else -1 for h in histories], device=device)
+        return merge_item_head(members, trie, k=k, exclude=exclude, last_items=last)
+    final, codes = (found.keys if sample else found.scores), found.codes
+    nodes = found.nodes
+    device = final.device
+    order = torch.argsort(final, dim=1, descending=True)[:, :k]
+    out_scores = torch.gather(final, 1, order)
+    out_codes = torch.gather(codes, 1, order[:, :, None].expand(-1, -1, trie.n_levels)).cpu().numpy()
+    if constrained:
+        out_nodes = torch.gather(nodes, 1, order)
+        items = torch.where(out_nodes >= 0, trie.leaf_item.to(device)[out_nodes.clamp_min(0)],
+                            torch.full_like(out_nodes, -1)).cpu().numpy()
+    else:
+        items = trie.lookup(out_codes)
+    out_scores = out_scores.cpu().numpy()
+    items = np.where(np.isfinite(out_scores), items, -1)
+    return Decoded(items, out_scores, out_codes)
+
+
+@dataclass
+class _Searched:
+    """One model's beam over a batch: its encoded inputs and its final beams."""
+
+    model: TigerModel
+    memory: torch.Tensor
+    lengths: torch.Tensor
+    seen: HistoryShares | None
+    scores: torch.Tensor  # (B, W) summed log-probabilities
+    keys: torch.Tensor  # (B, W) sampling keys (== scores without sampling)
+    nodes: torch.Tensor  # (B, W) trie node of each beam (-1 = none)
+    codes: torch.Tensor  # (B, W, L + 1)
+
+    def items(self, trie: SidTrie) -> torch.Tensor:
+        """The beams' item idx (-1 where a beam holds no item)."""
+        leaf = trie.leaf_item.to(self.nodes.device)
+        return torch.where(self.nodes >= 0, leaf[self.nodes.clamp_min(0)], torch.full_like(self.nodes, -1))
+
+
+def _search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, beam: int, constrained: bool,
+            temperature: float | None = None, sample: bool = False, generator: torch.Generator | None = None,
+            exclude: list[np.ndarray] | None = None, users: np.ndarray | None = None,
+            encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> _Searched:
+    """The beam search itself (see :func:`beam_search`): the ``beam`` best SIDs per history."""
     model.eval()
     L1 = trie.n_levels
     memory, lengths = _prepare(model, histories, users) if encoded is None else encoded
@@ -174,41 +231,35 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
         if level + 1 < model.n_steps:
             model.reorder(state, rows)
             model.feed(state, new_codes.reshape(-1), level)  # the next step reads this level's code
-    final = keys if sample else scores
-    if model.spec.item_head > 0 and constrained and not sample and encoded is None and temperature in (None, 1.0):
-        beam_items = torch.where(nodes >= 0, trie.leaf_item.to(device)[nodes.clamp_min(0)], torch.full_like(nodes, -1))
-        last = torch.tensor([int(h[-1]) if len(h) else -1 for h in histories], device=device)
-        return merge_item_head(model, trie, memory, lengths, beam_items, k=k, exclude=exclude, seen=seen,
-                               last_items=last)
-    order = torch.argsort(final, dim=1, descending=True)[:, :k]
-    out_scores = torch.gather(final, 1, order)
-    out_codes = torch.gather(codes, 1, order[:, :, None].expand(-1, -1, L1)).cpu().numpy()
-    if constrained:
-        out_nodes = torch.gather(nodes, 1, order)
-        items = torch.where(out_nodes >= 0, trie.leaf_item.to(device)[out_nodes.clamp_min(0)],
-                            torch.full_like(out_nodes, -1)).cpu().numpy()
-    else:
-        items = trie.lookup(out_codes)
-    out_scores = out_scores.cpu().numpy()
-    items = np.where(np.isfinite(out_scores), items, -1)
-    return Decoded(items, out_scores, out_codes)
+    if not sample:
+        keys = scores
+    return _Searched(model, memory, lengths, seen, scores, keys, nodes, codes)
 
 
-def merge_item_head(model: TigerModel, trie: SidTrie, memory: torch.Tensor, lengths: torch.Tensor,
-                    beam_items: torch.Tensor, *, k: int, exclude: list[np.ndarray] | None = None,
-                    seen: HistoryShares | None = None, last_items: torch.Tensor | None = None) -> Decoded:
+def merge_item_head(members: list[_Searched], trie: SidTrie, *, k: int, exclude: list[np.ndarray] | None = None,
+                    last_items: torch.Tensor | None = None) -> Decoded:
     """Top-``k`` of an item-head model (``spec.item_head``): the beam's items and as many
     top items of the item-level score, each scored by its SID log-probability (exact,
     teacher-forced) + the item-level score. That score is ``item_blend`` x the head's
     log-probability over the trie's items, plus ``transition_weight`` x the transition prior's
-    log-probability after the history's last item (``last_items`` (B,), -1 = none)."""
-    B, W = beam_items.shape
+    log-probability after the history's last item (``last_items`` (B,), -1 = none).
+
+    An ensemble (several ``members``, one searched beam each) ranks the union of every
+    member's beam and the top ``W x members`` of its item-level score, each candidate scored by
+    the members' *mean* SID and head log-probabilities (the prior is counted once: every
+    member holds the same counts). With one member it is the single model's ranking."""
+    first = members[0]
+    model, memory = first.model, first.memory
+    B, W = first.nodes.shape
     device = memory.device
     spec = model.spec
-    states = memory[torch.arange(B, device=device), lengths - 1]
     in_trie = torch.full((model.n_catalogue,), float("-inf"), device=device)
     in_trie[torch.from_numpy(trie.items).to(device)] = 0.0
-    head = F.log_softmax(model.item_logits(states).float() + in_trie, dim=-1)
+    head = 0.0
+    for member in members:
+        states = member.memory[torch.arange(B, device=device), member.lengths - 1]
+        head = head + F.log_softmax(member.model.item_logits(states).float() + in_trie, dim=-1)
+    head = head / len(members)
     # (0 x -inf would be nan: without a blend the level is 0 on the trie's items, -inf elsewhere)
     item_level = spec.item_blend * head if spec.item_blend > 0 else in_trie.expand(B, -1).clone()
     if spec.transition_weight > 0:
@@ -220,11 +271,12 @@ def merge_item_head(model: TigerModel, trie: SidTrie, memory: torch.Tensor, leng
                 item_level[row, torch.as_tensor(np.asarray(items), device=device)] = float("-inf")
     # item_blend 0 without a prior: the extra candidates still come from the head
     pool = item_level if (spec.item_blend > 0 or spec.transition_weight > 0) else head + item_level
-    item_top = torch.topk(pool, min(W, pool.shape[1]), dim=1).indices
-    cand = torch.cat([beam_items, item_top], dim=1)
+    item_top = torch.topk(pool, min(W * len(members), pool.shape[1]), dim=1).indices
+    cand = torch.cat([member.items(trie) for member in members] + [item_top], dim=1)
     missing = cand < 0
     cand = cand.clamp_min(0)
-    total = sid_log_probs(model, trie, memory, lengths, cand, seen) + item_level.gather(1, cand)
+    sid = sum(sid_log_probs(m.model, trie, m.memory, m.lengths, cand, m.seen) for m in members) / len(members)
+    total = sid + item_level.gather(1, cand)
     total = total.masked_fill(missing, float("-inf"))
     # an item may come from both lists: keep one copy
     cand, order = torch.sort(cand, dim=1)
@@ -242,6 +294,8 @@ def score_meaning(spec) -> str:
     if spec.item_head <= 0:
         return "SID log-probability"
     words = f"SID log-probability + {spec.item_blend:g} x item-head log-probability"
+    if getattr(spec, "members", 1) > 1:
+        words = f"{spec.members} models' mean {words}"
     if spec.transition_weight > 0:
         words += f" + {spec.transition_weight:g} x transition log-probability"
     return words

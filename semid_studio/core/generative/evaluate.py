@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -45,6 +45,8 @@ class LoadedModel:
     step: int
     n_cold: int  # items added after training that got an SID from their content
     skipped: list[int]  # items with no SID (no embedding, or a collision group too large)
+    # an ensemble's other members (spec.members > 1), ranked with ``model`` by beam_search
+    partners: list[TigerModel] = field(default_factory=list)
 
 
 #: per model kind: what it is called in messages, and the command that trains one
@@ -165,23 +167,46 @@ def load_model(store: ProjectStore, model_id: int | None = None, *, tag: str = "
     codes, warnings, skipped = catalogue_codes(store, rec.quantizer_run_id, vocab.n_items, vocab)
     dev = resolve_device(device)
     info = rec.spec.get("content")
-    model = TigerModel(spec, vocab, content_dim=int(info["dim"]) if info else 0).to(dev)
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.weights.items()})
+    # an ensemble's checkpoint holds every member's weights, each under "member<i>."
+    parts = member_weights(ckpt.weights, spec.members)
+    models = []
+    for weights in parts:
+        model = TigerModel(replace(spec, members=1), vocab, content_dim=int(info["dim"]) if info else 0).to(dev)
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+        model.eval()
+        models.append(model)
     step = ckpt.step
-    del ckpt  # copied into the model: at a million items each copy of the weights is ~1.5 GB
-    model.eval()
+    del ckpt, parts, weights  # copied into the models: at a million items each copy of the weights is ~1.5 GB
     ok = (codes >= 0).all(axis=1)
     # rows without an SID get a harmless placeholder in the model's table and stay out of the trie
     safe = np.where(ok[:, None], codes, 0)
     content = model_content(store, rec, len(codes))  # read after the checkpoint is gone (memory)
-    model.set_catalogue(safe, content)
+    for model in models:
+        model.set_catalogue(safe, content)
     del content
     trie = build_trie(safe, vocab, ok)
     if spec.node_output:
         # per-node output embeddings exist for the training catalogue's prefixes only
-        model.set_node_maps(trie.node_map(SidTrie.build(codes[: vocab.n_items], vocab.level_sizes)))
-    return LoadedModel(rec, spec, vocab, model, trie.to(dev), codes, step,
-                       int(ok[vocab.n_items:].sum()), skipped)
+        node_map = trie.node_map(SidTrie.build(codes[: vocab.n_items], vocab.level_sizes))
+        for model in models:
+            model.set_node_maps(node_map)
+    return LoadedModel(rec, spec, vocab, models[0], trie.to(dev), codes, step,
+                       int(ok[vocab.n_items:].sum()), skipped, partners=models[1:])
+
+
+def member_weights(weights: dict, members: int) -> list[dict]:
+    """One weight dict per member: the checkpoint itself for a single model; for an ensemble
+    (``members`` > 1) the ``member<i>.``-prefixed tensors of each member, prefix removed."""
+    if members <= 1:
+        return [weights]
+    out = []
+    for i in range(members):
+        prefix = f"member{i}."
+        part = {name[len(prefix):]: value for name, value in weights.items() if name.startswith(prefix)}
+        if not part:
+            raise ProjectError(f"the ensemble's checkpoint has no weights for member {i + 1} of {members}")
+        out.append(part)
+    return out
 
 
 def build_trie(codes: np.ndarray, vocab: SidVocab, keep: np.ndarray | None = None) -> SidTrie:
@@ -208,7 +233,7 @@ def rank_probes(lm: LoadedModel, probes: Probes, *, k: int, beam: int, batch_siz
         hists = [probes.history(i) for i in rows]
         users = None if user_tokens is None else user_tokens[probes.users[start : start + batch_size]]
         out.append(beam_search(lm.model, lm.trie, hists, beam=beam, k=k, users=users,
-                               exclude=hists if exclude_history else None).items)
+                               exclude=hists if exclude_history else None, partners=lm.partners).items)
         yield Progress(stage, min(n, start + batch_size), n)
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
@@ -446,7 +471,8 @@ def recommend(
     if lm.vocab.user_bins > 0:
         users = np.asarray([0], dtype=np.int64)  # an anonymous history: no user token
     if temperature is None:
-        dec: Decoded = beam_search(lm.model, lm.trie, [idx], beam=beam, k=k, exclude=exclude, users=users)
+        dec: Decoded = beam_search(lm.model, lm.trie, [idx], beam=beam, k=k, exclude=exclude, users=users,
+                                   partners=lm.partners)
     else:
         dec = sample(lm.model, lm.trie, [idx], k=k, temperature=temperature, seed=seed, beam=max(beam, k),
                      exclude=exclude)
@@ -467,7 +493,7 @@ def diversity(lm: LoadedModel, probes: Probes, labels: np.ndarray, *, k: int = 1
     for start in range(0, len(probes), batch_size):
         hists = [probes.history(i) for i in range(start, min(len(probes), start + batch_size))]
         if temperature is None:
-            lists.append(beam_search(lm.model, lm.trie, hists, beam=beam, k=k).items)
+            lists.append(beam_search(lm.model, lm.trie, hists, beam=beam, k=k, partners=lm.partners).items)
         else:
             lists.append(sample(lm.model, lm.trie, hists, k=k, temperature=temperature, seed=seed + start).items)
     return category_entropy(np.concatenate(lists), labels)

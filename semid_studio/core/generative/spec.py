@@ -2,7 +2,8 @@
 
 ``paper`` is TIGER's configuration (Rajput et al. 2023: 4 + 4 layers, 6 heads x 64,
 d_model 128, MLP 1024, dropout 0.1); ``laptop`` is what we recommend on a CPU (the best
-quality per minute we measured on Beauty, see docs/generative.md); ``tiny`` is for tests.
+quality per minute we measured on Beauty, see docs/generative.md); ``laptop-pair`` is two of
+those ranked as one (the best quality, for twice the time); ``tiny`` is for tests.
 Every field can be overridden (``make_spec("laptop", {"dropout": "0.3"})``); the spec is
 stored with the model as JSON so a run can be reproduced exactly.
 """
@@ -76,6 +77,11 @@ class GenerativeSpec:
     # smooths away: docs/generative.md, "Past the Beauty record"
     transition_weight: float = 0.0
     transition_smoothing: float = 5.0
+    # an ensemble of this many models ranked as one (needs item_head): 'semid train' trains the
+    # members one after another, member i with seed seed x members + i (so two seeds of an
+    # ensemble never share a member), and the merged ranking scores every candidate by the
+    # members' mean SID and head log-probabilities (docs/generative.md, "An ensemble of two")
+    members: int = 1
     # -- training
     split: str = "loo"
     train_targets: str = "all"  # "all": every history position is a target; "last": TIGER's one per window
@@ -150,6 +156,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.998,
         "eval_every": 250,
     },
+    # two `laptop` models ranked as one (since stop 33; docs/generative.md, "An ensemble of
+    # two"): the best quality we measured on Beauty, for twice the training time
+    "laptop-pair": {},  # filled in below from "laptop"
     # for tests: seconds on a CPU
     "tiny": {
         "d_model": 32,
@@ -166,6 +175,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "valid_users": 0,
     },
 }
+
+PRESETS["laptop-pair"] = {**PRESETS["laptop"], "members": 2}
 
 _CHOICES = {
     "activation": ("relu", "gelu"),
@@ -269,5 +280,10 @@ def validate_spec(spec: GenerativeSpec) -> None:
     if spec.transition_weight > 0 and spec.item_head <= 0:
         raise SemidError("spec field 'transition_weight' needs item_head > 0 (the prior scores the merged "
                          "ranking of the beam and the item head)")
+    if spec.members < 1:
+        raise SemidError(f"spec field 'members' must be at least 1, got {spec.members}")
+    if spec.members > 1 and spec.item_head <= 0:
+        raise SemidError("spec field 'members' > 1 needs item_head > 0 (the members are combined in the merged "
+                         "ranking of the beams and the item heads)")
     if not spec.select_metric.startswith(("ndcg@", "recall@")):
         raise SemidError("spec field 'select_metric' must be ndcg@K or recall@K")

@@ -26,7 +26,7 @@ from torch import nn
 from ..devices import autocast, check_precision
 from ..errors import SemidError
 from ..events import NEVER, CancelToken
-from .data import Batch, Split, Windows, iter_batches, training_windows
+from .data import Batch, Probes, Split, Windows, iter_batches, training_windows
 from .decode import beam_search
 from .distributed import SINGLE, Dist
 from .metrics import ranking_metrics
@@ -129,6 +129,15 @@ def lr_factor(spec: GenerativeSpec, step: int) -> float:
     return spec.min_lr_ratio + (1 - spec.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def selection_probes(valid: Probes, spec: GenerativeSpec) -> Probes:
+    """The validation cases checkpoints are chosen on: ``spec.valid_users`` of them, a fixed
+    random subset (the same for every model of a project), or all."""
+    if spec.valid_users and len(valid) > spec.valid_users:
+        rows = np.sort(np.random.default_rng(12345).choice(len(valid), spec.valid_users, replace=False))
+        valid = valid.subset(rows)
+    return valid
+
+
 @torch.no_grad()
 def rank(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, k: int, beam: int,
          batch_size: int = 256, users: np.ndarray | None = None, cancel: CancelToken = NEVER) -> np.ndarray:
@@ -212,11 +221,7 @@ class Trainer:
             self.average = [p.detach().clone() for p in self.model.parameters()]
         self.state = TrainState()
         self._epoch_batches: list[Batch] | None = None
-        valid = split.valid
-        if spec.valid_users and len(valid) > spec.valid_users:
-            rows = np.sort(np.random.default_rng(12345).choice(len(valid), spec.valid_users, replace=False))
-            valid = valid.subset(rows)
-        self.valid = valid
+        self.valid = selection_probes(split.valid, spec)
         self.cancel: CancelToken = NEVER  # set by the training loop, checked during validation too
         # fp16 needs its loss scaled so that small gradients do not flush to zero (off otherwise)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.precision == "fp16")

@@ -51,6 +51,9 @@ JOINT_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 def joint_settings(preset: str, overrides: Mapping[str, Any] | None = None) -> tuple[GenerativeSpec, JointSpec]:
     """``(model spec, joint spec)`` of a new joint / search model: the preset, the joint model
     defaults, the preset's recipe, then the user's ``--set`` pairs (which win)."""
+    if preset == "laptop-pair":
+        raise SemidError("the laptop-pair preset is for the recommender (--task rec): two models ranked as one; "
+                         "a search or joint model takes --preset laptop or paper")
     gen_over, joint_over = split_overrides(dict(overrides or {}))
     recipe_model, recipe_joint = JOINT_PRESETS.get(preset, ({}, {}))
     return (make_joint_model_spec(preset, {**recipe_model, **gen_over}),

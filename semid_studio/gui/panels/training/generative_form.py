@@ -340,7 +340,10 @@ class GenerativeForm(QWidget):
         spec = self.spec()
         task = self.task
         joint = self.joint_spec() if task != "rec" else None
-        resume: int | bool = self.resume_id if self.resume_id is not None else False
+        # a new ensemble (members > 1) goes on from members already trained with these settings
+        resume: int | bool | None = self.resume_id if self.resume_id is not None else (
+            None if spec.members > 1 else False)
+        self._ensemble = spec.members > 1 and self.resume_id is None
         preset = self.preset_combo.currentText()
         name = self.name_edit.text().strip() or None
         minutes = self.minutes_spin.value() or None
@@ -367,6 +370,9 @@ class GenerativeForm(QWidget):
         total = max(1, schedule_steps(rec.spec) or rec.step or 1)
         if rec.status == "done":
             return f"Finished: {rec.step:,} steps.", 1.0
+        if getattr(self, "_ensemble", False):  # a member stopped: the same settings again go on
+            return (f"Stopped: model #{rec.id} ({rec.name}) at step {rec.step:,} of {total:,}; press Train again "
+                    "with the same settings to go on (finished members are kept)."), rec.step / total
         # the time budget ran out (or patience): the model stays resumable
         return (f"Stopped at step {rec.step:,} of {total:,} ({rec.status}); choose it under Model → resume to "
                 "continue."), rec.step / total
@@ -383,6 +389,9 @@ class GenerativeForm(QWidget):
             f"best validation {what} {rec.best_metric:.4f} at step {rec.best_step:,} (the checkpoint kept)"
         lines = [f"Model #{rec.id} “{rec.name}”: {rec.status} at step {rec.step:,} of {schedule_steps(rec.spec):,};",
                  f"{best}.", ""]
+        if rec.spec.get("members"):
+            alone = ", ".join(f"#{m['model_id']} (seed {m['seed']}) {m['best_metric']:.4f}" for m in rec.spec["members"])
+            lines[1:1] = [f"An ensemble ranked as one; its members alone: {alone}."]
         if rec.status in ("stopped", "interrupted"):
             lines += ["Choose it under Model → resume to continue training.", ""]
         # (name in the table, key in the validation dict)
