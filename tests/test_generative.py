@@ -573,6 +573,17 @@ def test_sampled_softmax_sasrec_learns_the_sample(project_master):
     assert sasrec_loss(net, h, torch.zeros(3, dtype=torch.long), 8).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def _follow_counts(sp, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Made here, independently of the model: how often each item followed each other in the
+    training part, and add-one popularity (what the transition prior is built from)."""
+    follows = np.zeros((n, n), np.float32)
+    for u in range(sp.train.n_users):
+        seq = sp.train.seq(u)
+        np.add.at(follows, (seq[:-1], seq[1:]), 1.0)
+    popularity = np.bincount(sp.train.items, minlength=n) + 1.0
+    return follows, popularity / popularity.sum()
+
+
 def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
     """item_head: the encoder state also scores every item; ranking takes the beam's items and
     the top items of the item-level score and orders them by SID log-probability + item_blend x
@@ -592,12 +603,7 @@ def test_item_head_merges_its_items_with_the_beam(project_master, tmp_path):
         lm = load_model(store, model_id)  # the stored transition table is loaded with the weights
     model, trie = lm.model, lm.trie
     n = model.vocab.n_items
-    follows = np.zeros((n, n), np.float32)
-    for u in range(sp.train.n_users):
-        seq = sp.train.seq(u)
-        np.add.at(follows, (seq[:-1], seq[1:]), 1.0)
-    popularity = np.bincount(sp.train.items, minlength=n) + 1.0
-    popularity /= popularity.sum()
+    follows, popularity = _follow_counts(sp, n)
     hists = [sp.test.history(i) for i in range(40)]
     dec = beam_search(model, trie, hists, beam=20, k=10)
     for row, h in enumerate(hists[:5]):
@@ -678,12 +684,7 @@ def test_an_ensemble_trains_its_members_and_ranks_them_as_one(project_master, tm
     assert "members" in json.loads((tmp_path / "pair.json").read_text())
     assert score_meaning(lm.spec).startswith("2 models' mean SID log-probability + 2 x item-head")
     n = lm.vocab.n_items
-    follows = np.zeros((n, n), np.float32)
-    for u in range(sp.train.n_users):
-        seq = sp.train.seq(u)
-        np.add.at(follows, (seq[:-1], seq[1:]), 1.0)
-    popularity = np.bincount(sp.train.items, minlength=n) + 1.0
-    popularity /= popularity.sum()
+    follows, popularity = _follow_counts(sp, n)
     hists = [sp.test.history(i) for i in range(30)]
     dec = beam_search(lm.model, lm.trie, hists, beam=20, k=10, partners=lm.partners)
     single = beam_search(alone[0].model, alone[0].trie, hists, beam=20, k=10)
