@@ -1,5 +1,7 @@
 """An ensemble of item-head models, ranked offline: does averaging two `laptop` models pass
-where one stops? (docs/generative.md, "An ensemble of two models")
+where one stops? (docs/generative.md, "An ensemble of two models"). This is how the ensemble
+was first measured; the product's own is the `laptop-pair` preset (core/generative/ensemble.py),
+whose candidates are the members' beams and the ensemble's item-level top instead.
 
 Every member must be trained on the same project data (the same items, interactions and SIDs;
 e.g. copies of one project trained with different seeds). For each user the candidates are

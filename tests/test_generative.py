@@ -652,6 +652,7 @@ def test_an_ensemble_trains_its_members_and_ranks_them_as_one(project_master, tm
     import torch.nn.functional as F
 
     from semid_studio.core.export import export_model
+    from semid_studio.core.generative import train_recommender
     from semid_studio.core.generative.decode import _prepare, score_meaning
 
     path = tmp_path / "pair.semid"
@@ -659,9 +660,9 @@ def test_an_ensemble_trains_its_members_and_ranks_them_as_one(project_master, tm
     spec = make_spec("tiny", {"max_steps": 60, "eval_every": 30, "valid_users": 300, "item_head": "1",
                               "item_blend": "2", "transition_weight": "0.5", "members": "2", "seed": "3"})
     with ProjectStore.open(path) as store:
-        stopped = drive(train_model(store, spec, preset="tiny", max_call_steps=30))  # member 1 stops halfway
+        stopped = drive(train_recommender(store, spec, preset="tiny", max_call_steps=30))  # member 1 stops halfway
         assert store.get_model(stopped).status == "stopped" and len(store.list_models()) == 1
-        pair_id, events = collect(train_model(store, spec, preset="tiny"))
+        pair_id, events = collect(train_recommender(store, spec, preset="tiny"))
         records = {r.id: r for r in store.list_models()}
         pair = records[pair_id]
         members = [m["model_id"] for m in pair.spec["members"]]
@@ -673,7 +674,7 @@ def test_an_ensemble_trains_its_members_and_ranks_them_as_one(project_master, tm
         weights = store.load_checkpoint(pair_id, "best").weights
         assert {k.split(".")[0] for k in weights} == {"member0", "member1"}
         # the same command again: nothing new is trained or stored
-        assert drive(train_model(store, spec, preset="tiny")) == pair_id and len(store.list_models()) == 3
+        assert drive(train_recommender(store, spec, preset="tiny")) == pair_id and len(store.list_models()) == 3
 
         lm = load_model(store, pair_id)
         alone = [load_model(store, m) for m in members]
@@ -715,3 +716,5 @@ def test_ensemble_settings_that_cannot_work_are_refused():
     assert make_spec("laptop-pair").members == 2 and make_spec("laptop-pair").item_head > 0
     with pytest.raises(SemidError, match="laptop-pair.*recommender"):
         joint_settings("laptop-pair", {"task": "joint"})
+    with pytest.raises(SemidError, match="train_recommender"):  # one model's trainer is not an ensemble's
+        drive(train_model(None, make_spec("laptop-pair")))

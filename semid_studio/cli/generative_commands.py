@@ -196,7 +196,7 @@ def _overrides(args: argparse.Namespace, pairs: dict) -> dict:
 
 
 def _train(args: argparse.Namespace, dist) -> int:
-    from ..core.generative import make_spec, train_model
+    from ..core.generative import make_spec, train_recommender
 
     if args.task != "rec":
         return _train_joint(args, dist)
@@ -208,7 +208,7 @@ def _train(args: argparse.Namespace, dist) -> int:
         resume = False
     elif args.resume is not None:
         resume = args.resume
-    rec = _run_training(args, dist, lambda store: train_model(
+    rec = _run_training(args, dist, lambda store: train_recommender(
         store, spec, resume=resume, name=args.name, preset=args.preset, device=args.device,
         max_minutes=args.max_minutes, max_call_steps=args.stop_after, checkpoint_s=args.checkpoint_every,
         dist=dist, fit_schedule=_fit_schedule(args)))

@@ -43,6 +43,7 @@ class ModelInfo:
     has_last: bool  # a training state exists: an unfinished model can be resumed
     updated: str
     kind: str = MODEL_KIND  # or "tiger-joint": a joint search + rec model (it recommends too)
+    members: int = 1  # an ensemble of this many models ranked as one (the laptop-pair preset)
 
     @property
     def resumable(self) -> bool:
@@ -51,7 +52,8 @@ class ModelInfo:
     def describe(self) -> str:
         best = "" if self.best_metric is None else f", best {self.select_metric} {self.best_metric:.4f} @ {self.best_step}"
         joint = "joint search + rec " if self.kind != MODEL_KIND else ""
-        return f"#{self.id} {joint}{self.name} ({self.status}, step {self.step:,}{best})"
+        ensemble = f"ensemble of {self.members} " if self.members > 1 else ""
+        return f"#{self.id} {joint}{ensemble}{self.name} ({self.status}, step {self.step:,}{best})"
 
 
 def list_generative_models(store: ProjectStore) -> list[ModelInfo]:
@@ -63,7 +65,8 @@ def list_generative_models(store: ProjectStore) -> list[ModelInfo]:
         out.append(ModelInfo(rec.id, rec.name, rec.status, int(rec.step or 0), rec.best_step, rec.best_metric,
                              str(spec.get("select_metric", "ndcg@10")), rec.spec.get("preset"),
                              str(spec.get("split", "loo")), int(spec.get("seed", 0)),
-                             (rec.id, "best") in tags, (rec.id, "last") in tags, rec.updated))
+                             (rec.id, "best") in tags, (rec.id, "last") in tags, rec.updated,
+                             members=len(rec.spec.get("members", [])) or 1))
     return out
 
 

@@ -239,3 +239,49 @@ def test_closing_the_window_during_generative_training_leaves_a_resumable_model(
         assert again_rec.status == "interrupted" and again_rec.step > stopped_at
         assert len(store.list_models("tiger")) == 1  # the same model, not a new one
     again.close()
+
+
+def test_train_an_ensemble_and_read_its_recommendations(qtbot, opened, tmp_path):
+    """Two tiny item-head models ranked as one (members=2, what the laptop-pair preset asks
+    for), trained from the Training panel: the result names the members, the playground reads the
+    ensemble and lists exactly what the core's recommend() gives, with the score in words."""
+    win = opened
+    win.show_view("training")
+    panel = win.training
+    panel.kind_combo.setCurrentText(panel.generative_form.title)
+    form = panel.generative_form
+    form.preset_combo.setCurrentText("tiny")
+    type_text(qtbot, form.steps_spin.lineEdit(), "40")
+    type_text(qtbot, form.eval_spin.lineEdit(), "20")
+    type_text(qtbot, form.overrides_edit, "item_head=1, transition_weight=0.5, members=2")
+    assert form.spec().members == 2
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: not panel.running, timeout=120000)
+    assert panel.last_status == "done", win.errors
+    with ProjectStore.open(win.context.path) as store:
+        members = [r for r in store.list_models("tiger") if not r.spec.get("members")]
+        (pair,) = [r for r in store.list_models("tiger") if r.spec.get("members")]
+    assert [m.spec["spec"]["seed"] for m in members] == [0, 1] and all(m.status == "done" for m in members)
+    text = panel.result_view.toPlainText()
+    assert f"Model #{pair.id}" in text and "An ensemble ranked as one; its members alone: " \
+        f"#{members[0].id} (seed 0)" in text, text
+    assert "ranking the 2 members together" in panel.log.toPlainText()
+    shot(win, tmp_path, "trained_pair")
+
+    win.show_view("playground")
+    pg = win.playground
+    # the newest model is listed first, as an ensemble; the first member was chosen when it appeared
+    assert pg.model_combo.itemData(0) == pair.id and "ensemble of 2" in pg.model_combo.itemText(0)
+    pg.model_combo.setCurrentIndex(0)
+    user, _n = win.context.store.users(limit=1)[0]
+    type_text(qtbot, pg.user_combo.lineEdit(), user)
+    qtbot.keyClick(pg.user_combo.lineEdit(), Qt.Key_Return)
+    qtbot.waitUntil(lambda: pg.recommendations.rowCount() == 10 and recommendations_settled(pg), timeout=30000)
+    from semid_studio.core.generative import recommend
+
+    ids = list(win.context.store.item_ids())
+    history = win.context.store.user_history(user)
+    expected = recommend(win.context.store, [ids[i] for i in history], k=10, beam=20, model_id=pair.id)
+    assert pg.recommended_items == [r["idx"] for r in expected]
+    assert "2 models' mean SID log-probability" in pg.recommend_label.text(), pg.recommend_label.text()
+    shot(win, tmp_path, "pair_recommendations")

@@ -4,6 +4,8 @@ Public entry points (all work on a :class:`~semid_studio.core.store.ProjectStore
 
 - :func:`make_spec` / :data:`PRESETS` — settings (``paper``, ``laptop``, ``tiny``).
 - :func:`train_model` — training task generator (progress, validation, checkpoints, resume).
+- :func:`train_recommender` — what the front ends run: ``train_model``, or for ``members`` > 1
+  (the ``laptop-pair`` preset) an ensemble of models ranked as one (:mod:`.ensemble`).
 - :func:`evaluate_model` — full-catalogue Recall@K / NDCG@K with baselines, stored in the project.
 - :func:`recommend` — ranked items for a history of item ids (beam search or sampling).
 - :func:`load_model` — a trained model plus the trie of the current catalogue (cold start).
@@ -14,6 +16,7 @@ batches), :mod:`.tokens` (vocabulary), :mod:`.model`, :mod:`.trie`, :mod:`.decod
 and :mod:`.baselines` (popularity, Markov, SASRec).
 """
 
+from .ensemble import train_recommender
 from .evaluate import LoadedModel, evaluate_model, load_model, recommend
 from .spec import PRESETS, GenerativeSpec, make_spec
 from .train import MODEL_KIND, train_model
@@ -24,6 +27,7 @@ __all__ = [
     "GenerativeSpec",
     "make_spec",
     "train_model",
+    "train_recommender",
     "Trainer",
     "MODEL_KIND",
     "evaluate_model",

@@ -24,10 +24,26 @@ from dataclasses import replace
 from ..errors import ProjectError, SemidError
 from ..events import NEVER, CancelToken, Message, PartialResult, TaskGenerator
 from ..store import ProjectStore
+from .distributed import SINGLE, Dist
+from .evaluate import load_model, rank_probes
 from .metrics import ranking_metrics
 from .spec import GenerativeSpec
 from .train import MODEL_KIND, load_split, same_spec, train_model, user_tokens_for
 from .trainer import selection_probes
+
+
+def train_recommender(store: ProjectStore, spec: GenerativeSpec, *, resume: int | bool | None = None,
+                      dist: Dist = SINGLE, **options) -> TaskGenerator[int]:
+    """What ``semid train`` and the app's Train run: :func:`.train.train_model` (one model, or
+    resuming model ``resume``), or for ``spec.members`` > 1 a new or unfinished ensemble
+    (:func:`train_ensemble`; ``resume=False`` trains new members). ``options`` are
+    :func:`~.train.train_model`'s."""
+    if spec.members > 1 and (resume is None or resume is False):
+        if dist.active:
+            raise SemidError("an ensemble (members > 1) trains its members one after another in one process; "
+                             "train it without --nproc / torchrun")
+        return (yield from train_ensemble(store, spec, new=resume is False, **options))
+    return (yield from train_model(store, spec, resume=resume, dist=dist, **options))
 
 
 def member_spec(spec: GenerativeSpec, index: int) -> GenerativeSpec:
@@ -118,8 +134,6 @@ def assemble(store: ProjectStore, spec: GenerativeSpec, member_ids: list[int], *
              ) -> TaskGenerator[int]:
     """Rank the finished members together on the validation cases, then store the ensemble
     (its record, and one ``best`` checkpoint with every member's weights) in one transaction."""
-    from .evaluate import load_model, rank_probes  # evaluate imports train (as this module does)
-
     records = [store.get_model(m) for m in member_ids]
     first = records[0]
     for rec in records[1:]:
@@ -166,10 +180,3 @@ def assemble(store: ProjectStore, spec: GenerativeSpec, member_ids: list[int], *
     yield PartialResult("model", {"model_id": model_id, "status": "done", "step": step, "best_step": step,
                                   "best_metric": value, "members": member_ids})
     return model_id
-
-
-def check_ensemble_run(spec: GenerativeSpec, distributed: bool) -> None:
-    """An ensemble's members train one after another in this process (not under torchrun)."""
-    if spec.members > 1 and distributed:
-        raise SemidError("an ensemble (members > 1) trains its members one after another in one process; "
-                         "train it without --nproc / torchrun")

@@ -133,8 +133,8 @@ def train_model(
     resume
         ``None`` (default): resume the newest unfinished model with exactly this spec if
         there is one, else start a new model. ``False``: always start a new model. An int:
-        resume that model (its own stored spec is used). A spec with ``members`` > 1 trains
-        an ensemble (:mod:`.ensemble`: its members one after another, then the ensemble).
+        resume that model (its own stored spec is used). An ensemble (``members`` > 1) is
+        trained by :func:`.ensemble.train_recommender`, which calls this for each member.
     max_minutes
         Stop cleanly after this much training time in this call (the model can be resumed).
     max_call_steps
@@ -161,12 +161,8 @@ def train_model(
         The model id.
     """
     if spec.members > 1 and (resume is None or resume is False):
-        from .ensemble import check_ensemble_run, train_ensemble  # (ensemble builds on this module)
-
-        check_ensemble_run(spec, dist.active)
-        return (yield from train_ensemble(store, spec, new=resume is False, name=name, preset=preset, device=device,
-                                          max_minutes=max_minutes, max_call_steps=max_call_steps,
-                                          checkpoint_s=checkpoint_s, cancel=cancel, fit_schedule=fit_schedule))
+        raise SemidError("an ensemble (members > 1) is several models: train it with "
+                         "generative.train_recommender, which trains its members with this function")
     model_id: int | None = None
     if isinstance(resume, bool) and resume is False:
         model_id = None

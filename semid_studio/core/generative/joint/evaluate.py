@@ -43,6 +43,8 @@ class JointModel:
     # script families of the catalogue's texts, for the unknown-script warning (filled on first
     # search: rendering every item's text per keystroke is slow on a large catalogue)
     catalogue_scripts: set[str] | None = None
+    # (an ensemble's other members, as LoadedModel has them: a joint model is one model)
+    partners: tuple = ()
 
     def view(self, task: str) -> TaskView:
         """The task's view, with the model's node embeddings pointed at its trie."""

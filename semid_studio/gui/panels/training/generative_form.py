@@ -355,9 +355,9 @@ class GenerativeForm(QWidget):
                 return (yield from gen_joint.train_joint(store, spec, joint, resume=resume, name=name, preset=preset,
                                                          device=device, max_minutes=minutes, cancel=cancel,
                                                          fit_schedule=fit))
-            from ....core.generative import train_model
+            from ....core.generative import train_recommender
 
-            return (yield from train_model(store, spec, resume=resume, name=name, preset=preset, device=device,
+            return (yield from train_recommender(store, spec, resume=resume, name=name, preset=preset, device=device,
                                            max_minutes=minutes, cancel=cancel, fit_schedule=fit))
 
         what = f"resuming model #{resume}" if resume else f"{preset} preset, {spec.max_steps:,} steps"
