@@ -123,16 +123,11 @@ def beam_search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *
         device = found.memory.device
         last = torch.tensor([int(h[-1]) if len(h) else -1 for h in histories], device=device)
         return merge_item_head(members, trie, k=k, exclude=exclude, last_items=last)
-    final, codes = (found.keys if sample else found.scores), found.codes
-    nodes = found.nodes
-    device = final.device
-    order = torch.argsort(final, dim=1, descending=True)[:, :k]
-    out_scores = torch.gather(final, 1, order)
-    out_codes = torch.gather(codes, 1, order[:, :, None].expand(-1, -1, trie.n_levels)).cpu().numpy()
+    order = torch.argsort(found.keys, dim=1, descending=True)[:, :k]
+    out_scores = torch.gather(found.keys, 1, order)
+    out_codes = torch.gather(found.codes, 1, order[:, :, None].expand(-1, -1, trie.n_levels)).cpu().numpy()
     if constrained:
-        out_nodes = torch.gather(nodes, 1, order)
-        items = torch.where(out_nodes >= 0, trie.leaf_item.to(device)[out_nodes.clamp_min(0)],
-                            torch.full_like(out_nodes, -1)).cpu().numpy()
+        items = torch.gather(found.items(trie), 1, order).cpu().numpy()
     else:
         items = trie.lookup(out_codes)
     out_scores = out_scores.cpu().numpy()
@@ -149,7 +144,7 @@ class _Searched:
     lengths: torch.Tensor
     seen: HistoryShares | None
     scores: torch.Tensor  # (B, W) summed log-probabilities
-    keys: torch.Tensor  # (B, W) sampling keys (== scores without sampling)
+    keys: torch.Tensor  # (B, W) what the beams are ranked by: sampling keys, or the scores themselves
     nodes: torch.Tensor  # (B, W) trie node of each beam (-1 = none)
     codes: torch.Tensor  # (B, W, L + 1)
 
@@ -231,8 +226,6 @@ def _search(model: TigerModel, trie: SidTrie, histories: list[np.ndarray], *, be
         if level + 1 < model.n_steps:
             model.reorder(state, rows)
             model.feed(state, new_codes.reshape(-1), level)  # the next step reads this level's code
-    if not sample:
-        keys = scores
     return _Searched(model, memory, lengths, seen, scores, keys, nodes, codes)
 
 

@@ -28,7 +28,7 @@ from .distributed import SINGLE, Dist
 from .evaluate import load_model, rank_probes
 from .metrics import ranking_metrics
 from .spec import GenerativeSpec
-from .train import MODEL_KIND, load_split, same_spec, train_model, user_tokens_for
+from .train import MODEL_KIND, default_name, load_split, same_spec, train_model, user_tokens_for
 from .trainer import selection_probes
 
 
@@ -52,20 +52,16 @@ def member_spec(spec: GenerativeSpec, index: int) -> GenerativeSpec:
     return replace(spec, members=1, seed=spec.seed * spec.members + index)
 
 
-def finished_member(store: ProjectStore, spec: GenerativeSpec, run_id: int | None) -> int | None:
-    """The newest finished recommender trained with exactly ``spec`` on SID run ``run_id``."""
+def finished_model(store: ProjectStore, spec: GenerativeSpec, *, run_id: int | None = None,
+                   members: list[int] | None = None) -> int | None:
+    """The newest finished recommender trained with exactly ``spec``: a member on SID run
+    ``run_id``, or an ensemble assembled from exactly the models ``members``."""
     for rec in reversed(store.list_models(MODEL_KIND)):
-        if rec.status == "done" and rec.quantizer_run_id == run_id and same_spec(rec.spec.get("spec"), spec) \
-                and store.has_checkpoint(rec.id, "best"):
+        if rec.status != "done" or not same_spec(rec.spec.get("spec"), spec):
+            continue
+        if members is not None and [m["model_id"] for m in rec.spec.get("members", [])] == members:
             return rec.id
-    return None
-
-
-def finished_ensemble(store: ProjectStore, spec: GenerativeSpec, member_ids: list[int]) -> int | None:
-    """An ensemble already assembled from exactly these members with these settings."""
-    for rec in reversed(store.list_models(MODEL_KIND)):
-        if rec.status == "done" and same_spec(rec.spec.get("spec"), spec) \
-                and [m["model_id"] for m in rec.spec.get("members", [])] == member_ids:
+        if members is None and rec.quantizer_run_id == run_id and store.has_checkpoint(rec.id, "best"):
             return rec.id
     return None
 
@@ -90,13 +86,13 @@ def train_ensemble(
     with ``fit_schedule``). Returns the ensemble's model id, or, when a member stopped early
     (budget, cancel), that member's id (run the same command again to go on)."""
     run_id = store.active_run_id()
-    base = name or f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}"
+    base = name or default_name(spec, preset)
     started = time.monotonic()
     member_ids: list[int] = []
     for i in range(spec.members):
         member = member_spec(spec, i)
         label = f"member {i + 1} of {spec.members} (seed {member.seed})"
-        done = None if new else finished_member(store, member, run_id)
+        done = None if new else finished_model(store, member, run_id=run_id)
         if done is not None:
             yield Message(f"{label}: model #{done}, already trained with these settings")
             member_ids.append(done)
@@ -121,7 +117,7 @@ def train_ensemble(
                           f"go on (finished members are kept)")
             return member_id
         member_ids.append(member_id)
-    existing = None if new else finished_ensemble(store, spec, member_ids)
+    existing = None if new else finished_model(store, spec, members=member_ids)
     if existing is not None:
         yield Message(f"ensemble #{existing} of models #{', #'.join(map(str, member_ids))} is already trained "
                       "with these settings (--new trains new members)")

@@ -156,9 +156,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.998,
         "eval_every": 250,
     },
-    # two `laptop` models ranked as one (since stop 33; docs/generative.md, "An ensemble of
-    # two"): the best quality we measured on Beauty, for twice the training time
-    "laptop-pair": {},  # filled in below from "laptop"
     # for tests: seconds on a CPU
     "tiny": {
         "d_model": 32,
@@ -176,6 +173,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# two `laptop` models ranked as one (since stop 33; docs/generative.md, "`laptop-pair`"): the
+# best quality we measured on Beauty, for twice the training time
 PRESETS["laptop-pair"] = {**PRESETS["laptop"], "members": 2}
 
 _CHOICES = {

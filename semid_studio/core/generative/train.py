@@ -87,6 +87,11 @@ def user_tokens_for(vocab: SidVocab, seqs: Sequences) -> np.ndarray | None:
     return np.asarray([vocab.user_token(u) for u in seqs.user_ids], dtype=np.int64)
 
 
+def default_name(spec: GenerativeSpec, preset: str | None) -> str:
+    """A new model's name when the user gives none (an ensemble's members add "member i/n")."""
+    return f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}"
+
+
 def _resumable(store: ProjectStore, spec: GenerativeSpec) -> int | None:
     """The newest unfinished model trained with exactly this spec that no other process is
     training now, if any."""
@@ -212,7 +217,7 @@ def train_model(
             if content_info is not None:
                 record["content"] = content_info
             model_id = store.create_model(
-                name=name or f"tiger-{preset or 'custom'}-{spec.split}-seed{spec.seed}",
+                name=name or default_name(spec, preset),
                 kind=MODEL_KIND,
                 quantizer_run_id=run.id,
                 spec=record,

@@ -76,8 +76,7 @@ class JointSpec:
 # there it changes nothing. The rec-only presets were not re-measured with it and stay as they are.
 # The rec-only `laptop` preset's item-level head (item_head) and transition prior are not part
 # of a joint model (yet): the joint recipe was measured without them.
-JOINT_MODEL_DEFAULTS = {"decoder_context": "cross", "seen_bias": True, "item_head": 0.0, "transition_weight": 0.0,
-                        "members": 1}
+JOINT_MODEL_DEFAULTS = {"decoder_context": "cross", "seen_bias": True, "item_head": 0.0, "transition_weight": 0.0}
 
 
 def make_joint_model_spec(preset: str, overrides: Mapping[str, Any] | None = None) -> GenerativeSpec:

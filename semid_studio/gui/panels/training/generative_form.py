@@ -38,6 +38,7 @@ class GenerativeForm(QWidget):
         self.context = context
         self.models: list[ModelInfo] = []
         self.joint_models: list[JointInfo] = []
+        self._ensemble = False  # the last Train started a new ensemble (members > 1)
         self._build_task_widgets()
         self._build_schedule_widgets()
         self._lay_out()
@@ -370,7 +371,7 @@ class GenerativeForm(QWidget):
         total = max(1, schedule_steps(rec.spec) or rec.step or 1)
         if rec.status == "done":
             return f"Finished: {rec.step:,} steps.", 1.0
-        if getattr(self, "_ensemble", False):  # a member stopped: the same settings again go on
+        if self._ensemble:  # a member stopped: the same settings again go on
             return (f"Stopped: model #{rec.id} ({rec.name}) at step {rec.step:,} of {total:,}; press Train again "
                     "with the same settings to go on (finished members are kept)."), rec.step / total
         # the time budget ran out (or patience): the model stays resumable
