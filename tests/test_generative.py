@@ -706,8 +706,13 @@ def test_an_ensemble_trains_its_members_and_ranks_them_as_one(project_master, tm
         assert all(sid[i] + 2 * head[i] + 0.5 * prior[i] <= dec.scores[row][-1] + 1e-4 for i in outside)
 
 
-def test_ensemble_settings_that_cannot_work_are_refused():
+def test_ensemble_settings_that_cannot_work_are_refused(tmp_path, capsys):
+    from semid_studio.cli import main
     from semid_studio.core.generative.joint import joint_settings
+
+    # refused before torchrun starts any process (and before the project is opened)
+    assert main(["train", str(tmp_path / "p.semid"), "--preset", "laptop-pair", "--nproc", "2"]) != 0
+    assert "leave out --nproc" in capsys.readouterr().err
 
     with pytest.raises(SemidError, match="members.*item_head"):
         make_spec("tiny", {"members": "2"})

@@ -147,6 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise SemidError("--nproc starts torchrun itself; under torchrun leave it out "
                              "(torchrun's --nproc-per-node sets the number of processes)")
         if args.nproc != 1:
+            _refuse_ensemble_under_nproc(args)
             return distributed.launch(_without_nproc(args.argv), args.nproc, args.device)
     if args.stop_after is not None and args.stop_after < 1:
         raise SemidError(f"--stop-after must be at least 1 step, got {args.stop_after}")
@@ -163,6 +164,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         return code
     finally:
         distributed.stop()
+
+
+def _refuse_ensemble_under_nproc(args: argparse.Namespace) -> None:
+    """Before any process starts: an ensemble trains its members one after another in one
+    process (each rank would otherwise say so itself, after torchrun has started them all)."""
+    from ..core.generative import make_spec
+
+    if args.task == "rec" and make_spec(args.preset, _overrides(args, parse_key_values(args.set, "--set"))).members > 1:
+        raise SemidError(f"--preset {args.preset} trains an ensemble (members > 1), one member after another in one "
+                         "process; leave out --nproc")
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
